@@ -1,0 +1,324 @@
+"""The `stylefarm` command line. Errors are one line; `--debug` shows tracebacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, StylefarmError
+
+log = logging.getLogger("stylefarm")
+
+
+class PluginGroup(click.Group):
+    """Adds commands contributed by plugins (`stylefarm_register_commands`) on demand.
+
+    Plugin commands named `train-NAME` appear as `stylefarm train NAME`.
+    """
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        if not hasattr(self, "_cache"):
+            from .host import get_host
+
+            self._cache = {}
+            try:
+                commands = get_host().commands()
+            except StylefarmError as exc:
+                log.warning("plugin commands unavailable: %s", exc)
+                commands = []
+            for cmd in commands:
+                self._cache[cmd.name] = cmd
+        return self._cache
+
+    def list_commands(self, ctx):
+        extra = [n for n in self._plugin_commands() if not n.startswith("train-")]
+        return sorted(set(super().list_commands(ctx)) | set(extra))
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._plugin_commands().get(name)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stylefarm")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, debug: bool) -> None:
+    """stylefarm: batch stylization, painting and image translation pipelines.
+
+    \b
+    Example:
+      stylefarm run workflows/quickstart.yaml
+      stylefarm plugins
+    """
+    setup_logging("debug" if debug else log_level)
+    ctx.obj = {"debug": debug}
+
+
+def _overrides(sets: tuple[str, ...], **flags) -> list[str]:
+    mapping = {"backend": "execution.backend", "device": "execution.device",
+               "batch_size": "execution.batch_size", "output": "output.dir", "address": "execution.address"}
+    out = list(sets)
+    for key, value in flags.items():
+        if value is not None:
+            out.append(f"{mapping[key]}={value}")
+    return out
+
+
+workflow_arg = click.argument("workflow", type=click.Path(dir_okay=False, path_type=Path))
+set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          help="Override a workflow field, e.g. --set steps.0.with.alpha=0.5")
+
+
+@cli.command()
+@workflow_arg
+@set_option
+@click.option("--backend", type=click.Choice(["local", "ray", "dask"]), help="Override execution.backend.")
+@click.option("--address", help="Existing Ray/Dask cluster address (execution.address).")
+@click.option("--device", help="cpu | cuda | cuda:N | auto (execution.device).")
+@click.option("--batch-size", type=int, help="Override execution.batch_size.")
+@click.option("--output", "-o", help="Override output.dir.")
+@click.option("--force", is_flag=True, help="Redo items already recorded in the manifest.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option("--no-progress", is_flag=True, help="Log lines instead of a progress bar.")
+def run(workflow, sets, backend, address, device, batch_size, output, force, dry_run, no_progress):
+    """Run a workflow. Finished outputs are skipped on a rerun (resume).
+
+    \b
+    Exit codes: 0 ok, 1 fatal error, 2 invalid workflow, 3 some items failed.
+    Example:
+      stylefarm run workflows/quickstart.yaml --set execution.batch_size=2
+      stylefarm run shots.yaml --backend ray --address auto --force
+    """
+    from .api import load_workflow
+    from .runner import Run
+
+    plan = load_workflow(workflow, _overrides(sets, backend=backend, device=device, batch_size=batch_size,
+                                              output=output, address=address))
+    if dry_run:
+        from .describe import describe_plan
+
+        click.echo(describe_plan(plan, force))
+        return
+    runner = Run(plan, force=force, progress=not no_progress)
+    report = runner.execute()
+    counts = report["counts"]
+    click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
+               f"in {report['seconds']:.1f}s; report: {runner.report_path}")
+    for failure in report["failures"][:10]:
+        click.echo(f"failed: {failure['item']}: {failure['error']}", err=True)
+    sys.exit(runner.exit_code)
+
+
+@cli.command()
+@workflow_arg
+@set_option
+def validate(workflow, sets):
+    """Validate a workflow (steps, options, inputs, outputs) without running it.
+
+    \b
+    Example:
+      stylefarm validate workflows/quickstart.yaml
+    """
+    from .api import load_workflow
+
+    plan = load_workflow(workflow, list(sets))
+    n = sum(c or 0 for c in plan.counts)
+    click.echo(f"{workflow}: ok ({len(plan.sources)} inputs, {n} items, {len(plan.chain)} steps)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """List installed plugins with their distribution, version and what they provide.
+
+    \b
+    Example:
+      stylefarm plugins --json
+    """
+    from .host import get_host
+
+    host = get_host()
+    rows = []
+    for info in host.plugins:
+        rows.append({"plugin": info.name, "distribution": info.distribution, "version": info.version,
+                     "provides": info.provides, "error": info.error})
+    for name, provided in sorted(host.steps.items()):
+        for row in rows:
+            if row["plugin"] == provided.plugin.name and row["distribution"] == provided.plugin.distribution:
+                row.setdefault("steps", []).append({"name": name, "kind": provided.obj.kind,
+                                                    "summary": provided.obj.describe()})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = f"  FAILED: {row['error']}" if row["error"] else ""
+        click.echo(f"{row['plugin']}  ({row['distribution']} {row['version']}){status}")
+        for step in row.get("steps", []):
+            click.echo(f"    step {step['name']:<20} {step['kind']:<9} {step['summary']}")
+        for what in row["provides"]:
+            if not what.startswith("step:"):
+                click.echo(f"    {what.replace(':', ' ', 1)}")
+
+
+@cli.command()
+@click.argument("step")
+def steps(step):
+    """Describe a step's options (type, default, meaning).
+
+    \b
+    Example:
+      stylefarm steps resize
+    """
+    from .host import get_host
+
+    host = get_host()
+    cls = host.step_class(step)
+    provided = host.steps[step]
+    click.echo(f"{cls.name} ({cls.kind}{', temporal' if cls.temporal else ''}) "
+               f"from {provided.plugin.distribution}: {cls.describe()}")
+    for name, field in cls.Options.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.default!r}"
+        click.echo(f"  {name}: {field.annotation!s} ({default})  {field.description or ''}".rstrip()
+                   .replace("typing.", ""))
+
+
+@cli.command()
+def schema():
+    """Print the JSON schema of workflow files, including every installed step's options.
+
+    \b
+    Example:
+      stylefarm schema > stylefarm.schema.json
+    """
+    from .host import get_host
+    from .schema import workflow_schema
+
+    click.echo(json.dumps(workflow_schema(get_host()), indent=2))
+
+
+@cli.group()
+def weights():
+    """Manage model weights (user cache; never downloaded implicitly).
+
+    \b
+    Example:
+      stylefarm weights list
+      stylefarm weights add adain/decoder ~/Downloads/decoder.pth
+    """
+
+
+@weights.command("list")
+def weights_list():
+    """List known weight files and where each one is found."""
+    from . import weights as wm
+
+    for name, wf in sorted(wm.registry().items()):
+        try:
+            where = str(wm.resolve(name))
+        except StylefarmError:
+            where = "MISSING"
+        click.echo(f"{name:<32} {wf.filename:<28} {where}")
+
+
+@weights.command("path")
+@click.argument("name")
+def weights_path(name):
+    """Print the path a weights file resolves to (error if missing)."""
+    from . import weights as wm
+
+    click.echo(wm.resolve(name))
+
+
+@weights.command("verify")
+@click.argument("name", required=False)
+def weights_verify(name):
+    """Check the sha256 of one or all present weight files."""
+    from . import weights as wm
+
+    names = [name] if name else sorted(wm.registry())
+    for n in names:
+        try:
+            path = wm.resolve(n)
+        except StylefarmError:
+            if name:
+                raise
+            click.echo(f"{n}: missing")
+            continue
+        wm.verify(n, path)
+        click.echo(f"{n}: ok ({path})")
+
+
+@weights.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def weights_add(name, file):
+    """Copy a downloaded weights file into the cache after checking its hash."""
+    from . import weights as wm
+
+    click.echo(wm.add(name, file))
+
+
+@cli.group(cls=PluginGroup)
+def train():
+    """Train models that can be trained here (commands come from plugins).
+
+    \b
+    Example:
+      stylefarm train paint-transformer --help
+    """
+
+
+def _attach_train_commands() -> None:
+    group = cli.get_command(None, "train")
+    parent = cli
+
+    def list_commands(ctx):
+        return sorted(n[len("train-"):] for n in parent._plugin_commands() if n.startswith("train-"))
+
+    def get_command(ctx, name):
+        return parent._plugin_commands().get(f"train-{name}")
+
+    group.list_commands = list_commands
+    group.get_command = get_command
+
+
+_attach_train_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="stylefarm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except StylefarmError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+        sys.exit(EXIT_FATAL)

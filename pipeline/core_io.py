@@ -1,0 +1,18 @@
+"""The host's own sources and sinks, registered through the `stylefarm` entry-point group
+like any plugin so that `stylefarm plugins` shows where every name comes from."""
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def stylefarm_register_sources():
+    from .sources import ImageSource, PatternSource
+
+    return [ImageSource, PatternSource]
+
+
+@hookimpl
+def stylefarm_register_sinks():
+    from .sinks import ImageSink, SheetSink
+
+    return [ImageSink, SheetSink]

@@ -1,0 +1,25 @@
+"""Human-readable plan for `stylefarm run --dry-run`."""
+
+from __future__ import annotations
+
+from .manifest import Manifest
+from .plan import Plan
+
+
+def describe_plan(plan: Plan, force: bool = False) -> str:
+    wf = plan.workflow
+    lines = [f"workflow: {plan.doc.filename}", "inputs:"]
+    for source, count in zip(plan.sources, plan.counts):
+        lines.append(f"  - {source.describe()}  ({count if count is not None else '?'} items)")
+    lines.append("steps:" if plan.chain else "steps: none (copy inputs to outputs)")
+    for call in plan.chain:
+        opts = call.options.model_dump(exclude_defaults=True)
+        lines.append(f"  - {call.name} ({call.cls.kind}) {opts if opts else ''}".rstrip())
+    lines.append(f"output: {plan.root}  dir={wf.output.dir!r} pattern={wf.output.pattern!r}")
+    lines.append("  sinks: " + ", ".join(cls.key for cls, _ in plan.sinks))
+    done = 0 if force else len(Manifest(plan.root).done)
+    lines.append(f"  already finished (resume skips them): {done}")
+    ex = wf.execution
+    lines.append(f"execution: backend={ex.backend} device={ex.device} batch_size={ex.batch_size} "
+                 f"actors={ex.actors} gpus_per_actor={ex.gpus_per_actor}")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Exceptions that map to the CLI's exit codes.
+
+The CLI prints `str(error)` as one line; tracebacks only with `--debug`.
+"""
+
+EXIT_OK = 0
+EXIT_FATAL = 1  # unexpected error, environment problem (unwritable output dir, missing binary)
+EXIT_INVALID = 2  # the workflow or the command line is wrong; nothing was run
+EXIT_PARTIAL = 3  # the run finished but some items failed (listed in the report)
+EXIT_INTERRUPTED = 130
+
+
+class StylefarmError(Exception):
+    """Base class: a problem we can explain in one line."""
+
+    exit_code = EXIT_FATAL
+
+
+class WorkflowError(StylefarmError):
+    """The workflow file (or an override) is invalid. Message names file, line and field."""
+
+    exit_code = EXIT_INVALID
+
+
+class PluginError(StylefarmError):
+    """A plugin could not be loaded or conflicts with another one."""
+
+    exit_code = EXIT_INVALID
+
+
+class InputError(StylefarmError):
+    """An input could not be found or read."""
+
+    exit_code = EXIT_INVALID
+
+
+class OutputError(StylefarmError):
+    """The output location is unusable (unwritable, escapes the output dir)."""
+
+    exit_code = EXIT_FATAL
+
+
+class WeightsError(StylefarmError):
+    """A weights file is missing, corrupt or has the wrong hash. Message says what to do."""
+
+    exit_code = EXIT_FATAL
+
+
+class ItemError(StylefarmError):
+    """One item failed (bad file, poisoned frame); the run goes on and reports it."""

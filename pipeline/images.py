@@ -1,0 +1,135 @@
+"""Reading and writing still images: float RGB in, float RGB out, bit depth and alpha explicit.
+
+PNG goes through OpenCV (the only common reader/writer of 16-bit RGB(A) PNG), TIFF through
+tifffile (16-bit and float), everything else through imageio/Pillow. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def to_float(pixels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer or float pixels to float32 in [0, 1], with the source bit depth."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0, 8
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / 65535.0, 16
+    if np.issubdtype(pixels.dtype, np.floating):
+        return np.clip(pixels.astype(np.float32), 0.0, 1.0), 32
+    raise ValueError(f"unsupported pixel type {pixels.dtype}")
+
+
+def split_channels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W[, C]) -> RGB (H, W, 3) and optional alpha (H, W)."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    channels = pixels.shape[2]
+    if channels in (1, 2):
+        rgb = np.repeat(pixels[..., :1], 3, axis=2)
+        return rgb, (pixels[..., 1] if channels == 2 else None)
+    return pixels[..., :3], (pixels[..., 3] if channels >= 4 else None)
+
+
+def _decode(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        import cv2
+
+        data = np.fromfile(path, dtype=np.uint8)
+        pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if pixels is None:
+            raise ValueError("not a readable PNG (corrupt or truncated)")
+        if pixels.ndim == 3:  # OpenCV is BGR(A)
+            pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[2]]]
+        return pixels
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    import imageio.v3 as iio
+
+    return iio.imread(path, plugin="pillow", rotate=True)
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Read an image: float32 RGB (H, W, 3), optional float alpha (H, W), bit depth."""
+    path = Path(path)
+    try:
+        pixels = _decode(path)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot read image {path}: {reason}") from None
+    rgb, alpha = split_channels(np.asarray(pixels))
+    rgb_f, depth = to_float(rgb)
+    alpha_f = to_float(alpha)[0] if alpha is not None else None
+    return np.ascontiguousarray(rgb_f), alpha_f, depth
+
+
+def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    clipped = np.clip(pixels, 0.0, 1.0)
+    if bit_depth == 16:
+        return np.round(clipped * 65535.0).astype(np.uint16)
+    if bit_depth == 32:
+        return clipped.astype(np.float32)
+    return np.round(clipped * 255.0).astype(np.uint8)
+
+
+def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int,
+                 quality: int = 95) -> bytes:
+    """Encode to bytes in the format named by `suffix` (so the file write can be atomic)."""
+    suffix = suffix.lower()
+    pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+    if suffix == ".png":
+        import cv2
+
+        data = quantize(pixels, 16 if bit_depth == 16 else 8)
+        bgr = data[..., [2, 1, 0, 3][: data.shape[2]]]
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr))
+        if not ok:
+            raise ValueError("PNG encoding failed")
+        return buf.tobytes()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        out = io.BytesIO()
+        tifffile.imwrite(out, quantize(pixels, bit_depth), photometric="rgb")
+        return out.getvalue()
+    import imageio.v3 as iio
+
+    if suffix in (".jpg", ".jpeg"):
+        return iio.imwrite("<bytes>", quantize(rgb, 8), extension=suffix, quality=quality)
+    return iio.imwrite("<bytes>", quantize(pixels, 8), extension=suffix)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a hidden temp file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area/bilinear resize of float images (H, W[, C]) with OpenCV."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    if (w, h) == (width, height):
+        return pixels
+    interp = cv2.INTER_AREA if width < w and height < h else cv2.INTER_LINEAR
+    return cv2.resize(pixels, (width, height), interpolation=interp)

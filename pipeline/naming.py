@@ -1,0 +1,72 @@
+"""Output naming: `{input.stem}`, `{frame:04d}`, `{step}` ... and confinement to the output root."""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import OutputError
+from .item import Item
+
+FIELDS = "input.stem, input.name, input.suffix, input.parent, input.rel, frame, index, step"
+
+
+@dataclass(frozen=True)
+class InputName:
+    """What `{input.*}` can use in a pattern."""
+
+    stem: str
+    name: str
+    suffix: str
+    parent: str
+    rel: str  # sub-folder relative to the input root ('' for top level), keeps directory trees
+
+    def __str__(self) -> str:
+        return self.stem
+
+
+def input_name(item: Item) -> InputName:
+    path = Path(item.source)
+    rel = ""
+    if item.input_root:
+        try:
+            rel = str(path.parent.relative_to(item.input_root))
+        except ValueError:
+            rel = ""
+    rel = "" if rel == "." else rel
+    return InputName(path.stem, path.name, path.suffix.lstrip("."), path.parent.name, rel)
+
+
+def render(template: str, item: Item, step: str) -> str:
+    frame = item.frame if item.frame is not None else item.index
+    try:
+        return template.format(input=input_name(item), frame=frame, index=item.index, step=step)
+    except (KeyError, AttributeError, IndexError, ValueError) as exc:
+        raise ValueError(f"bad output pattern {template!r}: {exc}; fields: {FIELDS}") from None
+
+
+def check_template(template: str) -> None:
+    """Fail early on unknown fields (raises ValueError with the allowed ones)."""
+    dummy = Item(source="dir/sample.png", index=0, frame=1)
+    render(template, dummy, "step")
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is not None and field == "":
+            raise ValueError(f"bad output pattern {template!r}: empty {{}} field; fields: {FIELDS}")
+
+
+def static_root(dir_template: str, base: Path) -> Path:
+    """The fixed part of an output dir template: the root everything must stay inside."""
+    head = dir_template.split("{", 1)[0]
+    if "{" in dir_template and not head.endswith(("/", os.sep)):
+        head = os.path.dirname(head)
+    return (base / head).resolve() if head else base.resolve()
+
+
+def confine(root: Path, candidate: Path) -> Path:
+    """Reject outputs that escape the root (`..`, absolute patterns, symlinked tricks)."""
+    resolved = candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise OutputError(f"output path {candidate} escapes the output directory {root}")
+    return resolved

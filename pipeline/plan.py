@@ -1,0 +1,107 @@
+"""Plan: a validated workflow with every name resolved to a plugin class and its options.
+
+Building the plan does all checking that can happen before any pixel is touched: step names,
+step options, input sources (globs that match nothing), output patterns and sink options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import StylefarmError
+from .executors.base import StepCall
+from .host import PluginHost, get_host
+from .item import Item
+from .naming import check_template, confine, render, static_root
+from .sources import Source
+from .workflow import LoadedYaml, Workflow, validate_workflow, validation_error
+
+
+@dataclass
+class Plan:
+    doc: LoadedYaml
+    workflow: Workflow
+    base_dir: Path
+    root: Path
+    sources: list[Source]
+    chain: list[StepCall]
+    sinks: list[tuple[type, Any]] = field(default_factory=list)  # (Sink class, options)
+    counts: list[int | None] = field(default_factory=list)
+
+    @property
+    def step_label(self) -> str:
+        return self.chain[-1].name if self.chain else "copy"
+
+
+def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(doc, exc, prefix) from None
+
+
+def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost) -> list[StepCall]:
+    chain = []
+    for i, spec in enumerate(wf.steps):
+        if spec.use not in host.steps:
+            raise doc.error(("steps", i, "use"), host.unknown_step_message(spec.use))
+        cls = host.steps[spec.use].obj
+        options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"))
+        chain.append(StepCall(spec.id or spec.use, cls, options))
+    return chain
+
+
+def _sources(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> tuple[list[Source], list]:
+    ordered = sorted((p.obj for p in host.sources.values()), key=lambda c: -c.priority)
+    sources, counts = [], []
+    for i, spec in enumerate(wf.inputs):
+        raw = spec.model_dump()
+        cls = next((c for c in ordered if c.accepts(raw)), None)
+        if cls is None:
+            kinds = ", ".join(sorted(host.sources))
+            raise doc.error(("inputs", i), f"no source accepts this input (keys {sorted(raw)}); sources: {kinds}")
+        source = cls(_validate(doc, cls.Options, raw, ("inputs", i)), base_dir)
+        try:
+            counts.append(source.count())
+        except StylefarmError as exc:
+            raise doc.error(("inputs", i), str(exc)) from None
+        sources.append(source)
+    return sources, counts
+
+
+def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir: Path) -> list:
+    out = wf.output
+    for key in ("dir", "pattern"):
+        template = getattr(out, key)
+        if template is None:
+            continue
+        try:
+            check_template(template)
+            probe = Item(source=str(base_dir / "sample.png"), index=0, frame=1)
+            confine(root, base_dir / render(out.dir, probe, "step") / render(out.pattern or "x.png", probe, "step"))
+        except (ValueError, StylefarmError) as exc:
+            raise doc.error(("output", key), str(exc)) from None
+    sinks: list = [(host.sinks["images"].obj, None)] if out.images else []
+    for key, value in (out.model_extra or {}).items():
+        if key not in host.sinks or key == "images":
+            avail = ", ".join(sorted(k for k in host.sinks if k != "images"))
+            raise doc.error(("output", key), f"unknown output field; sinks from plugins: {avail}")
+        if value is False:
+            continue
+        cls = host.sinks[key].obj
+        sinks.append((cls, _validate(doc, cls.Options, {} if value is True else value, ("output", key))))
+    return sinks
+
+
+def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Plan:
+    host = host or get_host()
+    wf = validate_workflow(doc)
+    chain = _steps(doc, wf, host)
+    root = static_root(wf.output.dir, base_dir)
+    sinks = _sinks(doc, wf, host, root, base_dir)
+    sources, counts = _sources(doc, wf, host, base_dir)
+    return Plan(doc, wf, base_dir, root, sources, chain, sinks, counts)

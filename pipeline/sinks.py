@@ -1,0 +1,150 @@
+"""Sinks write results. They are the only place (besides sources) that touches files.
+
+Contract for plugin sinks (video, sheets, stroke JSON, ...):
+- enabled by `key` appearing under `output:` in the workflow; `Options` validates that value;
+- `planned(item)` lists the files this item will produce (resume skips an item when all of
+  its planned files are in the manifest); aggregate sinks (one video for many frames) list
+  their final file, so the item is redone until the aggregate is complete;
+- `write(item)` writes atomically (temp + rename) and returns the files finished;
+- `skip(item, recorded)` is told about items resume skipped (an aggregate may read them back);
+- `close()` finishes aggregates and returns their files; `abort()` removes temp files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from .images import atomic_write_bytes, encode_image, read_image, resize
+from .item import Item
+from .naming import confine, render
+from .workflow import OutputSpec
+
+log = logging.getLogger("stylefarm.sinks")
+
+
+@dataclass
+class OutputContext:
+    """What every sink needs to know about the output location."""
+
+    root: Path  # everything must stay inside this directory
+    base_dir: Path  # relative templates resolve against this (the workflow file's folder)
+    spec: OutputSpec
+    step: str  # name for {step}: the last step's id or name
+
+    def path(self, template: str, item: Item) -> Path:
+        """Render `dir/template` for an item and confine it to the root."""
+        directory = render(self.spec.dir, item, self.step)
+        name = render(template, item, self.step)
+        return confine(self.root, self.base_dir / directory / name)
+
+
+class SinkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sink:
+    key: ClassVar[str] = ""
+    Options: ClassVar[type[SinkOptions]] = SinkOptions
+
+    def __init__(self, options: Any, ctx: OutputContext):
+        self.options = options
+        self.ctx = ctx
+
+    def planned(self, item: Item) -> list[Path]:
+        return []
+
+    def write(self, item: Item) -> list[Path]:
+        raise NotImplementedError
+
+    def skip(self, item: Item, recorded: list[Path]) -> None:
+        """Called instead of `write` for items that resume skipped."""
+
+    def close(self) -> list[Path]:
+        return []
+
+    def abort(self) -> None:
+        """Remove temporary files after a failure."""
+
+
+def default_pattern(item: Item) -> str:
+    return "{input.stem}.{frame:04d}.png" if item.frame is not None else "{input.stem}.png"
+
+
+class ImageSink(Sink):
+    """One image file per item, named by `output.pattern`; bit depth and alpha explicit."""
+
+    key = "images"
+
+    def planned(self, item: Item) -> list[Path]:
+        return [self.ctx.path(self.ctx.spec.pattern or default_pattern(item), item)]
+
+    def write(self, item: Item) -> list[Path]:
+        (path,) = self.planned(item)
+        spec = self.ctx.spec
+        depth = item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth
+        suffix = path.suffix.lower()
+        if suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
+            depth = 8
+        alpha = None
+        if spec.alpha == "keep" and item.alpha is not None:
+            h, w = item.image.shape[:2]
+            alpha = resize(item.alpha, w, h)
+            if suffix in (".jpg", ".jpeg", ".bmp"):
+                log.warning("%s: %s cannot hold alpha; dropped (set output.alpha: drop to silence)",
+                            item.key, suffix)
+                alpha = None
+        atomic_write_bytes(path, encode_image(suffix, item.image, alpha, int(depth), spec.quality))
+        return [path]
+
+
+class SheetOptions(SinkOptions):
+    path: str = Field("contact_sheet.png", description="file name inside the output root")
+    thumb: PositiveInt = Field(256, description="height of each thumbnail in pixels")
+    max_items: PositiveInt = Field(12, description="rows kept (first N items)")
+
+
+class SheetSink(Sink):
+    """A before/after contact sheet: one row per item, input | result, labelled."""
+
+    key = "sheet"
+    Options = SheetOptions
+
+    def __init__(self, options: SheetOptions, ctx: OutputContext):
+        super().__init__(options, ctx)
+        self.rows: list[tuple[str, np.ndarray, np.ndarray]] = []
+
+    def _add(self, item: Item, result: np.ndarray) -> None:
+        if len(self.rows) < self.options.max_items:
+            before = item.original if item.original is not None else item.image
+            self.rows.append((Path(item.source).name, self._thumb(before), self._thumb(result)))
+
+    def _thumb(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        height = self.options.thumb
+        return resize(image, max(1, round(w * height / h)), height)
+
+    def write(self, item: Item) -> list[Path]:
+        self._add(item, item.image)
+        return []
+
+    def skip(self, item: Item, recorded: list[Path]) -> None:
+        images = [p for p in recorded if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")]
+        if images and len(self.rows) < self.options.max_items:
+            item.load()
+            self._add(item, read_image(images[0])[0])
+
+    def close(self) -> list[Path]:
+        if not self.rows:
+            return []
+        from .contact import contact_sheet
+
+        path = confine(self.ctx.root, self.ctx.root / self.options.path)
+        sheet = contact_sheet([(name, [("input", a), ("result", b)]) for name, a, b in self.rows])
+        atomic_write_bytes(path, encode_image(".png", sheet, None, 8))
+        return [path]

