@@ -165,7 +165,8 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
             if isinstance(node, dict):
                 node = node.setdefault(part, [] if isinstance(parts[i + 1], int) else {})
             else:
-                raise WorkflowError(f"override {assignment!r}: no such field {format_loc(tuple(parts[:i + 1]))}")
+                missing = format_loc(tuple(parts[: i + 1]))
+                raise WorkflowError(f"override {assignment!r}: no such field {missing}") from None
     try:
         node[parts[-1]] = value
     except (IndexError, TypeError):
