@@ -92,7 +92,9 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 @click.option("--force", is_flag=True, help="Redo items already recorded in the manifest.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--no-progress", is_flag=True, help="Log lines instead of a progress bar.")
-def run(workflow, sets, backend, address, device, batch_size, output, force, dry_run, no_progress):
+@click.option("--shard", help="Farm task I/N: run only the I-th of N parts of the job (1-based).")
+@click.option("--frames", help="Only items with these frame numbers, e.g. 1001-1100 or 1001-1050,1090.")
+def run(workflow, sets, backend, address, device, batch_size, output, force, dry_run, no_progress, shard, frames):
     """Run a workflow. Finished outputs are skipped on a rerun (resume).
 
     \b
@@ -100,9 +102,9 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     Example:
       stylefarm run workflows/quickstart.yaml --set execution.batch_size=2
       stylefarm run shots.yaml --backend ray --address auto --force
+      stylefarm run shots.yaml --shard 3/10 --no-progress    # one render-farm task
     """
     from .api import load_workflow
-    from .runner import Run
 
     plan = load_workflow(workflow, _overrides(sets, backend=backend, device=device, batch_size=batch_size,
                                               output=output, address=address))
@@ -111,7 +113,7 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
 
         click.echo(describe_plan(plan, force))
         return
-    runner = Run(plan, force=force, progress=not no_progress)
+    runner = _farm_run(plan, force, not no_progress, shard, frames)
     report = runner.execute()
     counts = report["counts"]
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
@@ -119,6 +121,59 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     for failure in report["failures"][:10]:
         click.echo(f"failed: {failure['item']}: {failure['error']}", err=True)
     sys.exit(runner.exit_code)
+
+
+def _farm_run(plan, force: bool, progress: bool, shard_text: str | None, frames_text: str | None):
+    """A Run restricted to one shard and/or frame ranges, with a report file of its own."""
+    from .manifest import STATE_DIR
+    from .runner import Run
+    from .shard import make_filter, parse_frames, parse_shard, report_name, selected_total
+
+    shard = parse_shard(shard_text) if shard_text else None
+    frames = parse_frames(frames_text) if frames_text else None
+    total = selected_total(plan.counts, plan.sources, frames) if shard else None
+    name = report_name(shard, frames_text)
+    report = plan.root / STATE_DIR / name if name else None
+    return Run(plan, force=force, progress=progress, report_path=report,
+               item_filter=make_filter(shard, frames, total))
+
+
+@cli.command("plan")
+@workflow_arg
+@set_option
+@click.option("--chunks", type=click.IntRange(min=1), help="Number of farm tasks.")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Items per task (instead of --chunks).")
+@click.option("--frames", help="Restrict every task to these frame numbers, e.g. 1001-1100.")
+@click.option("--backend", type=click.Choice(["local", "ray", "dask"]), help="Backend each task uses.")
+@click.option("--address", help="Ray/Dask cluster address each task joins.")
+def plan_command(workflow, sets, chunks, chunk_size, frames, backend, address):
+    """Print the render-farm task list (JSON): one `stylefarm run ... --shard I/N` per task.
+
+    \b
+    Example:
+      stylefarm plan shots.yaml --chunks 10 > tasks.json
+      stylefarm plan shots.yaml --chunk-size 50 --frames 1001-1100
+    """
+    from .api import load_workflow
+    from .shard import farm_tasks, parse_frames, selected_total
+
+    if (chunks is None) == (chunk_size is None):
+        raise click.UsageError("give exactly one of --chunks N or --chunk-size N")
+    plan = load_workflow(workflow, _overrides(sets, backend=backend, address=address))
+    total = selected_total(plan.counts, plan.sources, parse_frames(frames) if frames else None)
+    if chunk_size is not None:
+        if total is None:
+            raise click.UsageError("--chunk-size needs inputs that know their item count; use --chunks")
+        chunks = max(1, -(-total // chunk_size))
+    run_args = [arg for s in sets for arg in ("--set", s)] + _flag_args(frames=frames, backend=backend,
+                                                                          address=address)
+    path = str(workflow.resolve())
+    tasks = farm_tasks(path, total, chunks, run_args)
+    click.echo(json.dumps({"workflow": path, "items": total, "chunks": chunks, "tasks": tasks}, indent=2))
+
+
+def _flag_args(**flags: str | None) -> list[str]:
+    return [arg for key, value in flags.items() if value is not None for arg in (f"--{key}", value)]
 
 
 @cli.command()

@@ -45,14 +45,15 @@ class Provided:
 class PluginHost:
     """Loads entry points once and indexes what each plugin registers."""
 
-    def __init__(self, extra_plugins: list[Any] | None = None):
+    def __init__(self, extra_plugins: list[tuple[Any, str]] | None = None):
+        """`extra_plugins`: (plugin object, distribution name) pairs registered besides entry points."""
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self._owner: dict[int, PluginInfo] = {}
         self._load_entry_points()
-        for obj in extra_plugins or []:
-            self.register(obj, PluginInfo(getattr(obj, "__name__", repr(obj)), "(in-process)", "", ""))
+        for obj, dist in extra_plugins or []:
+            self.register(obj, PluginInfo(getattr(obj, "__name__", type(obj).__name__), dist, "", ""))
         self.steps = self._collect("stylefarm_register_steps", "step", lambda c: c.name)
         self.sources = self._collect("stylefarm_register_sources", "source", lambda c: c.key)
         self.sinks = self._collect("stylefarm_register_sinks", "sink", lambda c: c.key)

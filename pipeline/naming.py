@@ -21,7 +21,7 @@ class InputName:
     name: str
     suffix: str
     parent: str
-    rel: str  # sub-folder relative to the input root ('' for top level), keeps directory trees
+    rel: str  # sub-folder relative to the input root ('.' at top level): keeps directory trees
 
     def __str__(self) -> str:
         return self.stem
@@ -35,7 +35,7 @@ def input_name(item: Item) -> InputName:
             rel = str(path.parent.relative_to(item.input_root))
         except ValueError:
             rel = ""
-    rel = "" if rel == "." else rel
+    rel = rel or "."
     return InputName(path.stem, path.name, path.suffix.lstrip("."), path.parent.name, rel)
 
 

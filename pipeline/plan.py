@@ -75,14 +75,14 @@ def _sources(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) ->
 
 def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir: Path) -> list:
     out = wf.output
-    for key in ("dir", "pattern"):
-        template = getattr(out, key)
+    probe = Item(source=str(base_dir / "sample.png"), index=0, frame=1)
+    checks = (("dir", out.dir, "x.png"), ("pattern", out.pattern, out.pattern))
+    for key, template, name in checks:
         if template is None:
             continue
         try:
             check_template(template)
-            probe = Item(source=str(base_dir / "sample.png"), index=0, frame=1)
-            confine(root, base_dir / render(out.dir, probe, "step") / render(out.pattern or "x.png", probe, "step"))
+            confine(root, base_dir / render(out.dir, probe, "step") / render(name, probe, "step"))
         except (ValueError, StylefarmError) as exc:
             raise doc.error(("output", key), str(exc)) from None
     sinks: list = [(host.sinks["images"].obj, None)] if out.images else []

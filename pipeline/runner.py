@@ -20,8 +20,9 @@ from .sinks import OutputContext, Sink
 log = logging.getLogger("stylefarm.run")
 
 
-def prepare_root(root: Path) -> None:
-    """Create the output root, prove it is writable, and remove temp files a killed run left."""
+def prepare_root(root: Path, clean: bool = True) -> None:
+    """Create the output root, prove it is writable, and remove temp files a killed run left
+    (`clean=False` for farm shards: other shards may be writing beside us right now)."""
     try:
         (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe.", suffix=".part", dir=root / STATE_DIR)
@@ -29,7 +30,7 @@ def prepare_root(root: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise OutputError(f"output directory {root} is not writable: {exc.strerror or exc}") from None
-    for stale in root.rglob(".*.part"):
+    for stale in root.rglob(".*.part") if clean else ():
         stale.unlink(missing_ok=True)
 
 
@@ -82,7 +83,7 @@ class Run:
 
     def execute(self) -> dict:
         plan = self.plan
-        prepare_root(plan.root)
+        prepare_root(plan.root, clean=self.item_filter is None)
         manifest = Manifest(plan.root, fresh=self.force)
         sinks = self._make_sinks()
         total = sum(plan.counts) if plan.counts and None not in plan.counts and not self.item_filter else None

@@ -41,6 +41,8 @@ class Step:
     temporal: ClassVar[bool] = False
     """True when the step keeps state across frames of one source (needs them in order, on
     one worker). Executors keep a temporal step's frames of one source on one instance."""
+    uses_device: ClassVar[bool] = True
+    """False for numpy-only steps: a chain of them never imports torch to pick a device."""
     summary: ClassVar[str] = ""
     """One line for `stylefarm plugins`; defaults to the first docstring line."""
 

@@ -93,11 +93,12 @@ class ChainRunner:
         self.timings: dict[str, StepTiming] = {call.name: StepTiming() for call in chain}
 
     def setup(self) -> None:
-        if self.threads and self.chain:
+        if self.threads and any(call.cls.uses_device for call in self.chain):
             import torch
 
             torch.set_num_threads(self.threads)
-        self.device = resolve_device(self.device_spec) if self.chain else "cpu"
+        needs_device = any(call.cls.uses_device for call in self.chain)
+        self.device = resolve_device(self.device_spec) if needs_device else "cpu"
         self.steps = [call.build() for call in self.chain]
         for step in self.steps:
             step.setup(self.device)

@@ -45,6 +45,7 @@ class ResizeStep(Step):
 
     name = "resize"
     kind = "util"
+    uses_device = False
     Options = ResizeOptions
 
     def process(self, batch: Batch) -> Batch:
@@ -86,6 +87,7 @@ class ColorTransferStep(Step):
 
     name = "color_transfer"
     kind = "util"
+    uses_device = False
     Options = ColorTransferOptions
 
     def setup(self, device: str) -> None:
@@ -125,6 +127,7 @@ class BlendStep(Step):
 
     name = "blend"
     kind = "util"
+    uses_device = False
     Options = BlendOptions
 
     def process(self, batch: Batch) -> Batch:

@@ -1,0 +1,170 @@
+"""Dask executor: batches as tasks on a `distributed.Client`; each worker keeps one set-up chain.
+
+The chain is built and set up the first time a worker sees it and then cached on the worker
+object (keyed by a hash of the chain), so models load once per worker, not once per task.
+Same driver loop as Ray (`Dispatcher`): input order, bounded tasks in flight, retries, isolation.
+
+Cluster: `execution.address` (a scheduler address, or a scheduler file `*.json` written by
+`dask scheduler --scheduler-file`, e.g. under Slurm) or a LocalCluster of `actors` workers.
+`STYLEFARM_DASK_PROCESSES=0` makes the local cluster use threads in this process (tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Any
+
+from ..item import Item
+from ..workflow import ExecutionSpec
+from .base import ChainRunner, Executor, Outcome, StepCall
+from .dispatch import BatchCrashed, Dispatcher, Done, Unit, WorkerLost, finish_stats, merge_timings, run_unit
+
+log = logging.getLogger("stylefarm.executor.dask")
+_CACHE_LOCK = threading.Lock()
+
+
+def chain_key(chain: list[StepCall], device: str, threads: int | None) -> str:
+    """Identifies a set-up chain on a worker; a different workflow gets its own runner."""
+    try:
+        raw = pickle.dumps((chain, device, threads))
+    except Exception:
+        raw = repr((chain, device, threads)).encode()
+    return hashlib.sha1(raw).hexdigest()
+
+
+def _runner_on_worker(worker: Any, key: str, chain: list[StepCall], device: str,
+                      threads: int | None) -> tuple[ChainRunner, threading.Lock]:
+    with _CACHE_LOCK:
+        cache = worker.__dict__.setdefault("_stylefarm_runners", {})
+        if key not in cache:
+            runner = ChainRunner(chain, device, threads)
+            runner.setup()
+            cache[key] = (runner, threading.Lock())
+        return cache[key]
+
+
+def run_on_worker(key: str, chain: list[StepCall], device: str, threads: int | None,
+                  items: list[Item]) -> tuple[list, float, str, dict[str, Any], dict]:
+    """The Dask task: one batch through this worker's cached chain (one batch at a time)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    runner, lock = _runner_on_worker(worker, key, chain, device, threads)
+    with lock:
+        results, seconds = run_unit(runner, items)
+        timings = runner.timings_dict()
+    info = {"pid": os.getpid(), "device": runner.device, "name": str(worker.name)}
+    return results, seconds, worker_label(worker.address), info, timings
+
+
+def worker_label(address: str) -> str:
+    """Report row of one worker process (a restarted worker gets a new address, a new row)."""
+    return f"dask-worker@{address.split('://')[-1]}"
+
+
+
+class DaskPool:
+    """Submits units as tasks; a worker that dies mid-task surfaces as KilledWorker."""
+
+    def __init__(self, client: Any, chain: list[StepCall], execution: ExecutionSpec):
+        self.client, self.chain, self.execution = client, chain, execution
+        self.key = chain_key(chain, execution.device, execution.threads)
+        gpus = execution.gpus_per_actor
+        self.resources = {"GPU": gpus} if gpus > 0 else None
+        self.routes: dict[str, str] = {}
+
+    def submit(self, unit: Unit) -> Hashable:
+        ex = self.execution
+        workers = self._workers_for(unit)
+        placement = {"workers": workers, "allow_other_workers": unit.route is None} if workers else {}
+        return self.client.submit(run_on_worker, self.key, self.chain, ex.device, ex.threads, unit.items,
+                                  pure=False, resources=self.resources, priority=-unit.ticket, **placement)
+
+    def _workers_for(self, unit: Unit) -> list[str] | None:
+        """Temporal chains: one source stays on one worker. Retries: prefer another worker."""
+        if unit.route is None and unit.avoid is None:
+            return None
+        alive = sorted(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        if unit.route is not None:
+            if self.routes.get(unit.route) not in alive and alive:
+                self.routes[unit.route] = alive[len(self.routes) % len(alive)]
+            return [self.routes[unit.route]] if unit.route in self.routes else None
+        others = [w for w in alive if worker_label(w) != unit.avoid]
+        return others if 0 < len(others) < len(alive) else None
+
+    def wait(self, handles: list[Hashable]) -> list[Hashable]:
+        from distributed import wait
+
+        done, _ = wait(handles, return_when="FIRST_COMPLETED")
+        return list(done)
+
+    def collect(self, handle: Hashable) -> Done:
+        from distributed import KilledWorker
+
+        try:
+            results, seconds, name, info, timings = handle.result()
+        except KilledWorker as exc:
+            last = getattr(exc, "last_worker", None)
+            where = worker_label(getattr(last, "address", str(last))) if last else "dask-unattributed"
+            raise WorkerLost(where, "worker process died", handle, [handle]) from None
+        except Exception as exc:
+            text = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise BatchCrashed("dask-unattributed", f"task error: {type(exc).__name__}: {text}") from None
+        finally:
+            handle.release()
+        return Done(results, name, seconds, info, timings)
+
+
+def start_client(execution: ExecutionSpec) -> tuple[Any, Any]:
+    """(client, cluster-or-None). A cluster we start tolerates no re-runs of a task whose
+    worker died: our own retry logic decides, so a killer item is not run 4 extra times."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    address = execution.address
+    if address and address.endswith(".json"):
+        return Client(scheduler_file=address), None
+    if address:
+        return Client(address), None
+    processes = os.environ.get("STYLEFARM_DASK_PROCESSES", "1") not in ("0", "false", "no")
+    resources = {"GPU": max(1.0, execution.gpus_per_actor)} if execution.gpus_per_actor > 0 else None
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=execution.actors, threads_per_worker=1, processes=processes,
+                               dashboard_address=None, resources=resources)
+    return Client(cluster), cluster
+
+
+class DaskExecutor(Executor):
+    """Runs the chain as Dask tasks; see the module docstring."""
+
+    name = "dask"
+
+    def __init__(self, execution: ExecutionSpec):
+        super().__init__(execution)
+        self.client: Any = None
+        self.cluster: Any = None
+
+    def map(self, chain: list[StepCall], items: Iterable[Item]) -> Iterator[Outcome]:
+        if self.client is None:
+            self.client, self.cluster = start_client(self.execution)
+        ex = self.execution
+        pool = DaskPool(self.client, chain, ex)
+        dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
+                                self.workers, temporal=any(call.cls.temporal for call in chain))
+        try:
+            yield from dispatcher.run(items)
+        finally:
+            self.step_timings = merge_timings(dispatcher.timings)
+            finish_stats(self.workers)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None

@@ -1,0 +1,240 @@
+"""The driver loop shared by the Ray and Dask executors.
+
+A pool (Ray actors, Dask workers) only submits a unit of work and says how it ended. This
+loop owns everything else, so both backends behave the same: batching, a bound on batches in
+flight (backpressure: the input is pulled lazily, never submitted whole), a reorder buffer
+(outcomes leave in input order), retries of a failed batch, and isolation of an item that keeps
+killing its worker (the batch is split and retried item by item; the culprit is reported).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..item import Item
+from .base import ChainRunner, Outcome, batched
+
+log = logging.getLogger("stylefarm.executor")
+
+Result = tuple[Item | None, str | None]
+
+
+@dataclass(eq=False)
+class Unit:
+    """Consecutive items of batch `seq` starting at `offset`: a whole batch or one isolated item."""
+
+    seq: int
+    offset: int
+    items: list[Item]
+    attempts: int = 0
+    avoid: str | None = None  # worker it last failed on: retry elsewhere when possible
+    route: str | None = None  # temporal chains: all units of one source go to one worker
+    ticket: int = 0  # submission order, to settle finished units oldest first
+
+
+@dataclass
+class Done:
+    """A unit that came back: one result per item, where it ran and how long it took there."""
+
+    results: list[Result]
+    worker: str
+    seconds: float
+    info: dict[str, Any]
+    timings: dict[str, dict[str, Any]]
+
+
+class WorkerLost(Exception):
+    """A worker died. `culprit` was running on it; the other `handles` were queued behind it."""
+
+    def __init__(self, worker: str, message: str, culprit: Hashable, handles: list[Hashable]):
+        super().__init__(message)
+        self.worker, self.culprit, self.handles = worker, culprit, handles
+
+
+class BatchCrashed(Exception):
+    """A unit failed outside the steps' own error handling; its worker is still alive."""
+
+    def __init__(self, worker: str, message: str):
+        super().__init__(message)
+        self.worker = worker
+
+
+class Pool(Protocol):
+    def submit(self, unit: Unit) -> Hashable: ...
+
+    def wait(self, handles: list[Hashable]) -> list[Hashable]: ...
+
+    def collect(self, handle: Hashable) -> Done: ...
+
+
+def writable(item: Item) -> Item:
+    """Ray hands actors read-only arrays (zero-copy from the object store): copy them once,
+    so steps may edit in place and `torch.from_numpy` gets memory it may write."""
+    same = item.original is item.image
+    for name in ("image", "alpha", "original"):
+        array = getattr(item, name)
+        if isinstance(array, np.ndarray) and not array.flags.writeable:
+            setattr(item, name, array.copy())
+    if same:
+        item.original = item.image
+    return item
+
+
+def run_unit(runner: ChainRunner, items: list[Item]) -> tuple[list[Result], float]:
+    """What a worker does with one unit. `original` is dropped from results: the driver still
+    holds it, so it need not travel back."""
+    start = time.perf_counter()
+    results = runner.run_batch([writable(item) for item in items])
+    for result, _ in results:
+        if result is not None:
+            result.original = None
+    return results, time.perf_counter() - start
+
+
+def merge_timings(per_worker: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Sum each step's timings over workers (each worker reports its own running totals)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for timings in per_worker.values():
+        for step, t in timings.items():
+            into = merged.setdefault(step, {"seconds": 0.0, "items": 0, "batches": 0})
+            for key in into:
+                into[key] += t.get(key, 0)
+    return merged
+
+
+class Dispatcher:
+    """Drives a pool: `run(items)` yields one Outcome per item, in input order."""
+
+    def __init__(self, pool: Pool, batch_size: int, max_in_flight: int, retries: int,
+                 workers: dict[str, dict[str, Any]], temporal: bool = False):
+        self.pool, self.batch_size, self.retries = pool, batch_size, retries
+        self.max_in_flight = max_in_flight
+        self.window = 4 * max_in_flight  # batches pulled but not yet yielded (bounds memory)
+        self.workers = workers
+        self.temporal = temporal
+        self.timings: dict[str, dict[str, dict[str, Any]]] = {}
+        self.in_flight: dict[Hashable, Unit] = {}
+        self.retry: deque[Unit] = deque()
+        self.slots: dict[int, list[Outcome | None]] = {}
+        self.next_seq = self.pulled = self.tickets = 0
+
+    def run(self, items: Iterable[Item]) -> Iterator[Outcome]:
+        source: Iterator[list[Item]] | None = batched(items, self.batch_size)
+        while True:
+            source = self._fill(source)
+            if not self.in_flight:
+                if self.retry or source is not None:
+                    continue
+                break
+            ready = self.pool.wait(list(self.in_flight))
+            for handle in sorted(ready, key=lambda h: self.in_flight[h].ticket if h in self.in_flight else -1):
+                if handle in self.in_flight:
+                    self._settle(handle)
+            yield from self._release()
+        yield from self._release()
+
+    def _fill(self, source: Iterator[list[Item]] | None) -> Iterator[list[Item]] | None:
+        """Submit retries first, then new batches, while under both bounds."""
+        while len(self.in_flight) < self.max_in_flight:
+            if self.retry:
+                unit = self.retry.popleft()
+            elif source is not None and self.pulled - self.next_seq < self.window:
+                batch = next(source, None)
+                if batch is None:
+                    return None
+                unit = self._new_unit(batch)
+            else:
+                break
+            self.tickets += 1
+            unit.ticket = self.tickets
+            self.in_flight[self.pool.submit(unit)] = unit
+        return source
+
+    def _new_unit(self, batch: list[Item]) -> Unit:
+        seq, self.pulled = self.pulled, self.pulled + 1
+        self.slots[seq] = [None] * len(batch)
+        route = batch[0].source if self.temporal else None
+        return Unit(seq, 0, batch, route=route)
+
+    def _settle(self, handle: Hashable) -> None:
+        unit = self.in_flight[handle]
+        try:
+            done = self.pool.collect(handle)
+        except WorkerLost as lost:
+            self._stats(lost.worker)["lost_batches"] += 1
+            for h in [lost.culprit, *lost.handles]:
+                affected = self.in_flight.pop(h, None)
+                if affected is not None and h == lost.culprit:
+                    self._charge(affected, lost.worker, str(lost))
+                elif affected is not None:
+                    self.retry.append(affected)  # was only queued behind the culprit: no charge
+            return
+        except BatchCrashed as crash:
+            del self.in_flight[handle]
+            self._charge(unit, crash.worker, str(crash))
+            return
+        del self.in_flight[handle]
+        self._record(unit, done)
+
+    def _charge(self, unit: Unit, worker: str, message: str) -> None:
+        """Retry a failed unit; past `retries`, split it, or report its single item."""
+        unit.attempts += 1
+        unit.avoid = worker
+        self._stats(worker)["errors"] += 1
+        if unit.attempts <= self.retries:
+            log.warning("batch of %d item(s) from %s failed on %s (%s); retry %d/%d",
+                        len(unit.items), unit.items[0].key, worker, message, unit.attempts, self.retries)
+            self.retry.append(unit)
+        elif len(unit.items) > 1:
+            log.warning("batch from %s keeps failing (%s); retrying its items one by one",
+                        unit.items[0].key, message)
+            for i, item in enumerate(unit.items):  # each gets one more attempt
+                self.retry.append(Unit(unit.seq, unit.offset + i, [item], self.retries, worker, unit.route))
+        else:
+            error = f"{message} (gave up after {unit.attempts} attempt{'s' * (unit.attempts > 1)})"
+            self._place(unit, [(None, error)], worker)
+
+    def _record(self, unit: Unit, done: Done) -> None:
+        stats = self._stats(done.worker)
+        stats.update(done.info)
+        stats["batches"] += 1
+        stats["seconds"] += done.seconds
+        self.timings[done.worker] = done.timings
+        self._place(unit, done.results, done.worker)
+
+    def _place(self, unit: Unit, results: list[Result], worker: str) -> None:
+        stats = self._stats(worker)
+        slot = self.slots[unit.seq]
+        for i, (item, (result, error)) in enumerate(zip(unit.items, results)):
+            if result is not None and result.original is None:
+                result.original = item.original
+            stats["items"] += 1
+            stats["failures"] += error is not None
+            slot[unit.offset + i] = Outcome(item, result, error, worker)
+
+    def _release(self) -> Iterator[Outcome]:
+        while self.next_seq in self.slots and all(o is not None for o in self.slots[self.next_seq]):
+            yield from self.slots.pop(self.next_seq)
+            self.next_seq += 1
+
+    def _stats(self, worker: str) -> dict[str, Any]:
+        row = self.workers.setdefault(worker, {})
+        for key, zero in (("items", 0), ("failures", 0), ("batches", 0), ("seconds", 0.0), ("errors", 0),
+                          ("lost_batches", 0)):
+            row.setdefault(key, zero)
+        return row
+
+
+def finish_stats(workers: dict[str, dict[str, Any]]) -> None:
+    """Add throughput (items per busy second) to every worker's row of the report."""
+    for stats in workers.values():
+        seconds = stats.get("seconds", 0.0)
+        stats["seconds"] = round(seconds, 4)
+        stats["items_per_s"] = round(stats.get("items", 0) / seconds, 3) if seconds > 0 else None

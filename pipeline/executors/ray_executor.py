@@ -1,0 +1,216 @@
+"""Ray executor: a pool of Ray Core actors, each holding the whole chain (fused), models loaded once.
+
+Why Core actors and not Ray Data `map_batches`: the farm pipeline needs exact input order
+(video), per-item failure reports, a bounded number of batches in flight and a few seconds of
+start-up at most; benchmarks/distributed_raydata.py measured Ray Data adding ~3 s per run on
+this kind of job for no throughput gain. Why one pool per fused chain, not one per step: items
+cross the object store once per batch instead of once per step, and a chain is usually one
+model plus cheap utilities. The driver loop (order, backpressure, retries) is `Dispatcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Any
+
+from ..errors import StylefarmError
+from ..item import Item
+from ..workflow import ExecutionSpec
+from .base import ChainRunner, Executor, Outcome, StepCall
+from .dispatch import BatchCrashed, Dispatcher, Done, Unit, WorkerLost, finish_stats, merge_timings, run_unit
+
+log = logging.getLogger("stylefarm.executor.ray")
+MAX_DEATHS_IN_A_ROW = 8  # actors dying with no batch finishing in between: give up, it is not one bad item
+
+
+class ChainActor:
+    """Lives in a Ray worker process: builds and sets up the chain once, then runs batches."""
+
+    def __init__(self, chain: list[StepCall], device: str, threads: int | None):
+        self.runner = ChainRunner(chain, device, threads)
+        self.runner.setup()
+        self.info = {"pid": os.getpid(), "device": self.runner.device, "node": _node_ip()}
+
+    def ready(self) -> dict[str, Any]:
+        return self.info
+
+    def run(self, items: list[Item]) -> tuple[list, float, dict[str, Any], dict]:
+        results, seconds = run_unit(self.runner, items)
+        return results, seconds, self.info, self.runner.timings_dict()
+
+
+def _node_ip() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
+
+
+def connect(execution: ExecutionSpec) -> bool:
+    """Join `address` or start a local cluster; True when this process started it (and stops it)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    common = {"logging_level": logging.WARNING}
+    if execution.address:
+        ray.init(address=execution.address, **common)
+        return True
+    cpus = max(os.cpu_count() or 1, math.ceil(execution.actors * execution.cpus_per_actor))
+    ray.init(num_cpus=cpus, include_dashboard=False, **common)
+    return True
+
+
+class RayPool:
+    """Actors by name; which calls each one has in flight (Ray runs one caller's calls in order)."""
+
+    def __init__(self, chain: list[StepCall], execution: ExecutionSpec, workers: dict[str, dict[str, Any]]):
+        import ray
+
+        self.ray, self.chain, self.execution, self.workers = ray, chain, execution, workers
+        self.remote = ray.remote(ChainActor).options(
+            num_cpus=execution.cpus_per_actor, num_gpus=execution.gpus_per_actor, max_restarts=0)
+        self.actors: dict[str, Any] = {}
+        self.queued: dict[str, list[Hashable]] = {}
+        self.owner: dict[Hashable, str] = {}
+        self.routes: dict[str, str] = {}
+        self.count = self.deaths_in_a_row = 0
+        self._check_resources()
+        for _ in range(execution.actors):
+            self._spawn()
+        self._wait_ready()
+
+    def _check_resources(self) -> None:
+        total = self.ray.cluster_resources()
+        gpus, cpus = self.execution.gpus_per_actor, self.execution.cpus_per_actor
+        if gpus > total.get("GPU", 0) or cpus > total.get("CPU", 0):
+            raise StylefarmError(
+                f"the Ray cluster ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU) cannot hold one "
+                f"actor asking for {cpus:g} CPU and {gpus:g} GPU; lower execution.cpus_per_actor/gpus_per_actor")
+
+    def _spawn(self) -> str:
+        name = f"ray-actor-{self.count}"
+        self.count += 1
+        self.actors[name] = self.remote.remote(self.chain, self.execution.device, self.execution.threads)
+        self.queued[name] = []
+        return name
+
+    def _wait_ready(self) -> None:
+        """Fail fast when setup fails (missing weights...); warn while actors wait for resources."""
+        refs = {self.actors[n].ready.remote(): n for n in self.actors}
+        pending = list(refs)
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=len(pending), timeout=30)
+            for ref in done:
+                try:
+                    self.workers.setdefault(refs[ref], {}).update(self.ray.get(ref))
+                except self.ray.exceptions.RayActorError as exc:
+                    raise StylefarmError(f"a Ray actor could not set up the chain: {_cause(exc)}") from None
+            if pending and done:
+                log.warning("%d actor(s) still waiting for resources; going on with %d", len(pending), len(done))
+                return
+            if pending:
+                log.warning("no actor started yet after 30 s: is there a node with %g CPU / %g GPU free?",
+                            self.execution.cpus_per_actor, self.execution.gpus_per_actor)
+
+    def submit(self, unit: Unit) -> Hashable:
+        name = self._pick(unit)
+        ref = self.actors[name].run.remote(unit.items)
+        self.queued[name].append(ref)
+        self.owner[ref] = name
+        return ref
+
+    def _pick(self, unit: Unit) -> str:
+        if unit.route is not None and self.routes.get(unit.route) in self.actors:
+            return self.routes[unit.route]
+        name = min(self.actors, key=lambda n: (n == unit.avoid and len(self.actors) > 1, len(self.queued[n])))
+        if unit.route is not None:
+            self.routes[unit.route] = name
+        return name
+
+    def wait(self, handles: list[Hashable]) -> list[Hashable]:
+        ready, rest = self.ray.wait(handles, num_returns=1)
+        more, _ = self.ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
+        return ready + more
+
+    def collect(self, handle: Hashable) -> Done:
+        name = self.owner[handle]
+        try:
+            results, seconds, info, timings = self.ray.get(handle)
+        except self.ray.exceptions.RayActorError as exc:
+            raise self._lost(name, exc) from None
+        except self.ray.exceptions.RayError as exc:
+            self._forget(handle)
+            raise BatchCrashed(name, f"worker error: {_cause(exc)}") from None
+        self._forget(handle)
+        self.deaths_in_a_row = 0
+        return Done(results, name, seconds, info, timings)
+
+    def _forget(self, handle: Hashable) -> None:
+        name = self.owner.pop(handle)
+        if handle in self.queued.get(name, []):
+            self.queued[name].remove(handle)
+
+    def _lost(self, name: str, exc: Exception) -> WorkerLost:
+        """Replace a dead actor; its oldest call was running (the culprit), the rest only queued."""
+        handles = self.queued.pop(name, [])
+        for h in handles:
+            self.owner.pop(h, None)
+        self.actors.pop(name, None)
+        self.workers.setdefault(name, {})["died"] = True
+        self.deaths_in_a_row += 1
+        if self.deaths_in_a_row > MAX_DEATHS_IN_A_ROW:
+            raise StylefarmError(f"Ray actors keep dying ({self.deaths_in_a_row} in a row): {_cause(exc)}")
+        new = self._spawn()
+        log.warning("%s died (%s); replaced by %s", name, _cause(exc), new)
+        return WorkerLost(name, f"worker died: {_cause(exc)}", handles[0], handles)
+
+    def shutdown(self) -> None:
+        for actor in self.actors.values():
+            self.ray.kill(actor)
+        self.actors.clear()
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = next((line for line in text if line.strip()), type(exc).__name__)
+    return first[:300]
+
+
+class RayExecutor(Executor):
+    """Runs the chain on `actors` Ray actors; see the module docstring for the design."""
+
+    name = "ray"
+
+    def __init__(self, execution: ExecutionSpec):
+        super().__init__(execution)
+        self.started = False
+        self.pool: RayPool | None = None
+
+    def map(self, chain: list[StepCall], items: Iterable[Item]) -> Iterator[Outcome]:
+        self.started = connect(self.execution) or self.started
+        ex = self.execution
+        start = time.perf_counter()
+        self.pool = RayPool(chain, ex, self.workers)
+        log.info("%d Ray actor(s) ready in %.1fs", ex.actors, time.perf_counter() - start)
+        dispatcher = Dispatcher(self.pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
+                                self.workers, temporal=any(call.cls.temporal for call in chain))
+        try:
+            yield from dispatcher.run(items)
+        finally:
+            self.step_timings = merge_timings(dispatcher.timings)
+            finish_stats(self.workers)
+            self.pool.shutdown()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False

@@ -1,0 +1,116 @@
+"""Finding and running the ffmpeg binary.
+
+Resolution order: env `STYLEFARM_FFMPEG` (an explicit path; an error if it is wrong), then a
+system ffmpeg when `STYLEFARM_PREFER_SYSTEM_FFMPEG=1` and one is on PATH, then the static
+binary shipped by imageio-ffmpeg (no system install needed). ffprobe is optional: it is used
+only when the system ffmpeg is preferred and an ffprobe sits beside it on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import StylefarmError
+
+INSTALL_HINT = ("install it with `pip install imageio-ffmpeg` (ships a static ffmpeg), or point "
+                "STYLEFARM_FFMPEG at an ffmpeg executable")
+QUIET = ["-hide_banner", "-nostats", "-loglevel", "error"]
+
+
+class FfmpegMissing(StylefarmError):
+    """No usable ffmpeg binary; the message says how to get one."""
+
+
+class FfmpegError(StylefarmError):
+    """ffmpeg ran but failed; the message carries its last error line."""
+
+
+def prefer_system() -> bool:
+    return os.environ.get("STYLEFARM_PREFER_SYSTEM_FFMPEG", "").lower() in ("1", "true", "yes")
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to use (see the module docstring for the order)."""
+    explicit = os.environ.get("STYLEFARM_FFMPEG")
+    if explicit:
+        return _check(explicit, "STYLEFARM_FFMPEG")
+    if prefer_system() and shutil.which("ffmpeg"):
+        return shutil.which("ffmpeg")
+    try:
+        import imageio_ffmpeg
+
+        return _check(imageio_ffmpeg.get_ffmpeg_exe(), "imageio-ffmpeg")
+    except (ImportError, RuntimeError) as exc:
+        raise FfmpegMissing(f"ffmpeg not found ({exc}); {INSTALL_HINT}") from None
+
+
+@lru_cache(maxsize=8)
+def _runs(path: str) -> bool:
+    try:
+        return subprocess.run([path, "-version"], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def _check(path: str, origin: str) -> str:
+    """The binary must exist and start; a wrong path gets a one-line how-to-fix."""
+    if not Path(path).is_file() or not _runs(path):
+        raise FfmpegMissing(f"ffmpeg binary {path!r} (from {origin}) is missing or does not run; {INSTALL_HINT}")
+    return path
+
+
+def ffprobe_exe() -> str | None:
+    """A system ffprobe, only when the system ffmpeg is preferred (the bundled build has none)."""
+    if not prefer_system() or os.environ.get("STYLEFARM_FFMPEG"):
+        return None
+    return shutil.which("ffprobe")
+
+
+def last_error(stderr: str) -> str:
+    """The most useful line of ffmpeg's stderr (its last non-empty one)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def run(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run ffmpeg to completion with captured text output (for short jobs only)."""
+    return subprocess.run([ffmpeg_exe(), *args], capture_output=True, text=True, errors="replace",
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Pipe:
+    """A long-running ffmpeg with stdin or stdout piped and stderr spooled to a temp file.
+
+    Spooling stderr (rather than piping it) means nobody has to drain it: a chatty or failing
+    ffmpeg can never block on a full stderr pipe while we block on stdout/stdin.
+    """
+
+    def __init__(self, argv: list[str], reading: bool):
+        self._err = tempfile.TemporaryFile()
+        pipes = {"stdout": subprocess.PIPE, "stdin": subprocess.DEVNULL} if reading else \
+                {"stdin": subprocess.PIPE, "stdout": subprocess.DEVNULL}
+        self.proc = subprocess.Popen(argv, stderr=self._err, bufsize=0, **pipes)
+
+    def stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode("utf-8", "replace")
+
+    def wait(self, timeout: float | None = None) -> int:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:  # a dead encoder makes the final flush fail
+                    pass
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+        self._err.close()

@@ -1,0 +1,63 @@
+"""Shared fixtures: the ../shared test media, a CLI runner with real exit codes, workflow files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
+STYLEFARM = Path(sys.executable).parent / "stylefarm"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _weights_cache(tmp_path_factory):
+    """Tests never touch the user's cache; converted weights live for one session."""
+    if "STYLEFARM_WEIGHTS_DIR" not in os.environ:
+        os.environ["STYLEFARM_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("weights-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "media" / "images").is_dir():
+        pytest.skip(f"test media not found at {SHARED} (set STYLEFARM_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def content_images(shared) -> list[Path]:
+    return sorted((shared / "media" / "images" / "content").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def style_images(shared) -> list[Path]:
+    return sorted((shared / "media" / "images" / "style").glob("*.jpg"))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed `stylefarm` console script (real exit codes, real stderr)."""
+    return subprocess.run([str(STYLEFARM), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ})
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def workflow(tmp_path):
+    """Write a workflow file into tmp_path and return its path."""
+
+    def write(text: str, name: str = "wf.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
