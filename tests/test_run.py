@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import STYLEFARM
 
 from pipeline.api import load_workflow, run_workflow
 from pipeline.errors import EXIT_FATAL, EXIT_PARTIAL
 from pipeline.images import read_image
-
-from conftest import STYLEFARM
 
 
 def stills_workflow(src: Path, extra: str = "") -> str:

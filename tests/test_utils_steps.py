@@ -7,8 +7,16 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.item import Item
-from plugins.utils.steps import (BlendOptions, BlendStep, ColorTransferOptions, ColorTransferStep, ResizeOptions,
-                                 ResizeStep, rgb_to_lab, target_size)
+from plugins.utils.steps import (
+    BlendOptions,
+    BlendStep,
+    ColorTransferOptions,
+    ColorTransferStep,
+    ResizeOptions,
+    ResizeStep,
+    rgb_to_lab,
+    target_size,
+)
 
 
 def item(h=40, w=60, seed=0):
