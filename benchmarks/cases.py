@@ -1,0 +1,103 @@
+"""Benchmark cases. Each returns metrics whose ratios are meaningful on a noisy shared machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .harness import Case, timed
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA = REPO / "workflows" / "media"
+SIZES = {"tiny": (2, 64), "small": (8, 256), "large": (16, 512)}
+
+
+def _model_step() -> tuple[str, dict]:
+    """The CPU-bound model step to measure: env BENCH_STEP, else cin26 if installed, else a util step."""
+    from pipeline.host import get_host
+
+    name = os.environ.get("BENCH_STEP") or ("cin26" if "cin26" in get_host().steps else "color_transfer")
+    options = {"reference": str(MEDIA / "style" / "hubble_deep_field.jpg")} if name == "color_transfer" else {}
+    return name, options
+
+
+def _write_inputs(folder: Path, count: int, px: int) -> list[Path]:
+    from pipeline.images import atomic_write_bytes, encode_image, read_image, resize
+
+    sources = sorted(MEDIA.glob("*.jpg"))
+    paths = []
+    for i in range(count):
+        rgb, _, _ = read_image(sources[i % len(sources)])
+        path = folder / f"in_{i:03d}.png"
+        atomic_write_bytes(path, encode_image(".png", resize(rgb, px, px), None, 8))
+        paths.append(path)
+    return paths
+
+
+def _bare_loop(step_name: str, options: dict, inputs: list[Path], out: Path, batch: int) -> None:
+    """What a user would write by hand: read, run the model, write. Same step, batch and device."""
+    from pipeline.executors.base import resolve_device
+    from pipeline.host import get_host
+    from pipeline.images import atomic_write_bytes, encode_image, read_image
+    from pipeline.item import Item
+
+    cls = get_host().step_class(step_name)
+    step = cls(cls.Options(**options))
+    step.setup(resolve_device("auto") if cls.uses_device else "cpu")
+    out.mkdir(exist_ok=True)
+    for start in range(0, len(inputs), batch):
+        items = [Item(source=str(p), index=0, image=read_image(p)[0]) for p in inputs[start : start + batch]]
+        for item in step.process(items):
+            atomic_write_bytes(out / (Path(item.source).stem + ".png"), encode_image(".png", item.image, None, 8))
+
+
+def p1_pipeline_overhead(size: str) -> dict[str, float]:
+    from pipeline.api import run_workflow
+
+    count, px = SIZES[size]
+    name, options = _model_step()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "in").mkdir()
+        inputs = _write_inputs(tmp / "in", count, px)
+        bare = timed(lambda: _bare_loop(name, options, inputs, tmp / "bare", 4))
+        wf = tmp / "wf.yaml"
+        opts = ", ".join(f"{k}: {v!r}" for k, v in options.items())
+        wf.write_text(f"version: 1\ninputs:\n  - dir: in\nsteps:\n  - use: {name}\n    with: {{{opts}}}\n"
+                      f"output:\n  dir: out\nexecution:\n  batch_size: 4\n")
+        pipe = timed(lambda: run_workflow(wf, force=True))
+    return {"bare_s": bare, "pipeline_s": pipe, "ratio": bare / pipe}
+
+
+def _peak_rss_mb(cmd: list[str], cwd: Path) -> float:
+    """Peak RSS of a child process (ru_maxrss of the waited child, via a fresh wrapper process)."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, *cmd], cwd=cwd, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def p3_memory_streaming(size: str) -> dict[str, float]:
+    """Peak RSS for 10x more frames of the same size: streaming keeps it flat (goal <= 1.1x)."""
+    frames = {"tiny": 6, "small": 24, "large": 48}[size]
+    exe = str(Path(sys.executable).parent / "stylefarm")
+    peaks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in (frames, frames * 10):
+            wf = Path(tmp) / f"wf{count}.yaml"
+            wf.write_text(f"version: 1\ninputs:\n  - generate: noise\n    count: {count}\n    width: 640\n"
+                          f"    height: 360\nsteps:\n  - use: resize\n    with: {{scale: 1.0}}\n"
+                          f"output:\n  dir: out{count}\n  pattern: 'f.{{frame:05d}}.png'\n")
+            peaks.append(_peak_rss_mb([exe, "--log-level", "error", "run", wf.name, "--force"], Path(tmp)))
+    return {"rss_short_mb": peaks[0], "rss_long_mb": peaks[1], "growth": peaks[1] / peaks[0],
+            "inverse_growth": peaks[0] / peaks[1]}
+
+
+CASES = [
+    Case("P1", "pipeline overhead vs bare loop", p1_pipeline_overhead, ("ratio", 0.95)),
+    Case("P3", "peak RSS, 10x frames (streaming)", p3_memory_streaming, ("inverse_growth", 1 / 1.1)),
+]
+
