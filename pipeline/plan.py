@@ -51,7 +51,11 @@ def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost) -> list[StepCall]:
             raise doc.error(("steps", i, "use"), host.unknown_step_message(spec.use))
         cls = host.steps[spec.use].obj
         options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"))
-        chain.append(StepCall(spec.id or spec.use, cls, options))
+        chain.append(StepCall(spec.id or spec.use, cls, options, spec.input == "original", spec.save))
+    names = [call.name for call in chain]
+    for i, name in enumerate(names):
+        if names.count(name) > 1:
+            raise doc.error(("steps", i), f"step name {name!r} is used twice; give one of them an `id:`")
     return chain
 
 
@@ -85,6 +89,8 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
             confine(root, base_dir / render(out.dir, probe, "step") / render(name, probe, "step"))
         except (ValueError, StylefarmError) as exc:
             raise doc.error(("output", key), str(exc)) from None
+    if any(s.save for s in wf.steps) and "{step" not in (out.pattern or "{step}"):
+        raise doc.error(("output", "pattern"), "steps with `save: true` need {step} in the pattern")
     sinks: list = [(host.sinks["images"].obj, None)] if out.images else []
     for key, value in (out.model_extra or {}).items():
         if key not in host.sinks or key == "images":

@@ -48,7 +48,9 @@ class Run:
                                 [s.describe() for s in plan.sources])
 
     def _make_sinks(self) -> list[Sink]:
-        ctx = OutputContext(self.plan.root, self.plan.base_dir, self.plan.workflow.output, self.plan.step_label)
+        stages = tuple(call.name for call in self.plan.chain[:-1] if call.save)
+        ctx = OutputContext(self.plan.root, self.plan.base_dir, self.plan.workflow.output, self.plan.step_label,
+                            stages)
         return [cls(options, ctx) for cls, options in self.plan.sinks]
 
     def _pending(self, sinks: list[Sink], manifest: Manifest, progress: Progress) -> Iterator[Item]:

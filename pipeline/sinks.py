@@ -36,12 +36,18 @@ class OutputContext:
     base_dir: Path  # relative templates resolve against this (the workflow file's folder)
     spec: OutputSpec
     step: str  # name for {step}: the last step's id or name
+    stages: tuple[str, ...] = ()  # earlier steps with `save: true`, written besides the final result
 
-    def path(self, template: str, item: Item) -> Path:
+    def path(self, template: str, item: Item, step: str | None = None) -> Path:
         """Render `dir/template` for an item and confine it to the root."""
-        directory = render(self.spec.dir, item, self.step)
-        name = render(template, item, self.step)
+        directory = render(self.spec.dir, item, step or self.step)
+        name = render(template, item, step or self.step)
         return confine(self.root, self.base_dir / directory / name)
+
+    def results(self, item: Item) -> list[tuple[str, np.ndarray]]:
+        """(step name, image) for each saved stage, then the final result."""
+        stages = item.meta.get("stages", {})
+        return [(name, stages[name]) for name in self.stages if name in stages] + [(self.step, item.image)]
 
 
 class SinkOptions(BaseModel):
@@ -72,8 +78,9 @@ class Sink:
         """Remove temporary files after a failure."""
 
 
-def default_pattern(item: Item) -> str:
-    return "{input.stem}.{frame:04d}.png" if item.frame is not None else "{input.stem}.png"
+def default_pattern(item: Item, with_step: bool = False) -> str:
+    step = "_{step}" if with_step else ""
+    return f"{{input.stem}}{step}.{{frame:04d}}.png" if item.frame is not None else f"{{input.stem}}{step}.png"
 
 
 class ImageSink(Sink):
@@ -82,10 +89,16 @@ class ImageSink(Sink):
     key = "images"
 
     def planned(self, item: Item) -> list[Path]:
-        return [self.ctx.path(self.ctx.spec.pattern or default_pattern(item), item)]
+        template = self.ctx.spec.pattern or default_pattern(item, bool(self.ctx.stages))
+        return [self.ctx.path(template, item, step) for step in (*self.ctx.stages, self.ctx.step)]
 
     def write(self, item: Item) -> list[Path]:
-        (path,) = self.planned(item)
+        paths = self.planned(item)
+        for path, (_, image) in zip(paths, self.ctx.results(item), strict=True):
+            self._write_one(path, item, image)
+        return paths
+
+    def _write_one(self, path: Path, item: Item, image: np.ndarray) -> None:
         spec = self.ctx.spec
         depth = item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth
         suffix = path.suffix.lower()
@@ -93,14 +106,13 @@ class ImageSink(Sink):
             depth = 8
         alpha = None
         if spec.alpha == "keep" and item.alpha is not None:
-            h, w = item.image.shape[:2]
+            h, w = image.shape[:2]
             alpha = resize(item.alpha, w, h)
             if suffix in (".jpg", ".jpeg", ".bmp"):
                 log.warning("%s: %s cannot hold alpha; dropped (set output.alpha: drop to silence)",
                             item.key, suffix)
                 alpha = None
-        atomic_write_bytes(path, encode_image(suffix, item.image, alpha, int(depth), spec.quality))
-        return [path]
+        atomic_write_bytes(path, encode_image(suffix, image, alpha, int(depth), spec.quality))
 
 
 class SheetOptions(SinkOptions):
@@ -117,12 +129,13 @@ class SheetSink(Sink):
 
     def __init__(self, options: SheetOptions, ctx: OutputContext):
         super().__init__(options, ctx)
-        self.rows: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self.rows: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
 
-    def _add(self, item: Item, result: np.ndarray) -> None:
+    def _add(self, item: Item, results: list[tuple[str, np.ndarray]]) -> None:
         if len(self.rows) < self.options.max_items:
             before = item.original if item.original is not None else item.image
-            self.rows.append((Path(item.source).name, self._thumb(before), self._thumb(result)))
+            cells = [("input", self._thumb(before))] + [(name, self._thumb(img)) for name, img in results]
+            self.rows.append((Path(item.source).name, cells))
 
     def _thumb(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -130,14 +143,16 @@ class SheetSink(Sink):
         return resize(image, max(1, round(w * height / h)), height)
 
     def write(self, item: Item) -> list[Path]:
-        self._add(item, item.image)
+        self._add(item, self.ctx.results(item))
         return []
 
     def skip(self, item: Item, recorded: list[Path]) -> None:
+        """Rebuild the row of a resumed item from its files (stages first, final result last)."""
         images = [p for p in recorded if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")]
-        if images and len(self.rows) < self.options.max_items:
+        names = (*self.ctx.stages, self.ctx.step)
+        if len(images) == len(names) and len(self.rows) < self.options.max_items:
             item.load()
-            self._add(item, read_image(images[0])[0])
+            self._add(item, [(name, read_image(path)[0]) for name, path in zip(names, images)])
 
     def close(self) -> list[Path]:
         if not self.rows:
@@ -145,6 +160,6 @@ class SheetSink(Sink):
         from .contact import contact_sheet
 
         path = confine(self.ctx.root, self.ctx.root / self.options.path)
-        sheet = contact_sheet([(name, [("input", a), ("result", b)]) for name, a, b in self.rows])
+        sheet = contact_sheet(self.rows)
         atomic_write_bytes(path, encode_image(".png", sheet, None, 8))
         return [path]

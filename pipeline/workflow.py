@@ -30,6 +30,9 @@ class StepSpec(BaseModel):
     use: str = Field(description="name of an installed step (see `stylefarm plugins`)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the step's options")
     id: str | None = Field(None, description="name used for {step} in output patterns (default: `use`)")
+    input: Literal["previous", "original"] = Field(
+        "previous", description="previous: chain on the last step's result; original: start again from the input")
+    save: bool = Field(False, description="also write this step's result (output.pattern needs {step})")
 
 
 class OutputSpec(BaseModel):

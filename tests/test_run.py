@@ -173,3 +173,41 @@ def test_python_api_loads_overrides_and_runs(tmp_path, stills):
     assert report["counts"]["done"] == 5
     img, _, _ = read_image(tmp_path / "out" / "cornell.png")
     assert max(img.shape[:2]) == 48
+
+
+STAGES_WF = """\
+version: 1
+inputs:
+  - generate: gradient
+    count: 2
+    width: 80
+    height: 60
+steps:
+  - use: resize
+    with: {scale: 0.5}
+    save: true
+  - use: blend
+    id: soft
+    input: original
+    with: {amount: 0.5, mode: multiply}
+output:
+  dir: out
+  sheet: {thumb: 32}
+"""
+
+
+def test_saved_stages_are_written_and_branch_from_original(workflow, tmp_path):
+    report = run_workflow(workflow(STAGES_WF))
+    assert report["counts"]["done"] == 2
+    half, _, _ = read_image(tmp_path / "out" / "gradient_resize.0000.png")
+    final, _, _ = read_image(tmp_path / "out" / "gradient_soft.0000.png")
+    assert half.shape == (30, 40, 3) and final.shape == (60, 80, 3)  # `soft` started from the input
+    sheet, _, _ = read_image(tmp_path / "out" / "contact_sheet.png")
+    assert sheet.shape[1] > 3 * 32  # input | resize | soft
+    again = run_workflow(workflow(STAGES_WF))
+    assert again["counts"]["skipped"] == 2
+
+
+def test_saved_stage_needs_step_in_pattern(cli, workflow):
+    result = cli("validate", str(workflow(STAGES_WF + "  pattern: '{input.stem}.png'\n")))
+    assert result.returncode == 2 and "need {step}" in result.stderr

@@ -29,6 +29,8 @@ class StepCall:
     name: str
     cls: type[Step]
     options: StepOptions
+    from_original: bool = False  # start from the input image instead of the previous step's result
+    save: bool = False  # keep this step's result in item.meta["stages"] so sinks write it too
 
     def build(self) -> Step:
         return self.cls(self.options)
@@ -109,6 +111,8 @@ class ChainRunner:
 
     def _run_chain(self, batch: list[Item]) -> list[Item]:
         for call, step in zip(self.chain, self.steps):
+            if call.from_original:
+                batch = [it.with_image(it.original) if it.original is not None else it for it in batch]
             start = time.perf_counter()
             try:
                 out = step.process(batch)
@@ -117,6 +121,9 @@ class ChainRunner:
             if len(out) != len(batch):
                 raise ChainError(f"step {call.name!r} returned {len(out)} items for {len(batch)}")
             self.timings[call.name].add(time.perf_counter() - start, len(batch))
+            if call.save:
+                for it in out:
+                    it.meta = {**it.meta, "stages": {**it.meta.get("stages", {}), call.name: it.image}}
             batch = out
         return batch
 
