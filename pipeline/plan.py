@@ -37,20 +37,20 @@ class Plan:
         return self.chain[-1].name if self.chain else "copy"
 
 
-def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple) -> Any:
+def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple, base_dir: Path | None = None) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"base_dir": base_dir} if base_dir else None)
     except ValidationError as exc:
         raise validation_error(doc, exc, prefix) from None
 
 
-def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost) -> list[StepCall]:
+def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> list[StepCall]:
     chain = []
     for i, spec in enumerate(wf.steps):
         if spec.use not in host.steps:
             raise doc.error(("steps", i, "use"), host.unknown_step_message(spec.use))
         cls = host.steps[spec.use].obj
-        options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"))
+        options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"), base_dir)
         chain.append(StepCall(spec.id or spec.use, cls, options, spec.input == "original", spec.save))
     names = [call.name for call in chain]
     for i, name in enumerate(names):
@@ -106,7 +106,7 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
 def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Plan:
     host = host or get_host()
     wf = validate_workflow(doc)
-    chain = _steps(doc, wf, host)
+    chain = _steps(doc, wf, host, base_dir)
     root = static_root(wf.output.dir, base_dir)
     sinks = _sinks(doc, wf, host, root, base_dir)
     sources, counts = _sources(doc, wf, host, base_dir)

@@ -17,13 +17,27 @@ A step knows nothing about files, sinks or executors.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic.functional_validators import AfterValidator
 
 from .item import Batch
 
 StepKind = Literal["stylize", "paint", "translate", "generate", "util"]
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """Relative paths in a workflow mean: relative to the workflow file (not the shell's cwd)."""
+    base = (info.context or {}).get("base_dir")
+    if base is None or not value or Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser()) if value else value
+    return str(Path(base) / value)
+
+
+InputPath = Annotated[str, AfterValidator(_resolve_path)]
+"""Use for options that name a file (style image, weights, mask): resolved against the workflow."""
 
 
 class StepOptions(BaseModel):

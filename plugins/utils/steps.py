@@ -9,7 +9,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from pipeline.images import read_image, resize
 from pipeline.item import Batch
-from pipeline.step import Step, StepOptions
+from pipeline.step import InputPath, Step, StepOptions
 
 
 class ResizeOptions(StepOptions):
@@ -77,7 +77,7 @@ def match_stats(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 class ColorTransferOptions(StepOptions):
-    reference: str = Field(description="image whose colours are transferred (read once in setup)")
+    reference: InputPath = Field(description="image whose colours are transferred (read once in setup)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = unchanged, 1 = full transfer")
     space: Literal["lab", "rgb"] = Field("lab", description="colour space where statistics are matched")
 
