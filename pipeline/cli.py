@@ -263,6 +263,27 @@ def schema():
     click.echo(json.dumps(workflow_schema(get_host()), indent=2))
 
 
+@cli.command()
+@click.argument("segments", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Joined video file (same container family as the segments).")
+@click.option("--audio-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Video whose audio is attached once, trimmed to the joined length.")
+@click.option("--audio-start", type=float, default=0.0, show_default=True,
+              help="Seconds into --audio-from where the first segment starts.")
+def join(segments, output, audio_from, audio_start):
+    """Join encoded video segments in the given order without re-encoding.
+
+    \b
+    Example:
+      stylefarm join out/sh010.seg0.mp4 out/sh010.seg1.mp4 -o sh010_styled.mp4 --audio-from sh010.mov
+    """
+    from .video.segments import join as join_segments
+
+    path = join_segments(list(segments), output, audio_from, audio_start)
+    click.echo(f"joined {len(segments)} segments into {path}")
+
+
 @cli.group()
 def weights():
     """Manage model weights (user cache; never downloaded implicitly).

@@ -7,12 +7,15 @@ from .hookspecs import hookimpl
 @hookimpl
 def stylefarm_register_sources():
     from .sources import ImageSource, PatternSource
+    from .video.sequence import SequenceSource
+    from .video.source import VideoSource
 
-    return [ImageSource, PatternSource]
+    return [ImageSource, PatternSource, VideoSource, SequenceSource]
 
 
 @hookimpl
 def stylefarm_register_sinks():
     from .sinks import ImageSink, SheetSink
+    from .video.sink import FramesSink, VideoSink
 
-    return [ImageSink, SheetSink]
+    return [ImageSink, SheetSink, VideoSink, FramesSink]

@@ -77,10 +77,13 @@ def last_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def run(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run ffmpeg to completion with captured text output (for short jobs only)."""
-    return subprocess.run([ffmpeg_exe(), *args], capture_output=True, text=True, errors="replace",
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def run(args: list[str], timeout: float | None = None, binary: bool = False) -> subprocess.CompletedProcess:
+    """Run ffmpeg to completion with captured output (text unless `binary`; short jobs only)."""
+    proc = subprocess.run([ffmpeg_exe(), *args], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    if not binary:
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
+    return proc
 
 
 class Pipe:
@@ -94,7 +97,7 @@ class Pipe:
         self._err = tempfile.TemporaryFile()
         pipes = {"stdout": subprocess.PIPE, "stdin": subprocess.DEVNULL} if reading else \
                 {"stdin": subprocess.PIPE, "stdout": subprocess.DEVNULL}
-        self.proc = subprocess.Popen(argv, stderr=self._err, bufsize=0, **pipes)
+        self.proc = subprocess.Popen(argv, stderr=self._err, bufsize=1 << 20, **pipes)
 
     def stderr(self) -> str:
         self._err.seek(0)

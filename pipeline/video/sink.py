@@ -1,0 +1,267 @@
+"""Video and frame-sequence outputs: `output.video: {...}` and `output.frames: {...}`.
+
+VideoSink writes one video per input video/sequence (items are grouped by their source):
+- fps is the source's exact rational rate; audio is copied from the source when the whole
+  video was read and the container can hold its codec, re-encoded (aac; opus for webm) when a
+  frame range was selected (exact cut) or the container needs it, trimmed to the video length;
+- odd sizes: 4:2:0 needs even width and height (4:2:2 even width). `odd_size: pad` (default)
+  repeats the last row/column so no pixel is lost; `crop` drops it;
+- resume: the sink plans no file of its own, so resume skips items whose frame images (from
+  the `images` or `frames` outputs) are recorded, and `skip()` reads that image back into the
+  encoder. Without any image output nothing is skipped and the whole video is redone. So a
+  rerun after a kill restyles only unfinished frames and still produces the complete video;
+- a video missing frames (failed items, damaged input) is not finalized: its temp file is
+  removed and `close()` raises, naming what was received.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ..errors import OutputError
+from ..images import read_image, resize
+from ..item import Item
+from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
+from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container
+from .sequence import parse_fps
+
+log = logging.getLogger("stylefarm.video")
+MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that it is lost
+CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1")
+READBACK = (".png", ".tif", ".tiff", ".webp", ".bmp", ".jpg", ".jpeg")
+
+
+class VideoOptions(SinkOptions):
+    path: str = Field("{input.stem}_styled.mp4", description="video file name (in output.dir)")
+    codec: str | None = Field(None, description="libx264 (default), libx265, libvpx-vp9 (webm default), "
+                                                "prores_ks / ffv1 (lossless-grade), ...")
+    crf: int | None = Field(18, ge=0, le=63, description="quality for x264/x265/vp9 (lower is better)")
+    bitrate: str | None = Field(None, description="target bitrate, e.g. 8M (instead of crf)")
+    preset: str | None = Field("medium", description="x264/x265 speed preset (veryfast, medium, slow ...)")
+    pix_fmt: str | None = Field(None, description="yuv420p (default), yuv422p10le (ProRes default), ...")
+    audio: Literal["auto", "copy", "encode", "none"] = Field("auto", description="source audio handling")
+    odd_size: Literal["pad", "crop"] = Field("pad", description="make odd sizes even for chroma subsampling")
+    fps: str = Field("24", description="rate for sources without one (still images, generators)")
+    options: dict[str, str] = Field(default_factory=dict, description="extra ffmpeg output options, e.g. "
+                                                                      "{'profile:v': '3', tune: film}")
+
+    @field_validator("fps")
+    @classmethod
+    def _fps(cls, value: str) -> str:
+        return str(parse_fps(value))
+
+
+def default_codec(fmt: str) -> str:
+    return "libvpx-vp9" if fmt == "webm" else "libx264"
+
+
+def default_pix_fmt(codec: str) -> str:
+    if codec.startswith("prores"):
+        return "yuv422p10le"
+    return "yuv444p" if codec == "ffv1" else "yuv420p"
+
+
+def even_size(w: int, h: int, pix_fmt: str, mode: str) -> tuple[int, int]:
+    """The encoder size for a (w, h) frame: chroma subsampling needs even dimensions."""
+    need_w = any(t in pix_fmt for t in ("420", "422", "411", "nv12", "nv21"))
+    need_h = any(t in pix_fmt for t in ("420", "nv12", "nv21"))
+    step = 1 if mode == "pad" else -1
+    return (w + step if need_w and w % 2 else w), (h + step if need_h and h % 2 else h)
+
+
+def fit(frame: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Pad (edge-repeat) or crop a uint8 frame to exactly (w, h)."""
+    frame = frame[:h, :w]
+    ph, pw = h - frame.shape[0], w - frame.shape[1]
+    return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frame
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+class _Track:
+    """One output video: its encoder (started on the first frame) and the reorder buffer."""
+
+    def __init__(self, path: Path, item: Item):
+        video = item.meta.get("video") or {}
+        self.path, self.source = path, item.source
+        self.next = video.get("first", item.index)
+        self.expected: int | None = video.get("count")
+        self.pending: dict[int, np.ndarray] = {}
+        self.encoder: Encoder | None = None
+        self.lost: str | None = None  # why this video cannot be complete
+
+    def add(self, index: int, frame: np.ndarray, start) -> None:
+        """Queue a frame and feed the encoder every frame that is now in order."""
+        if self.lost:
+            return
+        self.pending[index] = frame
+        while self.next in self.pending:
+            frame = self.pending.pop(self.next)
+            if self.encoder is None:
+                self.encoder = start(frame)
+            self.encoder.send(fit(frame, self.encoder.spec.width, self.encoder.spec.height))
+            self.next += 1
+        if len(self.pending) > MAX_REORDER:
+            self.drop(f"frame {self.next} never arrived")
+
+    def drop(self, why: str) -> None:
+        self.lost, self.pending = why, {}
+        if self.encoder is not None:
+            self.encoder.abort()
+
+    def finish(self) -> Path:
+        sent = self.encoder.frames if self.encoder else 0
+        if self.lost is None and (self.pending or (self.expected is not None and sent != self.expected)):
+            self.lost = f"received {sent} of {self.expected} frames"
+        if self.lost or self.encoder is None:
+            self.drop(self.lost or "no frames")
+            raise OutputError(f"video {self.path.name} not written: {self.lost} (failed or missing frames; "
+                              "see the report's failures)")
+        return self.encoder.finish()
+
+
+class VideoSink(Sink):
+    """Encodes each input's frames into one video file (see the module docstring)."""
+
+    key = "video"
+    Options = VideoOptions
+
+    def __init__(self, options: VideoOptions, ctx: OutputContext):
+        super().__init__(options, ctx)
+        self.track: _Track | None = None
+        self.finished: list[Path] = []
+        self.errors: list[str] = []
+        self.size: tuple[int, int] | None = None
+
+    def _track_for(self, item: Item) -> _Track:
+        if self.track is None or self.track.source != item.source:
+            self._end_track()
+            self.track = _Track(self.ctx.path(self.options.path, item), item)
+            container(self.track.path)
+        return self.track
+
+    def _end_track(self) -> None:
+        if self.track is not None:
+            try:
+                self.finished.append(self.track.finish())
+            except OutputError as exc:
+                log.error("%s", exc)
+                self.errors.append(str(exc))
+            self.track, self.size = None, None
+
+    def write(self, item: Item) -> list[Path]:
+        self._push(item, item.image)
+        return []
+
+    def skip(self, item: Item, recorded: list[Path]) -> None:
+        """Resume: feed the frame image an earlier run recorded for this item."""
+        images = sorted((p for p in recorded if p.suffix.lower() in READBACK),
+                        key=lambda p: READBACK.index(p.suffix.lower()))
+        if not images:
+            raise OutputError(f"{item.key}: resume has no frame image to rebuild the video from; rerun with --force")
+        self._push(item, read_image(images[0])[0])
+
+    def _push(self, item: Item, image: np.ndarray) -> None:
+        track = self._track_for(item)
+        frame = to_uint8(image)
+        if self.size is not None and frame.shape[1::-1] != self.size:
+            log.warning("%s: frame size %s differs from the video's %s; resized", item.key, frame.shape[1::-1],
+                        self.size)
+            frame = to_uint8(resize(image, *self.size))
+        track.add(item.index, frame, lambda first: self._start(track, item, first))
+
+    def _start(self, track: _Track, item: Item, frame: np.ndarray) -> Encoder:
+        h, w = frame.shape[:2]
+        self.size = (w, h)
+        spec = self._spec(item, w, h, track.expected)
+        if (spec.width, spec.height) != (w, h):
+            log.info("%s: %dx%d is odd for %s; %s to %dx%d", track.path.name, w, h, spec.pix_fmt,
+                     self.options.odd_size, spec.width, spec.height)
+        return Encoder(spec, track.path)
+
+    def _spec(self, item: Item, w: int, h: int, expected: int | None) -> EncodeSpec:
+        opts = self.options
+        fmt = container(self.track.path)
+        codec = opts.codec or default_codec(fmt)
+        pix_fmt = opts.pix_fmt or default_pix_fmt(codec)
+        fps = item.fps or Fraction(opts.fps)
+        ew, eh = even_size(w, h, pix_fmt, opts.odd_size)
+        extra: dict[str, Any] = {}
+        if opts.crf is not None and opts.bitrate is None and codec in CRF_CODECS:
+            extra["crf"] = opts.crf
+            if codec == "libvpx-vp9":
+                extra["b:v"] = 0  # constant-quality mode
+        if opts.bitrate:
+            extra["b:v"] = opts.bitrate
+        if opts.preset and codec in ("libx264", "libx265"):
+            extra["preset"] = opts.preset
+        extra.update(opts.options)
+        return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, expected))
+
+    def _audio(self, item: Item, fmt: str, fps: Fraction, expected: int | None) -> AudioPlan | None:
+        """Copy when whole and allowed; re-encode for ranges or containers that need it."""
+        video = item.meta.get("video") or {}
+        if self.options.audio == "none" or not video.get("audio") or not video.get("path"):
+            return None
+        allowed = AUDIO_OK.get(fmt)
+        fits = allowed is None or video["audio"] in allowed
+        copy = self.options.audio == "copy" or (self.options.audio == "auto" and fits and video.get("whole"))
+        encoder = "libopus" if fmt == "webm" else "aac"
+        duration = float(expected / fps) if expected else None
+        return AudioPlan(video["path"], "copy" if copy else encoder, video.get("start", 0.0), duration)
+
+    def close(self) -> list[Path]:
+        self._end_track()
+        if self.errors:
+            raise OutputError("; ".join(self.errors))
+        return self.finished
+
+    def abort(self) -> None:
+        if self.track is not None:
+            self.track.drop("aborted")
+            self.track = None
+
+
+class FramesOptions(SinkOptions):
+    pattern: str = Field("{input.stem}_frames/{input.stem}.{frame:04d}.png",
+                         description="frame file names (in output.dir); #### or %04d also work")
+    bit_depth: Literal["auto", 8, 16, 32] = Field("auto", description="auto = same as the input")
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return to_template(value)
+
+
+def to_template(pattern: str) -> str:
+    """`x.####.png` / `x.%04d.png` -> `x.{frame:04d}.png` (naming templates stay as they are)."""
+    import re
+
+    value = re.sub(r"%0?(\d*)d", lambda m: f"{{frame:0{m.group(1) or 1}d}}", pattern)
+    return re.sub(r"#+", lambda m: f"{{frame:0{len(m.group(0))}d}}", value)
+
+
+class FramesSink(Sink):
+    """An image sequence beside (or instead of) the video: `output.frames: {pattern: ...}`."""
+
+    key = "frames"
+    Options = FramesOptions
+
+    def __init__(self, options: FramesOptions, ctx: OutputContext):
+        super().__init__(options, ctx)
+        spec = ctx.spec.model_copy(update={"pattern": options.pattern, "bit_depth": options.bit_depth})
+        self.images = ImageSink(None, OutputContext(ctx.root, ctx.base_dir, spec, ctx.step))
+
+    def planned(self, item: Item) -> list[Path]:
+        return self.images.planned(item)
+
+    def write(self, item: Item) -> list[Path]:
+        return self.images.write(item)

@@ -1,0 +1,154 @@
+"""Video files and numbered image sequences as Sources.
+
+VideoSource streams frames from one ffmpeg process through a rawvideo pipe: one frame is in
+memory at a time, whatever the video's length. ffmpeg auto-rotates frames, so items have the
+display orientation (the probe's width/height).
+
+Variable frame rate (VFR) policy, option `vfr`:
+- `cfr` (default): frames are retimed onto a constant grid at the stream's average rate
+  (ffmpeg duplicates/drops where the timing is uneven), so frame k is at k/fps and an edit
+  suite gets a constant-rate file of the same duration. A VFR input is logged as a warning.
+- `passthrough`: every stored frame exactly once, in order; the output is then written at the
+  average rate, so its duration matches but timing inside drifts where the input was uneven.
+
+Damaged files: frames decoded before the damage go through the workflow; then one extra item
+fails with a message saying at which frame decoding stopped, so the run exits with code 3
+(some items failed) and the video sink, missing frames, does not finalize its file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from ..errors import InputError, ItemError
+from ..item import Item
+from ..sources import Source, SourceOptions
+from . import ffmpeg
+from .probe import VideoInfo, probe
+from .ranges import parse_range
+
+log = logging.getLogger("stylefarm.video")
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".mts", ".mpg", ".mpeg",
+                  ".gif", ".y4m", ".nut"}
+
+
+class VideoSourceOptions(SourceOptions):
+    path: str = Field(description="a video file (mp4, mov, mkv, webm, ...)")
+    frames: str | int | None = Field(None, description="range: 100-250 (inclusive), 100-, or timecodes "
+                                                       "00:00:04-00:00:10 / 00:00:04:00-00:00:09:23")
+    start_number: int = Field(0, description="frame number of the video's first frame (e.g. 1001)")
+    vfr: Literal["cfr", "passthrough"] = Field("cfr", description="variable frame rate policy (see docs)")
+
+
+class VideoSource(Source):
+    """Frames of one video file, decoded lazily through an ffmpeg pipe."""
+
+    key = "video"
+    Options = VideoSourceOptions
+    priority = 10  # before ImageSource, which also accepts `path:`
+
+    @classmethod
+    def accepts(cls, spec: dict[str, Any]) -> bool:
+        path = spec.get("path")
+        return isinstance(path, str) and Path(path).suffix.lower() in VIDEO_SUFFIXES and "glob" not in spec
+
+    @cached_property
+    def info(self) -> VideoInfo:
+        info = probe(self.base_dir / self.options.path)
+        if info.frames == 0 or info.fps == 0:
+            raise InputError(f"{info.path.name}: video has no frames (zero-length video)")
+        if info.damage:
+            log.warning("%s: damaged after frame %d of ~%d: %s", info.path.name, info.frames,
+                        info.expected_frames, info.damage)
+        if info.vfr:
+            log.warning("%s: variable frame rate; policy %s at %s fps", info.path.name, self.options.vfr, info.fps)
+        return info
+
+    @cached_property
+    def span(self) -> tuple[int, int]:
+        """Inclusive frame indices (0-based) selected by `frames:`."""
+        first_number = self.options.start_number
+        last_number = first_number + self.info.frames - 1
+        if self.options.frames is None:
+            return 0, self.info.frames - 1
+        try:
+            lo, hi = parse_range(self.options.frames, self.info.fps, first_number, last_number)
+        except ValueError as exc:
+            raise InputError(f"{self.info.path.name}: {exc}") from None
+        return lo - first_number, hi - first_number
+
+    def count(self) -> int | None:
+        return self.span[1] - self.span[0] + 1
+
+    def _expected(self) -> int:
+        """Frames the sink should receive: more than readable when the file is truncated."""
+        lo, hi = self.span
+        if self.info.damage and hi == self.info.frames - 1:
+            return self.info.expected_frames - lo
+        return hi - lo + 1
+
+    def _argv(self) -> list[str]:
+        import ffmpeg as ffmpeg_python
+
+        lo, hi = self.span
+        fps = self.info.fps
+        retime = self.info.vfr and self.options.vfr == "cfr"
+        # CFR: seek half a frame early (timestamps may be rounded by the time base) and keep every
+        # frame as stored; accurate seeking drops the frames before that point, so frame lo is first.
+        seek = Fraction(lo) if retime else lo - Fraction(1, 2)
+        kwargs = {"ss": f"{float(seek / fps):.6f}"} if lo > 0 else {}
+        stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
+        out = {"format": "rawvideo", "pix_fmt": "rgb24", "frames:v": hi - lo + 1}
+        out.update({"fps_mode": "cfr", "r": str(fps)} if retime else {"fps_mode": "passthrough"})
+        return ffmpeg_python.output(stream, "pipe:", **out).global_args(*ffmpeg.QUIET).compile(cmd=ffmpeg.ffmpeg_exe())
+
+    def _meta(self) -> dict[str, Any]:
+        lo, hi = self.span
+        whole = lo == 0 and hi == self.info.frames - 1
+        return {"video": {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
+                          "start": float(lo / self.info.fps), "audio": self.info.audio_codec}}
+
+    def items(self) -> Iterator[Item]:
+        info, (lo, _) = self.info, self.span
+        w, h, fps = info.width, info.height, info.fps
+        size, meta = w * h * 3, self._meta()
+        pipe = ffmpeg.Pipe(self._argv(), reading=True)
+        decoded = 0
+        try:
+            while len(buf := pipe.proc.stdout.read(size)) == size:
+                image = np.frombuffer(buf, np.uint8).reshape(h, w, 3).astype(np.float32)
+                image *= np.float32(1 / 255)
+                index = lo + decoded
+                yield Item(source=str(info.path), index=index, frame=self.options.start_number + index,
+                           image=image, fps=fps, pts=float(index / fps), size=(w, h), meta=meta)
+                decoded += 1
+            rc = pipe.wait()
+            if decoded < self._expected() or rc != 0:
+                yield self._stopped(lo + decoded, rc, pipe.stderr())
+        finally:
+            pipe.kill()
+
+    def _stopped(self, index: int, rc: int, stderr: str) -> Item:
+        """A failing item that reports where decoding stopped (the runner records it)."""
+        reason = self.info.damage or ffmpeg.last_error(stderr)
+        message = (f"{self.info.path.name}: video is damaged or truncated: decoding stopped at frame "
+                   f"{self.options.start_number + index} after {index - self.span[0]} of "
+                   f"{self._expected()} frames (ffmpeg exit {rc}: {reason})")
+
+        def fail() -> Item:
+            raise ItemError(message)
+
+        log.error(message)
+        return Item(source=str(self.info.path), index=index, frame=self.options.start_number + index,
+                    fps=self.info.fps, loader=fail)
+
+    def describe(self) -> str:
+        return f"video: {self.options.path} {self.options.frames or 'all frames'}"

@@ -1,0 +1,77 @@
+"""Steps for distributed tests. Importable by Ray/Dask workers (tests/ on PYTHONPATH), since
+executors ship step classes by reference."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import Field
+
+from pipeline.hookspecs import hookimpl
+from pipeline.item import Batch
+from pipeline.step import Step, StepOptions
+
+
+class PoisonOptions(StepOptions):
+    indexes: list[int] = Field(default_factory=list, description="items that always raise")
+
+
+class Poison(Step):
+    """Raises on chosen items (a step bug or a corrupt frame)."""
+
+    name = "test_poison"
+    uses_device = False
+    Options = PoisonOptions
+
+    def process(self, batch: Batch) -> Batch:
+        for item in batch:
+            if item.index in self.options.indexes:
+                raise ValueError(f"item {item.index} is poisoned")
+        return batch
+
+
+class ExitOptions(StepOptions):
+    index: int = Field(description="item whose processing kills the worker process")
+    marker: str | None = Field(None, description="if set: exit only while this file does not exist (once)")
+
+
+class ExitProcess(Step):
+    """Kills its own process (os._exit) on one item, like a segfault in a native library."""
+
+    name = "test_exit"
+    uses_device = False
+    Options = ExitOptions
+
+    def process(self, batch: Batch) -> Batch:
+        marker = Path(self.options.marker) if self.options.marker else None
+        for item in batch:
+            if item.index == self.options.index and not (marker and marker.exists()):
+                if marker:
+                    marker.touch()
+                os._exit(17)
+        return batch
+
+
+class SleepOptions(StepOptions):
+    seconds: float = 0.2
+    indexes: list[int] = Field(default_factory=list, description="items that are slow")
+
+
+class Sleep(Step):
+    """Makes chosen items slow so that batches finish out of order."""
+
+    name = "test_sleep"
+    uses_device = False
+    Options = SleepOptions
+
+    def process(self, batch: Batch) -> Batch:
+        if any(item.index in self.options.indexes for item in batch):
+            time.sleep(self.options.seconds)
+        return batch
+
+
+@hookimpl
+def stylefarm_register_steps():
+    return [Poison, ExitProcess, Sleep]

@@ -1,0 +1,125 @@
+"""Bad video inputs and outputs: clear one-line errors, non-zero exits, nothing partial left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from video_fixtures import make_clip
+
+from pipeline.api import load_workflow, run_workflow
+from pipeline.errors import OutputError, StylefarmError, WorkflowError
+from pipeline.video.ffmpeg import ffmpeg_exe
+from pipeline.video.segments import join
+
+pytestmark = pytest.mark.video
+
+
+def video_workflow(workflow, clip: Path, extra: str = "", images: str = "false") -> Path:
+    return workflow(f"""
+inputs: [{{path: {clip}{extra}}}]
+output: {{dir: out, images: {images}, pattern: "f.{{frame:04d}}.png", video: {{path: v.mp4, preset: ultrafast}}}}
+""")
+
+
+def leftovers(root: Path) -> list[str]:
+    return [p.name for p in root.rglob("*") if p.name.endswith(".part")]
+
+
+def test_truncated_video_processes_frames_before_damage_and_reports_where_it_stopped(tmp_path, workflow):
+    clip = make_clip(tmp_path / "full.mkv", frames=48)
+    data = clip.read_bytes()
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(data[: len(data) * 6 // 10])
+    wf = video_workflow(workflow, broken, images="true")
+    with pytest.raises(OutputError, match="v.mp4 not written: received"):
+        run_workflow(wf)
+    report = json.loads((tmp_path / "out" / ".stylefarm" / "report.json").read_text())
+    (failure,) = report["failures"]
+    assert "decoding stopped at frame" in failure["error"] and "of 48 frames" in failure["error"]
+    done = sorted((tmp_path / "out").glob("f.*.png"))
+    assert 10 < len(done) < 48 and report["counts"]["done"] == len(done)
+    assert not (tmp_path / "out" / "v.mp4").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty file"),
+                                              (b"hello, not a video\n" * 50, "not a readable video")])
+def test_file_that_is_not_a_video_is_rejected_at_plan_time(tmp_path, workflow, content, message):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(WorkflowError, match=message):
+        load_workflow(video_workflow(workflow, bad))
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path, workflow):
+    audio = tmp_path / "tone.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(audio)],
+                   check=True)
+    with pytest.raises(WorkflowError, match="no video stream"):
+        load_workflow(video_workflow(workflow, audio))
+
+
+def test_zero_frame_video_is_rejected(tmp_path, workflow):
+    empty = tmp_path / "empty.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48", "-frames:v", "0",
+                    "-c:v", "libx264", str(empty)], check=True)
+    with pytest.raises(WorkflowError, match="(zero-length|no video stream|not a readable)"):
+        load_workflow(video_workflow(workflow, empty))
+
+
+@pytest.mark.parametrize("frames", ["40-60", "50-", "00:00:03-00:00:04"])
+def test_frame_range_outside_the_video_names_the_available_frames(tmp_path, workflow, frames):
+    clip = make_clip(tmp_path / "c.mp4", frames=48)
+    with pytest.raises(WorkflowError, match="outside the available frames 0-47|empty"):
+        load_workflow(video_workflow(workflow, clip, f", frames: '{frames}'"))
+
+
+def test_missing_ffmpeg_binary_says_how_to_install(tmp_path, workflow, monkeypatch):
+    clip = make_clip(tmp_path / "c.mp4", frames=4)
+    monkeypatch.setenv("STYLEFARM_FFMPEG", str(tmp_path / "no" / "ffmpeg"))
+    with pytest.raises(StylefarmError, match="pip install imageio-ffmpeg"):
+        load_workflow(video_workflow(workflow, clip))
+
+
+def test_unwritable_video_location_fails_without_temp_files(tmp_path, workflow):
+    clip = make_clip(tmp_path / "c.mp4", frames=6)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "blocker").write_text("a file where a folder should be")
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output: {{dir: out, images: false, video: {{path: blocker/v.mp4, preset: ultrafast}}}}
+""")
+    with pytest.raises(OutputError, match="cannot write"):
+        run_workflow(wf)
+    assert leftovers(tmp_path) == []
+
+
+DISK_FULL = """
+import resource, sys
+from pipeline.api import run_workflow
+resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))  # every later file write is capped: a full disk
+run_workflow(sys.argv[1])
+"""
+
+
+def test_disk_full_during_encode_exits_nonzero_and_removes_temp(tmp_path, workflow):
+    clip = make_clip(tmp_path / "c.mp4", frames=48, size="320x240")
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output: {{dir: out, images: false, video: {{path: v.mkv, codec: ffv1}}}}
+""")
+    proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(wf)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ})
+    assert proc.returncode != 0
+    assert "cannot write video" in proc.stderr
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "v.mkv").exists()
+
+
+def test_join_with_audio_from_a_silent_video_is_an_error(tmp_path):
+    silent = make_clip(tmp_path / "s.mp4", frames=4, audio=False)
+    with pytest.raises(StylefarmError, match="no audio"):
+        join([silent], tmp_path / "j.mp4", audio_from=silent)

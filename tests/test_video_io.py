@@ -1,0 +1,160 @@
+"""Video/sequence sources and sinks with real ffmpeg on small synthetic clips."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from video_fixtures import decode_codes, make_clip, read_code
+
+from pipeline.api import run_workflow
+from pipeline.images import encode_image
+from pipeline.video.ffmpeg import ffmpeg_exe
+from pipeline.video.probe import probe
+from pipeline.video.sequence import SequenceOptions, SequenceSource
+from pipeline.video.source import VideoSource, VideoSourceOptions
+
+pytestmark = pytest.mark.video
+NTSC = Fraction(24000, 1001)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=48)
+
+
+def source(path: Path, **opts) -> VideoSource:
+    return VideoSource(VideoSourceOptions(path=str(path), **opts), path.parent)
+
+
+def test_probe_reports_exact_rate_count_and_audio_without_ffprobe(clip):
+    info = probe(clip)
+    assert (info.width, info.height, info.frames) == (160, 120, 48)
+    assert info.fps == NTSC and info.has_audio and info.pix_fmt == "yuv420p" and not info.vfr
+    assert abs(info.duration - 48 / float(NTSC)) < 0.05
+
+
+def test_rotated_video_is_decoded_upright_with_swapped_size(clip, tmp_path):
+    rotated = tmp_path / "rot.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(clip), "-c", "copy",
+                    str(rotated)], check=True)
+    info = probe(rotated)
+    assert info.rotation == 90 and (info.width, info.height) == (120, 160)
+    first = next(source(rotated).items())
+    assert first.image.shape == (160, 120, 3)
+
+
+@pytest.mark.parametrize("frames, expected", [("10-20", range(10, 21)), ("0-0", [0]), ("45-", range(45, 48)),
+                                              ("00:00:01.001-00:00:01.5015", range(24, 36)),
+                                              ("00:00:01:00-00:00:01:05", range(24, 30))])
+def test_frame_range_selects_exactly_those_frames(clip, frames, expected):
+    src = source(clip, frames=frames)
+    items = list(src.items())
+    assert src.count() == len(expected)
+    assert [it.index for it in items] == list(expected)
+    assert [read_code(it.image) for it in items] == list(expected)
+
+
+def test_start_number_shifts_frame_numbers_and_ranges(clip):
+    items = list(source(clip, frames="1010-1012", start_number=1000).items())
+    assert [(it.frame, read_code(it.image)) for it in items] == [(1010, 10), (1011, 11), (1012, 12)]
+
+
+def test_workflow_keeps_frame_count_rational_fps_audio_and_frame_order(clip, workflow, tmp_path):
+    wf = workflow(f"""
+inputs:
+  - path: {clip}
+steps:
+  - use: resize
+    with: {{scale: 0.5}}
+output:
+  dir: out
+  images: false
+  frames: {{pattern: "png/{{input.stem}}.####.png"}}
+  video: {{path: "{{input.stem}}_styled.mp4", preset: veryfast}}
+""")
+    report = run_workflow(wf)
+    assert report["counts"] == {"done": 48, "skipped": 0, "failed": 0}
+    out = probe(tmp_path / "out" / "clip_styled.mp4")
+    assert (out.frames, out.fps, out.width, out.height) == (48, NTSC, 80, 60)
+    assert out.audio_codec == "aac" and abs(out.duration - probe(clip).duration) <= 1 / float(NTSC)
+    assert decode_codes(out.path) == list(range(48))
+    assert len(list((tmp_path / "out" / "png").glob("clip.*.png"))) == 48
+
+
+@pytest.mark.parametrize("mode, size", [("pad", (82, 62)), ("crop", (80, 60))])
+def test_odd_sizes_are_padded_or_cropped_to_even(clip, workflow, tmp_path, mode, size):
+    wf = workflow(f"""
+inputs: [{{path: {clip}, frames: 0-5}}]
+steps: [{{use: resize, with: {{width: 81, height: 61}}}}]
+output: {{dir: out, images: false, video: {{path: odd.mp4, preset: ultrafast, odd_size: {mode}}}}}
+""")
+    run_workflow(wf)
+    out = probe(tmp_path / "out" / "odd.mp4")
+    assert (out.width, out.height, out.frames) == (*size, 6)
+    assert out.audio_codec == "aac"  # a range re-encodes the audio to cut it exactly
+
+
+def test_rerun_rebuilds_video_from_recorded_frames_without_restyling(clip, workflow, tmp_path):
+    wf = workflow(f"""
+inputs: [{{path: {clip}, frames: 0-23}}]
+output: {{dir: out, pattern: "{{input.stem}}.{{frame:04d}}.png", video: {{path: v.mp4, preset: ultrafast}}}}
+""")
+    run_workflow(wf)
+    (tmp_path / "out" / "v.mp4").unlink()
+    report = run_workflow(wf)
+    assert report["counts"]["skipped"] == 24 and report["counts"]["done"] == 0
+    assert decode_codes(tmp_path / "out" / "v.mp4") == list(range(24))
+
+
+def test_video_without_audio_gives_video_without_audio(tmp_path, workflow):
+    silent = make_clip(tmp_path / "silent.mp4", frames=12, audio=False)
+    wf = workflow(f"""
+inputs: [{{path: {silent}}}]
+output: {{dir: out, images: false, video: {{path: s.mp4, preset: ultrafast}}}}
+""")
+    run_workflow(wf)
+    out = probe(tmp_path / "out" / "s.mp4")
+    assert out.frames == 12 and not out.has_audio
+
+
+def write_sequence(folder: Path, frames: list[int], depth: int = 8) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in frames:
+        image = np.full((24, 32, 3), f / 2000, np.float32)
+        (folder / f"sh010.{f:04d}.png").write_bytes(encode_image(".png", image, None, depth))
+
+
+def test_sequence_with_gap_fails_by_default_and_holds_on_request(tmp_path):
+    write_sequence(tmp_path / "seq", [1001, 1002, 1004])
+    strict = SequenceSource(SequenceOptions(sequence="seq/sh010.%04d.png"), tmp_path)
+    with pytest.raises(Exception, match="missing in 1001-1004: 1003"):
+        strict.count()
+    held = SequenceSource(SequenceOptions(sequence="seq/sh010.####.png", missing="hold"), tmp_path)
+    items = [it.load() for it in held.items()]
+    assert [it.frame for it in items] == [1001, 1002, 1003, 1004]
+    assert items[2].meta["held_from"] == "sh010.1002.png"
+    assert np.array_equal(items[2].image, items[1].image)
+
+
+def test_sequence_16bit_range_to_frames_and_video(tmp_path, workflow):
+    write_sequence(tmp_path / "seq", list(range(1001, 1011)), depth=16)
+    wf = workflow("""
+inputs: [{sequence: seq/sh010.####.png, frames: 1003-1008, fps: 24000/1001}]
+output:
+  dir: out
+  images: false
+  frames: {pattern: "{input.stem}.%04d.png"}
+  video: {path: "{input.stem}.mov", preset: ultrafast}
+""")
+    run_workflow(wf)
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert names == [f"sh010.{f}.png" for f in range(1003, 1009)]
+    from pipeline.images import read_image
+
+    assert read_image(tmp_path / "out" / "sh010.1003.png")[2] == 16
+    out = probe(tmp_path / "out" / "sh010.mov")
+    assert (out.frames, out.fps) == (6, NTSC)
