@@ -96,8 +96,56 @@ def p3_memory_streaming(size: str) -> dict[str, float]:
             "inverse_growth": peaks[0] / peaks[1]}
 
 
+def _clip(folder: Path, frames: int, size: str) -> Path:
+    from .video_io import make_source
+
+    clip = folder / f"clip_{frames}.mp4"
+    make_source(clip, frames // 24, size)
+    return clip
+
+
+def p2_video(size: str) -> dict[str, float]:
+    """decode + model + encode through the pipeline vs the model alone on the same decoded frames."""
+    from pipeline.api import load_workflow, run_plan
+    from pipeline.executors.base import StepCall
+
+    from .distributed_steps import ConvOptions, ConvStack
+
+    frames, res = {"tiny": (24, "160x96"), "small": (48, "320x180"), "large": (96, "640x360")}[size]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = _clip(tmp, frames, res)
+        wf = tmp / "wf.yaml"
+        wf.write_text(f"version: 1\ninputs: [{{path: {clip.name}}}]\noutput: {{dir: out, images: false, "
+                      f"video: {{path: out.mp4, preset: veryfast}}}}\nexecution: {{batch_size: 4}}\n")
+        plan = load_workflow(wf)
+        plan.chain = [StepCall("bench_conv", ConvStack, ConvOptions())]
+        items = [it.load() for it in plan.sources[0].items()]
+        step = ConvStack(ConvOptions())
+        step.setup("cpu")
+        model = timed(lambda: [step.process(items[i : i + 4]) for i in range(0, len(items), 4)])
+        pipe = timed(lambda: run_plan(plan, force=True))
+    return {"model_s": model, "pipeline_s": pipe, "ratio": model / pipe}
+
+
+def p4_scale_out(size: str) -> dict[str, float]:
+    """Ray and Dask throughput with 2 actors vs 1 (one torch thread each) on a CPU-bound step."""
+    from .distributed_overhead import measure
+
+    n, px = {"tiny": (8, 32), "small": (32, 96), "large": (64, 128)}[size]
+    out = {}
+    for backend in ("ray", "dask"):
+        one = measure(backend, 1, n, px, "cpu")["items_per_s_wall"]
+        two = measure(backend, 2, n, px, "cpu")["items_per_s_wall"]
+        out[f"{backend}_speedup"] = two / one
+    out["speedup"] = min(out["ray_speedup"], out["dask_speedup"])
+    return out
+
+
 CASES = [
     Case("P1", "pipeline overhead vs bare loop", p1_pipeline_overhead, ("ratio", 0.95)),
+    Case("P2", "video decode+model+encode vs model", p2_video, ("ratio", 0.90)),
     Case("P3", "peak RSS, 10x frames (streaming)", p3_memory_streaming, ("inverse_growth", 1 / 1.1)),
+    Case("P4", "scale-out 2 vs 1 actors (Ray, Dask)", p4_scale_out, ("speedup", 1.8)),
 ]
 
