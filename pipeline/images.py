@@ -74,12 +74,14 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, 
 
 
 def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    clipped = np.clip(pixels, 0.0, 1.0)
-    if bit_depth == 16:
-        return np.round(clipped * 65535.0).astype(np.uint16)
+    """Float [0, 1] -> uint8/uint16 (rounded) or float32; one temporary (hot path for video)."""
     if bit_depth == 32:
-        return clipped.astype(np.float32)
-    return np.round(clipped * 255.0).astype(np.uint8)
+        return np.clip(pixels, 0.0, 1.0).astype(np.float32)
+    top = np.float32(65535.0 if bit_depth == 16 else 255.0)
+    scaled = np.multiply(pixels, top, dtype=np.float32)
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0.0, top, out=scaled)
+    return scaled.astype(np.uint16 if bit_depth == 16 else np.uint8)
 
 
 def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int,

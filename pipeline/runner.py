@@ -104,7 +104,8 @@ class Run:
                     raise
                 except OSError as exc:
                     raise OutputError(f"cannot write output for {item.key}: {exc}") from None
-                manifest.record(item.key, outputs)
+                if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)
+                    manifest.record(item.key, outputs)
                 self.report.done(outputs)
                 progress.update()
                 item.image = item.original = outcome.result.image = None  # free memory early

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ..errors import OutputError
-from ..images import read_image, resize
+from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
 from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container
@@ -83,7 +83,7 @@ def fit(frame: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return quantize(image, 8)
 
 
 class _Track:
