@@ -1,0 +1,178 @@
+"""The VGG-19 "normalised" encoder shared by AdaIN and StyA2K, and its checkpoint formats.
+
+Both models use the same file, `vgg_normalised.pth` of naoto0804/pytorch-AdaIN: an
+`nn.Sequential` of 53 modules whose state_dict keys are the module indices (`0.weight`,
+`2.weight`, ... `51.weight`). Module 0 is a 1x1 conv that maps RGB in [0, 1] to the
+mean-subtracted 0-255 BGR that the Caffe VGG was trained on. We rebuild the same index
+layout so the official file loads by its own keys, and keep only the modules a model needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.errors import WeightsError
+
+# Conv widths per VGG block; "M" is a 2x2 max-pool (ceil_mode, as in the official file).
+_PLAN: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                          512, 512, 512, 512, "M", 512, 512, 512, 512]
+
+# Index of the module right after each ReLU we read, in the 53-module official layout.
+TAPS = {"relu1_1": 4, "relu2_1": 11, "relu3_1": 18, "relu4_1": 31, "relu5_1": 44}
+
+_CONV_INDICES = [2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51]
+_TORCHVISION_CONVS = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def vgg_layers(depth: int) -> list[nn.Module]:
+    """The first `depth` modules of the official 53-module layout (same indices, same keys)."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+    channels = 3
+    for spec in _PLAN:
+        if spec == "M":
+            layers.append(nn.MaxPool2d(2, 2, 0, ceil_mode=True))
+            continue
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, int(spec), 3), nn.ReLU(inplace=True)]
+        channels = int(spec)
+    return layers[:depth]
+
+
+class VGGEncoder(nn.Module):
+    """VGG-19 up to the deepest tap asked for; `forward` returns the tapped features."""
+
+    def __init__(self, taps: tuple[str, ...] = ("relu4_1",)):
+        super().__init__()
+        self.taps = taps
+        self.depth = max(TAPS[t] for t in taps)
+        self.layers = nn.Sequential(*vgg_layers(self.depth))
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        stops = {TAPS[t]: t for t in self.taps}
+        out: dict[str, torch.Tensor] = {}
+        x = image
+        for index, layer in enumerate(self.layers, start=1):
+            x = layer(x)
+            if index in stops:
+                out[stops[index]] = x
+        return [out[t] for t in self.taps]
+
+    def load_official(self, state: dict[str, Any], path: str = "vgg") -> None:
+        """Load any accepted encoder format (see `encoder_state`) into `self.layers`."""
+        from pipeline.weights import load_into
+
+        load_into(self.layers, encoder_state(state, self.depth, path), path)
+
+
+def _is_torchvision(state: dict[str, Any]) -> bool:
+    first = state.get("features.0.weight", state.get("0.weight"))
+    return first is not None and tuple(first.shape) == (64, 3, 3, 3)
+
+
+def from_torchvision(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Map a torchvision `vgg19` ImageNet state_dict to the official encoder keys.
+
+    torchvision's VGG expects RGB in [0, 1] normalised by the ImageNet mean/std; we fold
+    that normalisation into the leading 1x1 conv so the encoder takes plain [0, 1] RGB.
+    The features differ from `vgg_normalised.pth` (different training), so decoders
+    trained on the official file do not fit them: this is for new decoders and feature use.
+    """
+    prefix = "features." if "features.0.weight" in state else ""
+    mapped: dict[str, torch.Tensor] = {}
+    for tv, ours in zip(_TORCHVISION_CONVS, _CONV_INDICES):
+        for kind in ("weight", "bias"):
+            key = f"{prefix}{tv}.{kind}"
+            if key in state:
+                mapped[f"{ours}.{kind}"] = state[key]
+    std = torch.tensor(_IMAGENET_STD)
+    mapped["0.weight"] = torch.diag(1.0 / std).view(3, 3, 1, 1)
+    mapped["0.bias"] = -torch.tensor(_IMAGENET_MEAN) / std
+    return mapped
+
+
+def encoder_state(state: dict[str, Any], depth: int, path: str = "vgg") -> dict[str, Any]:
+    """Keys of an official (full or truncated) or torchvision VGG-19 file, cut to `depth`."""
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if _is_torchvision(state):
+        state = from_torchvision(state)
+    first = state.get("0.weight")
+    if first is None or tuple(first.shape) != (3, 3, 1, 1):
+        keys = ", ".join(list(state)[:3]) or "none"
+        raise WeightsError(
+            f"weights {path} are not a VGG-19 encoder (expected keys like '0.weight' [3,3,1,1] "
+            f"of vgg_normalised.pth or torchvision 'features.0.weight'; got {keys})"
+        )
+    kept = {}
+    for key, value in state.items():
+        index = key.split(".", 1)[0]
+        if index.isdigit() and int(index) < depth:
+            kept[key] = value
+    return kept
+
+
+# --- weights plumbing shared by the model plugins (belongs in pipeline/weights.py) -------
+
+RANDOM_WEIGHTS_WARNING = (
+    "!!! {step}: RANDOM WEIGHTS (test-only mode) - the output is NOT a stylization; "
+    "install the official weights with `stylefarm weights add` !!!"
+)
+
+
+def announce_random_weights(step: str) -> None:
+    """Random weights are for tests only: say so as a warning and in the log."""
+    import logging
+    import warnings
+
+    message = RANDOM_WEIGHTS_WARNING.format(step=step)
+    warnings.warn(message, stacklevel=3)
+    logging.getLogger("stylefarm.weights").warning(message)
+
+
+def randomize_convs(modules: list[nn.Module], seed: int = 0) -> None:
+    """Test-only weights: He-normal convs, biases U(-0.1, 0.1), seeded and deterministic.
+
+    PyTorch's default init collapses deep VGG features to near-constants, which would make
+    random-weight tests meaningless; this is the init the shared AdaIN fixture used.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for module in modules:
+        for conv in (m for m in module.modules() if isinstance(m, nn.Conv2d)):
+            fan_in = conv.weight[0].numel()
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                if conv.bias is not None:
+                    conv.bias.copy_(torch.rand(conv.bias.shape, generator=gen) * 0.2 - 0.1)
+
+
+def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> dict[str, tuple[dict, str]]:
+    """State dicts per role ({role: weights-manager name}) from a step's `weights:` option.
+
+    One path: a single file holding a dict with one sub-dict per role (optionally under
+    `state_dict`). A mapping: role -> path. Roles not given come from the weights manager.
+    """
+    from pipeline.weights import load_state_dict, resolve
+
+    if isinstance(weights, str):
+        state = load_state_dict(resolve("weights", weights), check_hash=False)
+        state = state.get("state_dict", state) if isinstance(state.get("state_dict"), dict) else state
+        missing = [r for r in roles if not isinstance(state.get(r), dict)]
+        if missing:
+            raise WeightsError(
+                f"weights {weights}: one file must hold a dict per role ({', '.join(roles)}); "
+                f"missing {', '.join(missing)} - or give a mapping {{role: path}}"
+            )
+        return {role: (state[role], f"{weights}[{role}]") for role in roles}
+    given = dict(weights or {})
+    unknown = sorted(set(given) - set(roles))
+    if unknown:
+        raise WeightsError(f"unknown weights role(s) {', '.join(unknown)}; expected {', '.join(roles)}")
+    out = {}
+    for role, name in roles.items():
+        path = resolve(name, given.get(role))
+        out[role] = (load_state_dict(path, name, check_hash=role not in given), str(path))
+    return out

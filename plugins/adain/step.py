@@ -1,0 +1,185 @@
+"""The `adain` step: options, one-time setup (weights, style statistics), batched process."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.item import Batch, Item
+from pipeline.step import Step, StepOptions
+
+ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
+
+
+class AdaINOptions(StepOptions):
+    style: list[str] = Field(description="style image path, or a list of paths (interpolation / masks)")
+    style_weights: list[float] | None = Field(
+        None, description="interpolation weights, one per style (normalised by their sum)")
+    alpha: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = content reconstruction")
+    preserve_color: bool = Field(False, description="keep the content's colours")
+    color_method: Literal["coral", "luminance"] = Field(
+        "coral", description="coral: recolour the style image to the content (official); "
+        "luminance: keep the content's chroma, take only luminance from the result")
+    mask: list[str] | None = Field(
+        None, description="spatial control: one mask image per style (white = this style)")
+    content_size: int = Field(512, ge=0, description="short side of the content before stylizing; 0 = keep")
+    style_size: int = Field(512, ge=0, description="short side of the style image(s); 0 = keep")
+    crop: bool = Field(False, description="centre-crop content and style to squares of *_size")
+    weights: str | dict[str, str] | None = Field(
+        None, description="one file with {vgg, decoder} dicts, or a mapping role -> path")
+    precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
+    random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
+
+    @field_validator("style", "mask", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AdaINOptions:
+        n = len(self.style)
+        if n == 0:
+            raise ValueError("style: give at least one style image")
+        if self.style_weights is not None:
+            if len(self.style_weights) != n:
+                raise ValueError(f"style_weights: {len(self.style_weights)} weights for {n} styles")
+            if min(self.style_weights) < 0 or sum(self.style_weights) <= 0:
+                raise ValueError("style_weights: must be >= 0 with a positive sum")
+        if self.mask is not None:
+            if len(self.mask) != n:
+                raise ValueError(f"mask: {len(self.mask)} masks for {n} styles (one per style)")
+            if self.style_weights is not None:
+                raise ValueError("mask and style_weights exclude each other")
+        if self.preserve_color and self.color_method == "coral" and (n > 1 or self.mask):
+            raise ValueError("preserve_color with color_method coral needs one style; "
+                             "use color_method: luminance with several styles")
+        return self
+
+
+class AdaINStep(Step):
+    """Arbitrary style transfer with adaptive instance normalization (Huang & Belongie 2017)."""
+
+    name = "adain"
+    kind = "stylize"
+    Options = AdaINOptions
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        from plugins.adain import model
+        from plugins.adain.ops import normalize_weights
+
+        super().setup(device)
+        opts: AdaINOptions = self.options
+        self.encoder, self.decoder = model.encoder(), model.Decoder()
+        self._load_weights()
+        self.dtype = torch.float16 if opts.precision == "float16" and device.startswith("cuda") else torch.float32
+        for net in (self.encoder, self.decoder):
+            net.eval().to(device=device, dtype=self.dtype)
+            if device.startswith("cuda"):
+                net.to(memory_format=torch.channels_last)
+        self.styles = [self._read(path, opts.style_size) for path in opts.style]
+        self.weights = normalize_weights(opts.style_weights, len(self.styles))
+        self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
+        self.style_stats = None if self._recolours_style() else [self._style_stats(s) for s in self.styles]
+
+    def _load_weights(self) -> None:
+        from pipeline.weights import load_into
+        from plugins._vgg import announce_random_weights, randomize_convs, role_states
+
+        if self.options.random_weights:
+            announce_random_weights(self.name)
+            randomize_convs([self.encoder, self.decoder])
+            return
+        states = role_states(self.options.weights, ROLES)
+        self.encoder.load_official(*states["vgg"])
+        load_into(self.decoder, *states["decoder"])
+
+    def _recolours_style(self) -> bool:
+        return self.options.preserve_color and self.options.color_method == "coral"
+
+    def _read(self, path: str, size: int) -> np.ndarray:
+        from pipeline.images import read_image
+        from plugins.adain.ops import official_resize
+
+        return official_resize(read_image(path)[0], size, self.options.crop)
+
+    def _style_stats(self, style: np.ndarray):
+        """relu4_1 mean/std of one style image: all AdaIN needs from a style."""
+        import torch
+
+        from plugins.adain.ops import calc_mean_std, to_tensor
+
+        with torch.inference_mode():
+            feat = self.encoder(to_tensor(style).to(self.device, self.dtype))[0]
+            return calc_mean_std(feat.float())
+
+    def process(self, batch: Batch) -> Batch:
+        from plugins.adain.ops import official_resize
+
+        opts: AdaINOptions = self.options
+        contents = [official_resize(it.load().image, opts.content_size, opts.crop) for it in batch]
+        results: list[np.ndarray | None] = [None] * len(batch)
+        for shape in dict.fromkeys(c.shape for c in contents):  # same-size items run together
+            idx = [i for i, c in enumerate(contents) if c.shape == shape]
+            for i, out in zip(idx, self.stylize([contents[i] for i in idx])):
+                results[i] = out
+        return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]
+
+    def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:
+        from plugins.adain.ops import keep_luminance_only
+
+        if self.options.preserve_color and self.options.color_method == "luminance":
+            out = keep_luminance_only(out, content)
+        new = item.with_image(out)
+        new.meta = {**item.meta, "adain": {"styles": list(self.options.style),
+                                           "random_weights": self.options.random_weights}}
+        return new
+
+    def stylize(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Stylize same-size HxWx3 images in one batch; output keeps their size."""
+        import torch
+
+        from plugins.adain.ops import blend, to_image, to_tensor
+
+        h, w = images[0].shape[:2]
+        x = torch.cat([to_tensor(im) for im in images]).to(self.device, self.dtype)
+        with torch.inference_mode():
+            feat = self.encoder(x)[0].float()
+            target = blend(self._target(feat, images), feat, self.options.alpha)
+            out = self.decoder(target.to(self.dtype))[:, :, :h, :w]  # decoder pads to 8 px
+        return [to_image(o) for o in out]
+
+    def _target(self, feat, images: list[np.ndarray]):
+        """AdaIN features: mixed styles, masked styles, or per-image recoloured style."""
+        import torch
+
+        from plugins.adain.ops import coral, masked_adain, mix_styles, to_tensor
+
+        if self.style_stats is None:  # coral colour preservation: style depends on content
+            rows = []
+            for i, image in enumerate(images):
+                style = coral(to_tensor(self.styles[0])[0], to_tensor(image)[0])
+                stats = self._style_stats(style.permute(1, 2, 0).numpy())
+                rows.append(mix_styles(feat[i:i + 1], [stats], [1.0]))
+            return torch.cat(rows)
+        if self.masks is not None:
+            masks = torch.from_numpy(np.stack([_fit_mask(m, feat.shape[-2:]) for m in self.masks]))
+            return masked_adain(feat, self.style_stats, masks.to(feat.device))
+        return mix_styles(feat, self.style_stats, self.weights)
+
+
+def _read_mask(path: str) -> np.ndarray:
+    from pipeline.images import read_image
+
+    return read_image(path)[0].mean(axis=2)
+
+
+def _fit_mask(mask: np.ndarray, size) -> np.ndarray:
+    """Mask resized (nearest) to the feature grid, as booleans."""
+    import cv2
+
+    h, w = int(size[0]), int(size[1])
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0.5
