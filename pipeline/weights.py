@@ -150,3 +150,46 @@ def load_into(module, state: dict[str, Any], path: Path | str, strict: bool = Tr
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = "; ".join(lines[1:3])[:300]
         raise WeightsError(f"weights {path} do not fit {type(module).__name__}: {detail}") from None
+
+
+RANDOM_WEIGHTS_WARNING = (
+    "!!! {step}: RANDOM WEIGHTS (test-only mode) - the output is NOT a stylization; "
+    "install the official weights with `stylefarm weights add` !!!"
+)
+
+
+def announce_random_weights(step: str) -> None:
+    """Random weights are for tests only: say so as a warning and in the log."""
+    import logging
+    import warnings
+
+    message = RANDOM_WEIGHTS_WARNING.format(step=step)
+    warnings.warn(message, stacklevel=3)
+    logging.getLogger("stylefarm.weights").warning(message)
+
+
+def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> dict[str, tuple[dict, str]]:
+    """State dicts per role ({role: weights-manager name}) from a step's `weights:` option.
+
+    One path: a single file holding a dict with one sub-dict per role (optionally under
+    `state_dict`). A mapping: role -> path. Roles not given come from the weights manager.
+    """
+    if isinstance(weights, str):
+        state = load_state_dict(resolve("weights", weights), check_hash=False)
+        state = state.get("state_dict", state) if isinstance(state.get("state_dict"), dict) else state
+        missing = [r for r in roles if not isinstance(state.get(r), dict)]
+        if missing:
+            raise WeightsError(
+                f"weights {weights}: one file must hold a dict per role ({', '.join(roles)}); "
+                f"missing {', '.join(missing)} - or give a mapping {{role: path}}"
+            )
+        return {role: (state[role], f"{weights}[{role}]") for role in roles}
+    given = dict(weights or {})
+    unknown = sorted(set(given) - set(roles))
+    if unknown:
+        raise WeightsError(f"unknown weights role(s) {', '.join(unknown)}; expected {', '.join(roles)}")
+    out = {}
+    for role, name in roles.items():
+        path = resolve(name, given.get(role))
+        out[role] = (load_state_dict(path, name, check_hash=role not in given), str(path))
+    return out

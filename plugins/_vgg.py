@@ -117,22 +117,6 @@ def encoder_state(state: dict[str, Any], depth: int, path: str = "vgg") -> dict[
 
 # --- weights plumbing shared by the model plugins (belongs in pipeline/weights.py) -------
 
-RANDOM_WEIGHTS_WARNING = (
-    "!!! {step}: RANDOM WEIGHTS (test-only mode) - the output is NOT a stylization; "
-    "install the official weights with `stylefarm weights add` !!!"
-)
-
-
-def announce_random_weights(step: str) -> None:
-    """Random weights are for tests only: say so as a warning and in the log."""
-    import logging
-    import warnings
-
-    message = RANDOM_WEIGHTS_WARNING.format(step=step)
-    warnings.warn(message, stacklevel=3)
-    logging.getLogger("stylefarm.weights").warning(message)
-
-
 def randomize_convs(modules: list[nn.Module], seed: int = 0) -> None:
     """Test-only weights: He-normal convs, biases U(-0.1, 0.1), seeded and deterministic.
 
@@ -147,32 +131,3 @@ def randomize_convs(modules: list[nn.Module], seed: int = 0) -> None:
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
                 if conv.bias is not None:
                     conv.bias.copy_(torch.rand(conv.bias.shape, generator=gen) * 0.2 - 0.1)
-
-
-def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> dict[str, tuple[dict, str]]:
-    """State dicts per role ({role: weights-manager name}) from a step's `weights:` option.
-
-    One path: a single file holding a dict with one sub-dict per role (optionally under
-    `state_dict`). A mapping: role -> path. Roles not given come from the weights manager.
-    """
-    from pipeline.weights import load_state_dict, resolve
-
-    if isinstance(weights, str):
-        state = load_state_dict(resolve("weights", weights), check_hash=False)
-        state = state.get("state_dict", state) if isinstance(state.get("state_dict"), dict) else state
-        missing = [r for r in roles if not isinstance(state.get(r), dict)]
-        if missing:
-            raise WeightsError(
-                f"weights {weights}: one file must hold a dict per role ({', '.join(roles)}); "
-                f"missing {', '.join(missing)} - or give a mapping {{role: path}}"
-            )
-        return {role: (state[role], f"{weights}[{role}]") for role in roles}
-    given = dict(weights or {})
-    unknown = sorted(set(given) - set(roles))
-    if unknown:
-        raise WeightsError(f"unknown weights role(s) {', '.join(unknown)}; expected {', '.join(roles)}")
-    out = {}
-    for role, name in roles.items():
-        path = resolve(name, given.get(role))
-        out[role] = (load_state_dict(path, name, check_hash=role not in given), str(path))
-    return out

@@ -86,8 +86,8 @@ class AdaINStep(Step):
         self.style_stats = None if self._recolours_style() else [self._style_stats(s) for s in self.styles]
 
     def _load_weights(self) -> None:
-        from pipeline.weights import load_into
-        from plugins._vgg import announce_random_weights, randomize_convs, role_states
+        from pipeline.weights import announce_random_weights, load_into, role_states
+        from plugins._vgg import randomize_convs
 
         if self.options.random_weights:
             announce_random_weights(self.name)

@@ -77,8 +77,8 @@ class StyA2KStep(Step):
         self.keys = None if self._recolours_style() else self._style_keys(self.style)
 
     def _load_weights(self) -> None:
-        from pipeline.weights import load_into
-        from plugins._vgg import announce_random_weights, randomize_convs, role_states
+        from pipeline.weights import announce_random_weights, load_into, role_states
+        from plugins._vgg import randomize_convs
 
         if self.options.random_weights:
             announce_random_weights(self.name)
