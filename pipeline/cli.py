@@ -244,9 +244,26 @@ def steps(step):
     click.echo(f"{cls.name} ({cls.kind}{', temporal' if cls.temporal else ''}) "
                f"from {provided.plugin.distribution}: {cls.describe()}")
     for name, field in cls.Options.model_fields.items():
-        default = "required" if field.is_required() else f"default {field.default!r}"
-        click.echo(f"  {name}: {field.annotation!s} ({default})  {field.description or ''}".rstrip()
-                   .replace("typing.", ""))
+        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+        click.echo(f"  {name}: {type_name(field.annotation)} ({default})  {field.description or ''}".rstrip())
+
+
+def type_name(annotation) -> str:
+    """Readable option types: `float`, `list[str] | None`, `'auto' | int` (no Annotated noise)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        inner = ", ".join(type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 @cli.command()
