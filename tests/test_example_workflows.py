@@ -22,3 +22,17 @@ def test_relative_paths_resolve_against_the_workflow_file(cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("*_blend.png")) == [
         "astronaut_blend.png", "chelsea_blend.png", "coffee_blend.png", "rocket_blend.png"]
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+def test_quickstart_runs_as_the_readme_says(cli, tmp_path):
+    """README command 1 runs this workflow: three real models and a contact sheet, offline."""
+    result = cli("run", str(REPO / "workflows" / "quickstart.yaml"), "-o", str(tmp_path / "q"), timeout=1200)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "q"
+    for stem in ("astronaut", "chelsea", "coffee", "rocket"):
+        for step in ("cin26_style19", "hubble_style", "painting"):
+            assert (out / f"{stem}_{step}.png").is_file()
+    from pipeline.images import read_image
+
+    sheet, _, _ = read_image(out / "contact_sheet.png")
+    assert sheet.shape[0] >= 4 * 256 and sheet.shape[1] > 4 * 256
