@@ -22,7 +22,7 @@ from typing import Any
 from ..item import Item
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
-from .dispatch import BatchCrashed, Dispatcher, Done, Unit, WorkerLost, finish_stats, merge_timings, run_unit
+from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, run_unit
 
 log = logging.getLogger("stylefarm.executor.dask")
 _CACHE_LOCK = threading.Lock()
@@ -152,15 +152,7 @@ class DaskExecutor(Executor):
     def map(self, chain: list[StepCall], items: Iterable[Item]) -> Iterator[Outcome]:
         if self.client is None:
             self.client, self.cluster = start_client(self.execution)
-        ex = self.execution
-        pool = DaskPool(self.client, chain, ex)
-        dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
-                                self.workers, temporal=any(call.cls.temporal for call in chain))
-        try:
-            yield from dispatcher.run(items)
-        finally:
-            self.step_timings = merge_timings(dispatcher.timings)
-            finish_stats(self.workers)
+        yield from dispatch(self, DaskPool(self.client, chain, self.execution), chain, items)
 
     def close(self) -> None:
         if self.client is not None:

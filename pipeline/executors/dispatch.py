@@ -238,3 +238,15 @@ def finish_stats(workers: dict[str, dict[str, Any]]) -> None:
         seconds = stats.get("seconds", 0.0)
         stats["seconds"] = round(seconds, 4)
         stats["items_per_s"] = round(stats.get("items", 0) / seconds, 3) if seconds > 0 else None
+
+
+def dispatch(executor: Any, pool: Pool, chain: list, items: Iterable[Item]) -> Iterator[Outcome]:
+    """Run `items` through a pool with the executor's settings; fill its timings and worker stats."""
+    ex = executor.execution
+    dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
+                            executor.workers, temporal=any(call.cls.temporal for call in chain))
+    try:
+        yield from dispatcher.run(items)
+    finally:
+        executor.step_timings = merge_timings(dispatcher.timings)
+        finish_stats(executor.workers)

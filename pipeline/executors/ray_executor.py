@@ -21,7 +21,7 @@ from ..errors import StylefarmError
 from ..item import Item
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
-from .dispatch import BatchCrashed, Dispatcher, Done, Unit, WorkerLost, finish_stats, merge_timings, run_unit
+from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, run_unit
 
 log = logging.getLogger("stylefarm.executor.ray")
 MAX_DEATHS_IN_A_ROW = 8  # actors dying with no batch finishing in between: give up, it is not one bad item
@@ -197,13 +197,9 @@ class RayExecutor(Executor):
         start = time.perf_counter()
         self.pool = RayPool(chain, ex, self.workers)
         log.info("%d Ray actor(s) ready in %.1fs", ex.actors, time.perf_counter() - start)
-        dispatcher = Dispatcher(self.pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
-                                self.workers, temporal=any(call.cls.temporal for call in chain))
         try:
-            yield from dispatcher.run(items)
+            yield from dispatch(self, self.pool, chain, items)
         finally:
-            self.step_timings = merge_timings(dispatcher.timings)
-            finish_stats(self.workers)
             self.pool.shutdown()
 
     def close(self) -> None:
