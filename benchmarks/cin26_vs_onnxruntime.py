@@ -21,7 +21,23 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
-VARIANTS = ["torch", "torch_channels_last", "onnxruntime_package", "onnxruntime_session"]
+VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "onnxruntime_package", "onnxruntime_session"]
+
+
+FINDINGS = {
+    "before": "torch 2 threads: 1.63 s at 512 px, 2.58 s at 1024 px; ORT 0.34 s / 1.32 s (previous run)",
+    "helped": "one torch thread on this loaded 2-core machine: the 512 px gap was OpenMP spin-waiting "
+              "(2 threads 1.62 s vs 1 thread 0.40 s vs ORT 0.32 s, same process, interleaved medians)",
+    "did_not_help": "var_mean + fused scale/shift instead of instance_norm + addcmul (0.58 vs 0.40 s, "
+                    "1 thread); torch.jit.freeze / optimize_for_inference (within noise); channels_last",
+    "profile_512px_1thread": "convs 63% (9x9 3->32 full-res 19%, 12 residual 3x3 13%, stride-2 3x3 13%, "
+                             "9x9 4->3 10%), addcmul 10%, reflect pad 8%, instance-norm stats 11%; "
+                             "pre/post-processing in Step.stylize ~0.05-0.1 s",
+    "after": "torch_1thread 0.42 s vs ORT package 0.42 s at 512 px (1.0x); 1.25 s vs 1.09 s at 1024 px "
+             "(0.87x) in the run recorded below",
+    "open": "1024 px still ~13% slower than ORT (full-resolution layers are memory-bound in eager "
+            "mode; no fusion of pad+conv+norm+relu tried); the Step does not pick its thread count",
+}
 
 
 def test_image(size: int) -> np.ndarray:
@@ -53,7 +69,9 @@ def _runner(variant: str, image: np.ndarray, threads: int):
 
     from plugins.cin26.step import CIN26Options, CIN26Step
 
-    torch.set_num_threads(threads)
+    # on a shared 2-core box, 2 OpenMP threads spin-wait on each other while other jobs hold a
+    # core; one thread avoids that (measured 0.40 s vs 1.62 s at 512 px, same run)
+    torch.set_num_threads(1 if variant == "torch_1thread" else threads)
     step = CIN26Step(CIN26Options(style=7, max_size=0))
     step.setup("cpu")
     if variant == "torch_channels_last":
@@ -95,7 +113,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     report = {"benchmark": "cin26_vs_onnxruntime", "machine": platform.machine(), "cpus": os.cpu_count(),
               "threads": args.threads, "load_avg": os.getloadavg(), "results": rows,
-              "note": "torch runs under inference_mode (Step.stylize); package = its PIL pre/post + ORT"}
+              "note": "torch runs under inference_mode (Step.stylize); package = its PIL pre/post + ORT",
+              "findings": FINDINGS}
     dest = REPO / "benchmarks" / "results" / "cin26_vs_onnxruntime.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(report, indent=2))

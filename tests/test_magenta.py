@@ -1,12 +1,18 @@
-"""magenta_arbitrary: our float torch port vs onnxruntime on the package's int8 ONNX graphs.
+"""magenta_arbitrary: our torch port vs onnxruntime on the package's int8 QDQ ONNX graphs.
 
-The source graphs quantize every activation to int8; our port dequantizes the weights and
-keeps activations in float, so parity is a mean error. Measured on these photos (see report):
-transformer ~0.03 mean abs error, above the 0.02 target of issue 9; the bounds below pin what
-we reach today so a regression (a wrong layer, a wrong pad) fails loudly.
+With `quantized_activations` (the default) our networks round every activation to the graph's
+own int8 grid. Two references: onnxruntime as the package runs it (default session), and
+onnxruntime with graph optimizations off, which executes the QDQ graph literally. They agree on
+the transformer, but not on the predictor: the default session fuses it into int8 kernels whose
+AVX2 path differs from the graph's arithmetic by ~18% of the embedding on this CPU, so the
+predictor (and the end to end figure that depends on it) is checked against the literal run.
+Measured over 16 content/style pairs (report): transformer 0.014 mean abs error (float port
+0.021), embedding 0.9% mean relative error vs the literal graph, end to end 0.021.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -20,56 +26,136 @@ pytest.importorskip("onnx", reason="onnx not installed: pip install 'stylefarm[p
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'stylefarm[test]'")
 
 from plugins.cin26.convert import package_model_path  # noqa: E402
-from plugins.magenta_arbitrary.convert import load_magenta_state, module_name  # noqa: E402
-from plugins.magenta_arbitrary.model import StylePredictor, StyleTransformer  # noqa: E402
+from plugins.magenta_arbitrary.convert import (  # noqa: E402
+    activation_table,
+    load_magenta_state,
+    module_name,
+    split_activation_table,
+)
+from plugins.magenta_arbitrary.model import ActivationQuant, StylePredictor, StyleTransformer  # noqa: E402
 from plugins.magenta_arbitrary.step import MagentaArbitraryStep, MagentaOptions, square_style  # noqa: E402
 
-TRANSFORM_MEAN_TOL = 0.045  # issue target 0.02; measured ~0.033 (int8 activations not emulated)
-EMBED_REL_TOL = 0.25  # measured ~0.19 mean relative error of the 100-d embedding
+TRANSFORM_MEAN_TOL = 0.02  # issue 9 target; measured 0.014 on these pairs (0.021 without int8 activations)
+EMBED_REL_TOL = 0.02  # vs the literal graph; measured 0.009 (float activations: 0.022)
+END_TO_END_TOL = 0.03  # vs the literal graph; measured 0.021 (embedding rounding flips amplified)
+PAIRS = [(0, 1), (0, 3), (2, 1), (2, 3)]  # (content, style) indices into ../shared media
 
 
-def _session(name: str):
-    return ort.InferenceSession(str(package_model_path(name)), providers=["CPUExecutionProvider"])
+def _session(name: str, literal: bool = False):
+    options = ort.SessionOptions()
+    if literal:  # run QuantizeLinear/DequantizeLinear as written, no fused int8 kernels
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(package_model_path(name)), options, providers=["CPUExecutionProvider"])
+
+
+def _net(cls, role: str, quantized: bool = True):
+    weights, table = split_activation_table(load_magenta_state(role))
+    net = cls(quant=ActivationQuant(table if quantized else None)).eval()
+    net.load_state_dict(weights)
+    return net
 
 
 @pytest.fixture(scope="module")
 def nets():
-    predictor, transformer = StylePredictor().eval(), StyleTransformer().eval()
-    predictor.load_state_dict(load_magenta_state("predict"))
-    transformer.load_state_dict(load_magenta_state("transform"))
-    return predictor, transformer
+    return _net(StylePredictor, "predict"), _net(StyleTransformer, "transform")
 
 
 @pytest.fixture(scope="module")
-def pair(content_images, style_images):
-    content = resize(read_image(content_images[2])[0], 384, 384)
-    style = square_style(read_image(style_images[1])[0], 256)
-    return content, style
+def pairs(content_images, style_images):
+    return [(resize(read_image(content_images[c])[0], 384, 384), square_style(read_image(style_images[s])[0], 256))
+            for c, s in PAIRS]
+
+
+@pytest.fixture(scope="module")
+def pair(pairs):
+    return pairs[2]
 
 
 def _chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 
-def test_predictor_embedding_close_to_onnxruntime(nets, pair):
-    ref = _session("arbitrary_predict.onnx").run(None, {"style_image": pair[1][None]})[0].reshape(1, -1)
+def _reference(content, style, literal: bool):
+    embedding = _session("arbitrary_predict.onnx", literal).run(None, {"style_image": style[None]})[0]
+    out = _session("arbitrary_transform.onnx", literal).run(
+        None, {"content_image": content[None], "mobilenet_conv/Conv/BiasAdd": embedding})[0][0]
+    return embedding.reshape(1, -1), out
+
+
+def _stylize(transformer, content, embedding) -> np.ndarray:
+    with torch.inference_mode():
+        return transformer(_chw(content), torch.from_numpy(embedding))[0].permute(1, 2, 0).numpy()
+
+
+def test_transformer_mean_error_vs_onnxruntime_within_issue_target(nets, pairs):
+    errors = []
+    for content, style in pairs:
+        embedding, ref = _reference(content, style, literal=False)
+        errors.append(float(np.abs(_stylize(nets[1], content, embedding) - ref).mean()))
+    print("magenta transformer mean abs err per pair", [round(e, 4) for e in errors])
+    assert np.mean(errors) <= TRANSFORM_MEAN_TOL
+
+
+def test_predictor_embedding_matches_the_literal_qdq_graph(nets, pair):
+    ref = _session("arbitrary_predict.onnx", literal=True).run(None, {"style_image": pair[1][None]})[0]
     with torch.inference_mode():
         ours = nets[0](_chw(pair[1])).numpy()
-    rel = float(np.abs(ours - ref).mean() / np.abs(ref).mean())
-    print(f"magenta embedding mean relative err {rel:.3f}")
+    rel = float(np.abs(ours - ref.reshape(1, -1)).mean() / np.abs(ref).mean())
+    print(f"magenta embedding mean relative err {rel:.4f}")
     assert rel <= EMBED_REL_TOL
 
 
-def test_transformer_mean_error_vs_onnxruntime(nets, pair):
+def test_end_to_end_mean_error_vs_the_literal_qdq_graph(nets, pairs):
+    errors = []
+    for content, style in pairs:
+        ref = _reference(content, style, literal=True)[1]
+        with torch.inference_mode():
+            embedding = nets[0](_chw(style)).numpy()
+        errors.append(float(np.abs(_stylize(nets[1], content, embedding) - ref).mean()))
+    print("magenta end-to-end mean abs err per pair", [round(e, 4) for e in errors])
+    assert np.mean(errors) <= END_TO_END_TOL
+
+
+def test_int8_activations_bring_the_transformer_closer_than_float(pair):
     content, style = pair
-    embedding = _session("arbitrary_predict.onnx").run(None, {"style_image": style[None]})[0]
-    ref = _session("arbitrary_transform.onnx").run(
-        None, {"content_image": content[None], "mobilenet_conv/Conv/BiasAdd": embedding})[0][0]
-    with torch.inference_mode():
-        ours = nets[1](_chw(content), torch.from_numpy(embedding.reshape(1, -1)))[0].permute(1, 2, 0).numpy()
-    err = float(np.abs(ours - ref).mean())
-    print(f"magenta transformer mean abs err {err:.4f} (max {np.abs(ours - ref).max():.3f})")
-    assert err <= TRANSFORM_MEAN_TOL
+    embedding, ref = _reference(content, style, literal=False)
+    quantized = np.abs(_stylize(_net(StyleTransformer, "transform"), content, embedding) - ref).mean()
+    floating = np.abs(_stylize(_net(StyleTransformer, "transform", False), content, embedding) - ref).mean()
+    assert quantized < 0.8 * floating
+
+
+class RecordingQuant(ActivationQuant):
+    """Remembers which graph tensors the forward pass rounded."""
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.seen: set[str] = set()
+
+    def __call__(self, x, name):
+        self.seen.add(name)
+        return super().__call__(x, name)
+
+
+def test_every_activation_rounding_of_the_graph_is_reproduced(pair):
+    """Each QuantizeLinear on an activation has its twin in our forward; re-rounding a pad is a no-op."""
+    for role, cls, args in [("predict", StylePredictor, (_chw(pair[1]),)),
+                            ("transform", StyleTransformer, (_chw(pair[0][:64, :64]), torch.zeros(1, 100)))]:
+        weights, table = split_activation_table(load_magenta_state(role))
+        quant = RecordingQuant(table)
+        net = cls(quant=quant).eval()
+        net.load_state_dict(weights)
+        with torch.inference_mode():
+            net(*args)
+        graph = set(activation_table(package_model_path(f"arbitrary_{role}.onnx")))
+        pads = {n for n in graph if re.search(r"MirrorPad(_\d+)?_int8$", n)} - {"transformer/contract/MirrorPad_int8"}
+        assert quant.seen <= graph
+        assert graph - pads - quant.seen == set()
+
+
+def test_unknown_activation_name_fails_instead_of_skipping_its_rounding():
+    with pytest.raises(KeyError, match="no int8 quantization"):
+        ActivationQuant({"a": (0.1, 0)})(torch.zeros(1), "b")
+    assert torch.equal(ActivationQuant()(torch.tensor([0.123]), "b"), torch.tensor([0.123]))
 
 
 def test_unknown_layer_names_fail_with_a_clear_error():

@@ -2,8 +2,10 @@
 
 Every Conv in the exported graphs reads its weight and bias through a DequantizeLinear of an
 initializer; we dequantize those ((q - zero_point) * scale, per output channel) and rename the
-TF scope of each conv to our module path. Activation quantization is not reproduced (float
-activations), which is why parity with onnxruntime is measured as a mean error, not exact.
+TF scope of each conv to our module path. The graphs also round activations to int8
+(QuantizeLinear/DequantizeLinear pairs); `activation_table` reads each pair's scale and zero
+point under its tensor name, and the converted file carries them as `qdq/<name>` entries so
+the model can round at the same places (`model.ActivationQuant`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _RENAMES = [
     (r"^style_params/transformer/expand/conv(\d)/conv/StyleNorm/(Conv(?:_1)?)$",
      lambda m: f"expand.{int(m[1]) - 1}.norm.{_NORM[m[2]]}"),
 ]
+QDQ_PREFIX = "qdq/"
 _NORM = {"Conv": "beta", "Conv_1": "gamma"}  # graph: scale = rsqrt(var) * Conv_1, shift = Conv - mean * scale
 
 
@@ -75,6 +78,28 @@ def dequantized_convs(onnx_path: Path) -> dict:
     return convs
 
 
+def activation_table(onnx_path: Path) -> dict[str, tuple[float, int]]:
+    """{tensor name: (scale, zero point)} of every QuantizeLinear on an activation (not a weight)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    table = {}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in arrays:
+            zero = arrays[node.input[2]] if len(node.input) > 2 and node.input[2] else 0
+            table[node.output[0]] = (float(arrays[node.input[1]]), int(zero))
+    return table
+
+
+def split_activation_table(state: dict) -> tuple[dict, dict[str, tuple[float, int]]]:
+    """Converted file -> (weights for load_state_dict, activation table for ActivationQuant)."""
+    weights = {k: v for k, v in state.items() if not k.startswith(QDQ_PREFIX)}
+    table = {k[len(QDQ_PREFIX):]: (float(v[0]), int(v[1])) for k, v in state.items() if k.startswith(QDQ_PREFIX)}
+    return weights, table
+
+
 def to_state_dict(convs: dict) -> dict:
     """Rename to our modules; 1x1 style projections become Linear layers."""
     import torch
@@ -90,7 +115,7 @@ def to_state_dict(convs: dict) -> dict:
 
 
 def load_magenta_state(role: str, override: str | None = None) -> dict:
-    """Float state_dict for `predict` or `transform`: from a given .onnx/.pt or the package."""
+    """State dict (weights + `qdq/` activation table) for `predict` or `transform`: .onnx/.pt or the package."""
     import torch
 
     path = Path(override).expanduser() if override else package_model_path(FILES[role])
@@ -98,10 +123,13 @@ def load_magenta_state(role: str, override: str | None = None) -> dict:
         raise WeightsError(f"magenta_arbitrary {role} weights not found: {path}")
     if path.suffix.lower() != ".onnx":
         return load_state_dict(path, f"magenta_arbitrary/{role}")
-    dest = converted_path(path, f"magenta_{role}")
+    dest = converted_path(path, f"magenta_{role}_qdq")  # `_qdq`: files made before the table was kept
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(f".{os.getpid()}.part")
-        torch.save(to_state_dict(dequantized_convs(path)), tmp)
+        state = to_state_dict(dequantized_convs(path))
+        for name, (scale, zero) in activation_table(path).items():
+            state[QDQ_PREFIX + name] = torch.tensor([scale, zero], dtype=torch.float64)
+        torch.save(state, tmp)
         os.replace(tmp, dest)
     return load_state_dict(dest, f"magenta_arbitrary/{role}", check_hash=False)

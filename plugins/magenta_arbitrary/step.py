@@ -22,6 +22,9 @@ class MagentaOptions(StepOptions):
     content_size: int = Field(CONTENT_SIZE, ge=0, description="longer side to stylize at (package: 384); 0 = keep")
     style_size: int = Field(STYLE_SIZE, ge=32, description="side of the centre-cropped square style image")
     weights: dict[str, InputPath] | None = Field(None, description="roles predict / transform -> .onnx or .pt")
+    quantized_activations: bool = Field(
+        True, description="round activations to the source graphs' int8 grid, as onnxruntime does (parity); "
+                          "false = float activations (smoother gradients, slightly faster)")
 
     @field_validator("style", mode="before")
     @classmethod
@@ -62,17 +65,12 @@ class MagentaArbitraryStep(Step):
         import torch
 
         from pipeline.images import read_image
-        from plugins.magenta_arbitrary.convert import load_magenta_state
         from plugins.magenta_arbitrary.model import StylePredictor, StyleTransformer
 
         super().setup(device)
         opts: MagentaOptions = self.options
-        roles = opts.weights or {}
-        self.predictor, self.transformer = StylePredictor(), StyleTransformer()
-        self.predictor.load_state_dict(load_magenta_state("predict", roles.get("predict")))
-        self.transformer.load_state_dict(load_magenta_state("transform", roles.get("transform")))
-        for net in (self.predictor, self.transformer):
-            net.eval().to(device)
+        self.predictor = _load(StylePredictor, "predict", opts).eval().to(device)
+        self.transformer = _load(StyleTransformer, "transform", opts).eval().to(device)
         # computed once here, reused for every frame and batch
         embeddings = torch.cat([self.embed(read_image(p)[0]) for p in opts.style])
         weights = np.asarray(opts.style_weights or [1.0] * len(opts.style), dtype=np.float32)
@@ -115,6 +113,22 @@ class MagentaArbitraryStep(Step):
         with torch.inference_mode():
             y = self.transformer(x, embedding)
         return y[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+
+
+def _load(cls, role: str, opts: MagentaOptions):
+    """Network with converted weights and, unless turned off, the graph's activation rounding."""
+    from pipeline.errors import WeightsError
+    from plugins.magenta_arbitrary.convert import load_magenta_state, split_activation_table
+    from plugins.magenta_arbitrary.model import ActivationQuant
+
+    override = (opts.weights or {}).get(role)
+    weights, table = split_activation_table(load_magenta_state(role, override))
+    if opts.quantized_activations and not table:
+        raise WeightsError(f"magenta_arbitrary {role} weights {override} carry no int8 activation table: "
+                           "pass the .onnx file or set quantized_activations: false")
+    net = cls(quant=ActivationQuant(table if opts.quantized_activations else None))
+    net.load_state_dict(weights)
+    return net
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
