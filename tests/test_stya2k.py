@@ -207,3 +207,11 @@ def test_4k_frame_stylizes_within_24_gib_on_cpu(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     peak_gib = float(run.stdout.strip().splitlines()[-1].split()[-1])
     assert peak_gib < 24.0
+
+
+def test_relative_style_and_weights_resolve_against_the_workflow(tmp_path):
+    context = {"base_dir": tmp_path}
+    opts = StyA2KOptions.model_validate({"style": "s.jpg", "weights": {"A2K": "w/a2k.pth"}}, context=context)
+    assert opts.style == str(tmp_path / "s.jpg") and opts.weights == {"A2K": str(tmp_path / "w/a2k.pth")}
+    one_file = StyA2KOptions.model_validate({"style": "/abs/s.jpg", "weights": "all.pth"}, context=context)
+    assert one_file.style == "/abs/s.jpg" and one_file.weights == str(tmp_path / "all.pth")

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.item import Batch, Item
-from pipeline.step import Step, StepOptions
+from pipeline.step import InputPath, Step, StepOptions
+
+if TYPE_CHECKING:
+    import torch
 
 ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
 
 
 class AdaINOptions(StepOptions):
-    style: list[str] = Field(description="style image path, or a list of paths (interpolation / masks)")
+    style: list[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
     style_weights: list[float] | None = Field(
         None, description="interpolation weights, one per style (normalised by their sum)")
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = content reconstruction")
@@ -22,13 +25,18 @@ class AdaINOptions(StepOptions):
     color_method: Literal["coral", "luminance"] = Field(
         "coral", description="coral: recolour the style image to the content (official); "
         "luminance: keep the content's chroma, take only luminance from the result")
-    mask: list[str] | None = Field(
+    mask: list[InputPath] | None = Field(
         None, description="spatial control: one mask image per style (white = this style)")
     content_size: int = Field(512, ge=0, description="short side of the content before stylizing; 0 = keep")
     style_size: int = Field(512, ge=0, description="short side of the style image(s); 0 = keep")
     crop: bool = Field(False, description="centre-crop content and style to squares of *_size")
-    weights: str | dict[str, str] | None = Field(
+    weights: InputPath | dict[str, InputPath] | None = Field(
         None, description="one file with {vgg, decoder} dicts, or a mapping role -> path")
+    tile: int = Field(
+        0, ge=0, description="0 = one pass (official); N = encode/decode the content in N x N px tiles "
+        "(multiple of 8) to bound memory on large frames; AdaIN statistics stay global")
+    tile_overlap: int = Field(128, ge=0, description="overlap of neighbouring tiles in px (multiple of 8), "
+                              "blended with a feathered ramp")
     precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
 
@@ -52,6 +60,9 @@ class AdaINOptions(StepOptions):
                 raise ValueError(f"mask: {len(self.mask)} masks for {n} styles (one per style)")
             if self.style_weights is not None:
                 raise ValueError("mask and style_weights exclude each other")
+        if self.tile and (self.tile % 8 or self.tile_overlap % 8 or self.tile_overlap >= self.tile):
+            raise ValueError(f"tile: {self.tile} / tile_overlap: {self.tile_overlap} must be multiples of 8 "
+                             "(the encoder's stride) with tile_overlap < tile")
         if self.preserve_color and self.color_method == "coral" and (n > 1 or self.mask):
             raise ValueError("preserve_color with color_method coral needs one style; "
                              "use color_method: luminance with several styles")
@@ -147,10 +158,49 @@ class AdaINStep(Step):
         h, w = images[0].shape[:2]
         x = torch.cat([to_tensor(im) for im in images]).to(self.device, self.dtype)
         with torch.inference_mode():
-            feat = self.encoder(x)[0].float()
+            feat = self._encode(x).float()
             target = blend(self._target(feat, images), feat, self.options.alpha)
-            out = self.decoder(target.to(self.dtype))[:, :, :h, :w]  # decoder pads to 8 px
+            out = self._decode(target.to(self.dtype))[:, :, :h, :w]  # decoder pads to 8 px
         return [to_image(o) for o in out]
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """relu4_1 features of the whole frame, encoded tile by tile when `tile` asks for it.
+
+        Tiles are cut on the 8 px grid of relu4_1: the image is packed 8x8 px per feature
+        cell (pixel_unshuffle), so `tiled_apply` blends feature tiles at scale 1. The
+        stitched map then gets global AdaIN statistics, exactly as in one pass.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from pipeline.tiling import tiled_apply
+
+        tile, overlap = self.options.tile, self.options.tile_overlap
+        if not tile or max(x.shape[-2:]) <= tile:
+            return self.encoder(x)[0]
+        # Pad to the 8 px grid with a validity channel, so a border tile can drop the padding
+        # and pool its partial cells (ceil mode) exactly as the one-pass encoder does.
+        valid = torch.ones_like(x[:, :1])
+        padded = F.pad(torch.cat([x, valid], 1), (0, -x.shape[-1] % 8, 0, -x.shape[-2] % 8))
+        return tiled_apply(self._encode_packed, F.pixel_unshuffle(padded, 8), tile // 8, overlap // 8)
+
+    def _encode_packed(self, packed: torch.Tensor) -> torch.Tensor:
+        """Encode one packed tile (image + validity channel), cropped to its valid pixels."""
+        import torch.nn.functional as F
+
+        tile = F.pixel_shuffle(packed, 8)
+        rows = int(tile[0, 3, :, 0].float().sum().item())
+        cols = int(tile[0, 3, 0, :].float().sum().item())
+        return self.encoder(tile[:, :3, :rows, :cols])[0]
+
+    def _decode(self, target: torch.Tensor) -> torch.Tensor:
+        """Decoder output, tile by tile on the feature map when `tile` asks for it."""
+        from pipeline.tiling import tiled_apply
+
+        tile, overlap = self.options.tile // 8, self.options.tile_overlap // 8
+        if not tile or max(target.shape[-2:]) <= tile:
+            return self.decoder(target)
+        return tiled_apply(self.decoder, target, tile, overlap, scale=8)
 
     def _target(self, feat, images: list[np.ndarray]):
         """AdaIN features: mixed styles, masked styles, or per-image recoloured style."""

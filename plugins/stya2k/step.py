@@ -8,14 +8,14 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from pipeline.item import Batch, Item
-from pipeline.step import Step, StepOptions
+from pipeline.step import InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
          "decoder": "stya2k/decoder"}
 
 
 class StyA2KOptions(StepOptions):
-    style: str = Field(description="style image path")
+    style: InputPath = Field(description="style image path")
     alpha: float = Field(1.0, ge=0.0, le=1.0,
                          description="scales the attention residual of every A2K layer (1 = official)")
     preserve_color: bool = Field(False, description="keep the content's colours")
@@ -25,7 +25,7 @@ class StyA2KOptions(StepOptions):
     style_size: int = Field(512, ge=0, description="style size; 0 = keep")
     keep_aspect: bool = Field(
         False, description="false: squash to size x size (official load_size); true: short side = size")
-    weights: str | dict[str, str] | None = Field(
+    weights: InputPath | dict[str, InputPath] | None = Field(
         None, description="one file with {vgg, A2K, transform, decoder} dicts, or a mapping role -> path")
     attention_mb: int = Field(64, ge=1, description="memory per attention chunk (content regions are chunked)")
     precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
