@@ -1,0 +1,138 @@
+"""The `paint_transformer` step: repaint each image as brush strokes, coarse to fine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from pipeline.item import Batch, Item
+from pipeline.step import Step, StepOptions
+
+log = logging.getLogger(__name__)
+
+RANDOM_WARNING = (
+    "PAINT_TRANSFORMER IS USING RANDOM WEIGHTS (weights: random): the painting is meaningless; "
+    "this mode exists for tests only"
+)
+
+
+class PaintTransformerOptions(StepOptions):
+    """Options named after the official `inference.py` where one exists."""
+
+    weights: str | dict[str, str] | None = Field(
+        None, description="path, registered weights name (e.g. paint_transformer/official), "
+        "{model: path}, or 'random' (tests only); default: the shipped stylefarm weights")
+    brushes: Literal["auto", "shipped", "official"] | list[str] = Field(
+        "auto", description="'shipped' procedural brushes, 'official' brush PNGs from the weights cache, "
+        "or [vertical.png, horizontal.png]; 'auto' = official brushes with official weights when cached")
+    levels: Literal["auto"] | int = Field(
+        "auto", description="coarse-to-fine levels K; auto = official rule; fewer = bigger strokes only")
+    border: bool = Field(True, description="final pass on a half-patch shifted grid (official)")
+    border_all_strokes: bool = Field(True, description="official: the shifted pass ignores stroke decisions")
+    serial: bool = Field(False, description="render stroke by stroke: less memory, same pixels")
+    patch_batch: int = Field(0, ge=0, description="patches per network call (0 = all)")
+    jitter: int = Field(0, ge=0, le=64, description="random shift of the patch grid in pixels (0 = official)")
+    seed: int | None = Field(0, description="jitter seed; fixed = same grid on every frame (no flicker)")
+    color: Literal["center", "mean"] = Field(
+        "center", description="stroke colour: sampled at the centre (official) or averaged under the stroke")
+    pad: Literal["zeros", "replicate"] = Field(
+        "zeros", description="padding of non-square images: zeros (official) or replicate (no dark strokes at edges)")
+    strokes_json: bool = Field(False, description="attach the stroke list as item.meta['strokes']")
+    animate: bool = Field(False, description="attach painting-process frames as item.meta['paint_frames']")
+    animate_frames: int = Field(8, ge=1, le=64, description="frames kept per level when animating")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_range(cls, v):
+        if v != "auto" and not 0 <= v <= 8:
+            raise ValueError("levels must be 'auto' or an integer in 0..8")
+        return v
+
+
+class PaintTransformerStep(Step):
+    """Paint Transformer (Liu et al. 2021): predicts brush strokes per patch and renders them."""
+
+    name = "paint_transformer"
+    kind = "paint"
+    Options = PaintTransformerOptions
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        from .loading import load_brushes, load_painter
+
+        self.device = device
+        opts = self.options
+        self.net, official = load_painter(opts.weights)
+        if self.net is None:
+            log.warning(RANDOM_WARNING)
+        self.net = self.net.to(device).eval() if self.net is not None else _random_net(torch).to(device)
+        self.brushes = load_brushes(opts.brushes, official).to(device)
+
+    def process(self, batch: Batch) -> Batch:
+        return [self._paint_item(item) for item in batch]
+
+    def _paint_item(self, item: Item) -> Item:
+        import torch
+
+        from .paint import PaintSettings, paint
+
+        opts = self.options
+        cfg = PaintSettings(levels=None if opts.levels == "auto" else opts.levels, border=opts.border,
+                            border_all_strokes=opts.border_all_strokes, serial=opts.serial,
+                            patch_batch=opts.patch_batch, jitter=opts.jitter, seed=opts.seed, pad=opts.pad,
+                            color=opts.color)
+        img = torch.from_numpy(np.ascontiguousarray(item.load().image)).permute(2, 0, 1)[None].to(self.device)
+        frames = FrameRecorder(opts.animate_frames) if opts.animate else None
+        with torch.inference_mode():
+            result = paint(self.net, self.brushes, img.float(), cfg, frames, want_strokes=opts.strokes_json)
+        out = item.with_image(result.image[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+        out.meta = dict(item.meta)
+        if opts.strokes_json:
+            out.meta["strokes"] = strokes_as_records(result.strokes)
+        if frames is not None:
+            out.meta["paint_frames"] = frames.frames + [to_uint8(out.image)]
+        return out
+
+
+class FrameRecorder:
+    """Keeps at most `per_level` evenly spaced uint8 frames of each level (bounded memory)."""
+
+    def __init__(self, per_level: int):
+        self.per_level = per_level
+        self.frames: list[np.ndarray] = []
+        self._calls: dict[int, int] = {}
+
+    def __call__(self, level: int, canvas) -> None:
+        n = self._calls.get(level, 0)
+        self._calls[level] = n + 1
+        # calls per level are 8 (level 0) or 32; keep every k-th so a level gives <= per_level frames
+        every = max(1, (8 if level == 0 else 32) // self.per_level)
+        if (n + 1) % every == 0:
+            self.frames.append(to_uint8(canvas[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()))
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def strokes_as_records(tables) -> list[dict]:
+    """JSON-ready strokes: pass, centre x/y and box w/h in input pixels, angle in degrees, rgb."""
+    keys = ("pass", "x", "y", "w", "h", "angle", "r", "g", "b")
+    records = []
+    for table in tables:
+        for row in table.cpu().tolist():
+            rec = {k: round(v, 3) for k, v in zip(keys, row)}
+            rec["pass"] = int(row[0])
+            records.append(rec)
+    return records
+
+
+def _random_net(torch):
+    from .model import Painter, PainterConfig
+
+    torch.manual_seed(0)
+    return Painter(PainterConfig(param_act="sigmoid")).eval()
