@@ -111,11 +111,22 @@ def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_dep
     return iio.imwrite("<bytes>", quantize(pixels, 8), extension=suffix)
 
 
+def _file_mode() -> int:
+    """The mode a plain `open()` would give (mkstemp's 0600 would hide outputs from the farm)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a hidden temp file in the same directory, fsync, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -17,6 +17,13 @@ def stylefarm_register_steps():
 
 
 @hookimpl
+def stylefarm_register_sinks():
+    from .sinks import AnimationSink, StrokesSink
+
+    return [StrokesSink, AnimationSink]
+
+
+@hookimpl
 def stylefarm_register_weights():
     from pipeline.weights import WeightFile
 
