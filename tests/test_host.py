@@ -117,3 +117,11 @@ def test_version_and_help_have_examples(cli):
     for command in ("run", "validate", "plugins", "steps", "schema", "weights"):
         result = cli(command, "--help")
         assert result.returncode == 0 and "Example" in result.stdout, command
+
+
+def test_discovery_and_help_do_not_import_torch():
+    """`stylefarm --help` and `plugins` must stay fast: plugins import torch only in setup()."""
+    code = ("import sys; from pipeline.host import get_host; get_host(); import pipeline.cli; "
+            "print(sorted(m for m in ('torch', 'ray', 'distributed', 'onnx') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-NUM_STYLES = 26
+from plugins.cin26.ops import NUM_STYLES
+
 EPS = 1e-5
 
 

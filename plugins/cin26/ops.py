@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+NUM_STYLES = 26  # styles in multistyle26.onnx (its norm.gamma rows)
+
 # BT.601 full-range luma, the YCbCr that image libraries use for "keep the colours"
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 

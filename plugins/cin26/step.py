@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pipeline.item import Batch, Item
 from pipeline.step import InputPath, Step, StepOptions
 from plugins.cin26 import ops
-from plugins.cin26.model import NUM_STYLES
+from plugins.cin26.ops import NUM_STYLES
 
 STYLE_NAMES = [str(i) for i in range(NUM_STYLES)]
 """The package names its styles by index only, so do we (`stylefarm sheet` shows them)."""
