@@ -77,12 +77,6 @@ class Run:
         self.report.failed(item.key, item.source, error)
         progress.update(failed=True)
 
-    def _write(self, sinks: list[Sink], item: Item, result: Item) -> list[Path]:
-        outputs: list[Path] = []
-        for sink in sinks:
-            outputs.extend(sink.write(result))
-        return outputs
-
     def execute(self) -> dict:
         plan = self.plan
         prepare_root(plan.root, clean=self.item_filter is None)
@@ -99,9 +93,7 @@ class Run:
                     self._fail(item, outcome.error, progress)
                     continue
                 try:
-                    outputs = self._write(sinks, item, outcome.result)
-                except OutputError:
-                    raise
+                    outputs = [path for sink in sinks for path in sink.write(outcome.result)]
                 except OSError as exc:
                     raise OutputError(f"cannot write output for {item.key}: {exc}") from None
                 if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -148,10 +147,6 @@ class ChainError(Exception):
     """A step failed or broke the one-result-per-item contract."""
 
 
-def format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
-
-
 class Executor:
     """Base class: `map` yields one Outcome per input item, in input order."""
 
@@ -167,11 +162,3 @@ class Executor:
 
     def close(self) -> None:
         """Release clusters and actors."""
-
-
-@dataclass
-class WorkerStats:
-    items: int = 0
-    failures: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
