@@ -129,15 +129,19 @@ def p2_video(size: str) -> dict[str, float]:
 
 
 def p4_scale_out(size: str) -> dict[str, float]:
-    """Ray and Dask throughput with 2 actors vs 1 (one torch thread each) on a CPU-bound step."""
+    """Ray and Dask throughput with 2 actors vs 1 (one torch thread each) on a CPU-bound step.
+
+    The goal metric is steady throughput (first to last result): actor start-up is a fixed
+    cost per run, reported as the wall-clock speedup beside it. Per-item work must dwarf the
+    driver's share of the same 2 cores, hence the larger frames at `large`."""
     from .distributed_overhead import measure
 
-    n, px = {"tiny": (8, 32), "small": (32, 96), "large": (64, 128)}[size]
+    n, px = {"tiny": (8, 32), "small": (24, 192), "large": (48, 320)}[size]
     out = {}
     for backend in ("ray", "dask"):
-        one = measure(backend, 1, n, px, "cpu")["items_per_s_wall"]
-        two = measure(backend, 2, n, px, "cpu")["items_per_s_wall"]
-        out[f"{backend}_speedup"] = two / one
+        one, two = (measure(backend, actors, n, px, "cpu") for actors in (1, 2))
+        out[f"{backend}_speedup"] = two["items_per_s_steady"] / one["items_per_s_steady"]
+        out[f"{backend}_speedup_wall"] = two["items_per_s_wall"] / one["items_per_s_wall"]
     out["speedup"] = min(out["ray_speedup"], out["dask_speedup"])
     return out
 

@@ -21,7 +21,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
-VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "onnxruntime_package", "onnxruntime_session"]
+VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "torch_compile", "onnxruntime_package",
+            "onnxruntime_session"]
 
 
 FINDINGS = {
@@ -72,7 +73,7 @@ def _runner(variant: str, image: np.ndarray, threads: int):
     # on a shared 2-core box, 2 OpenMP threads spin-wait on each other while other jobs hold a
     # core; one thread avoids that (measured 0.40 s vs 1.62 s at 512 px, same run)
     torch.set_num_threads(1 if variant == "torch_1thread" else threads)
-    step = CIN26Step(CIN26Options(style=7, max_size=0))
+    step = CIN26Step(CIN26Options(style=7, max_size=0, compile=variant == "torch_compile"))
     step.setup("cpu")
     if variant == "torch_channels_last":
         step.net = step.net.to(memory_format=torch.channels_last)
@@ -82,7 +83,9 @@ def _runner(variant: str, image: np.ndarray, threads: int):
 def child(variant: str, size: int, repeats: int, threads: int) -> dict:
     image = test_image(size)
     run = _runner(variant, image, threads)
-    run()  # warm-up (allocations, oneDNN / ORT kernel selection)
+    start = time.perf_counter()
+    run()  # warm-up (allocations, oneDNN / ORT kernel selection, torch.compile)
+    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -90,7 +93,7 @@ def child(variant: str, size: int, repeats: int, threads: int) -> dict:
         times.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"variant": variant, "size": list(image.shape[:2]), "seconds_median": float(np.median(times)),
-            "seconds_min": min(times), "peak_rss_mb": round(peak_mb, 1)}
+            "seconds_min": min(times), "first_call_s": round(first, 2), "peak_rss_mb": round(peak_mb, 1)}
 
 
 def main() -> None:

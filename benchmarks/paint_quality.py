@@ -2,7 +2,8 @@
 
 Baselines on the same 512 px images: mean-colour mosaics of 32 px and 16 px cells, and the
 same network with untrained (random) weights. `shipped` uses the official defaults;
-`shipped_color_mean` adds the opt-in `color: mean` (stroke colour averaged under the stroke).
+`shipped_color_mean` adds the opt-in `color: mean` (stroke colour averaged under the stroke);
+`shipped_detail1` the opt-in `detail: 1` (painted at 2x, one more level of strokes half the size).
 Goal: the shipped weights paint at least as faithfully as the 16 px mosaic.
 
     .venv/bin/python benchmarks/paint_quality.py                # ../shared/media images
@@ -143,6 +144,8 @@ def main() -> None:
     untrained = Painter(shipped.config)
     init_weights(untrained)
     nets = {"shipped": (shipped, PaintSettings()), "shipped_color_mean": (shipped, PaintSettings(color="mean")),
+            "shipped_detail1": (shipped, PaintSettings(detail=1)),
+            "shipped_detail1_color_mean": (shipped, PaintSettings(detail=1, color="mean")),
             "untrained": (untrained.eval(), PaintSettings())}
     brushes = shipped_brushes()
     rows, sheets = [], []

@@ -64,6 +64,12 @@ class Step:
         self.options = options if options is not None else self.Options()
         self.device = "cpu"
 
+    @classmethod
+    def is_temporal(cls, options: StepOptions) -> bool:
+        """Whether this configuration keeps state across frames (default: the class's `temporal`);
+        override when only some options do, e.g. reusing the previous frame's result."""
+        return cls.temporal
+
     def setup(self, device: str) -> None:
         """Load weights and move them to `device` ('cpu' or 'cuda[:N]'). Called once."""
         self.device = device

@@ -72,6 +72,28 @@ class Sleep(Step):
         return batch
 
 
+class FrameLog(Step):
+    """Temporal: notes which instance saw each frame and the frame it saw before of that source."""
+
+    name = "test_frame_log"
+    uses_device = False
+    temporal = True
+
+    def setup(self, device: str) -> None:
+        super().setup(device)
+        self.instance = f"{os.getpid()}-{id(self)}"
+        self.last: dict[str, int] = {}
+
+    def process(self, batch: Batch) -> Batch:
+        out = []
+        for item in batch:
+            done = item.with_image(item.image)
+            done.meta = {**item.meta, "instance": self.instance, "previous": self.last.get(item.source)}
+            self.last[item.source] = item.index
+            out.append(done)
+        return out
+
+
 @hookimpl
 def stylefarm_register_steps():
-    return [Poison, ExitProcess, Sleep]
+    return [Poison, ExitProcess, Sleep, FrameLog]

@@ -163,3 +163,22 @@ def test_sheet_command_help_has_example_and_writes_png(cli, content_images, tmp_
     result = cli("sheet", str(content_images[0]), "-o", str(out), "--tile", "40")
     assert result.returncode == 0, result.stderr
     assert max(read_image(out)[0].shape[:2]) >= 4 * 40  # 27 cells, 7 per row -> 4 rows
+
+
+@pytest.mark.slow
+def test_compiled_network_matches_onnxruntime(session, photo):
+    """`compile: true` (torch.compile, ~20-50 s here) keeps the parity bound of the eager network."""
+    step = _step(style=7, max_size=0, compile=True)
+    out = step.process([Item("p.png", 0, image=photo)])[0].image
+    assert step.forward.compiled is not None, "torch.compile fell back to eager mode"
+    x = np.ascontiguousarray(photo.transpose(2, 0, 1))[None]
+    ref = session.run(None, {"image": x, "style_weights": np.eye(26, dtype=np.float32)[7]})[0][0].transpose(1, 2, 0)
+    assert float(np.abs(out - ref).max()) <= TOL
+
+
+def test_compile_option_wraps_the_network_only_when_asked():
+    from plugins._compile import Compiled
+
+    plain, compiled = _step(), _step(compile=True)
+    assert plain.forward is plain.net
+    assert isinstance(compiled.forward, Compiled) and compiled.forward.module is compiled.net

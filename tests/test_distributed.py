@@ -27,6 +27,7 @@ from pipeline.item import Item
 from pipeline.plan import Plan, build_plan
 from pipeline.runner import Run
 from pipeline.shard import Shard, make_filter, parse_frames, shard_sizes
+from pipeline.step import Step
 from pipeline.workflow import ExecutionSpec, read_yaml_file
 
 N_ITEMS = 12
@@ -162,6 +163,43 @@ def test_ray_output_in_input_order_with_bounded_look_ahead():
 def test_dask_output_in_input_order_with_bounded_look_ahead(monkeypatch):
     monkeypatch.setenv("STYLEFARM_DASK_PROCESSES", "0")
     check_order_and_backpressure("dask")
+
+
+def check_temporal_routing(backend: str) -> None:
+    """Frames of one source reach one step instance, in order, and batches never mix sources."""
+    spec = ExecutionSpec(backend=backend, actors=2, batch_size=3, device="cpu", max_in_flight=4)
+    sources = {"a.mp4": 7, "b.mp4": 5, "c.mp4": 8}  # odd lengths: batches of 3 would straddle sources
+
+    def frames():
+        for source, count in sources.items():
+            for i in range(count):
+                yield Item(source, i, frame=i, image=np.full((4, 4, 3), i, np.float32))
+
+    executor = make_executor(spec)
+    try:
+        outcomes = list(executor.map([StepCall("test_frame_log", _test_steps.FrameLog, Step.Options())], frames()))
+    finally:
+        executor.close()
+    seen: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        meta = outcome.result.meta
+        seen.setdefault(outcome.item.source, set()).add(meta["instance"])
+        assert meta["previous"] == (outcome.item.index - 1 if outcome.item.index else None), outcome.item.key
+    assert [o.item.key for o in outcomes] == [f"{s}#{i}" for s, n in sources.items() for i in range(n)]
+    assert all(len(instances) == 1 for instances in seen.values()), seen
+    assert len(set().union(*seen.values())) == 2, "sources are spread over both workers"
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_temporal_step_keeps_each_source_on_one_actor_in_order():
+    check_temporal_routing("ray")
+
+
+@pytest.mark.dask
+def test_dask_temporal_step_keeps_each_source_on_one_worker_in_order(monkeypatch):
+    monkeypatch.setenv("STYLEFARM_DASK_PROCESSES", "0")
+    check_temporal_routing("dask")
 
 
 @pytest.mark.dask

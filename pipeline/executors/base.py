@@ -71,9 +71,21 @@ def resolve_device(spec: str) -> str:
     return spec
 
 
-def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+def batched(items: Iterable[Item], size: int, by_source: bool = False) -> Iterator[list[Item]]:
+    """Consecutive items in lists of `size`; `by_source` also cuts where the source changes, so a
+    temporal chain's batch never mixes two videos (a batch is routed by its first item)."""
+    if not by_source:
+        iterator = iter(items)
+        while batch := list(islice(iterator, size)):
+            yield batch
+        return
+    batch: list[Item] = []
+    for item in items:
+        if batch and (len(batch) == size or item.source != batch[0].source):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
         yield batch
 
 

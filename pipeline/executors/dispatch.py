@@ -126,7 +126,7 @@ class Dispatcher:
         self.next_seq = self.pulled = self.tickets = 0
 
     def run(self, items: Iterable[Item]) -> Iterator[Outcome]:
-        source: Iterator[list[Item]] | None = batched(items, self.batch_size)
+        source: Iterator[list[Item]] | None = batched(items, self.batch_size, by_source=self.temporal)
         while True:
             source = self._fill(source)
             if not self.in_flight:
@@ -244,7 +244,7 @@ def dispatch(executor: Any, pool: Pool, chain: list, items: Iterable[Item]) -> I
     """Run `items` through a pool with the executor's settings; fill its timings and worker stats."""
     ex = executor.execution
     dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
-                            executor.workers, temporal=any(call.cls.temporal for call in chain))
+                            executor.workers, temporal=any(call.cls.is_temporal(call.options) for call in chain))
     try:
         yield from dispatcher.run(items)
     finally:

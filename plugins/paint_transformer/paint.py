@@ -9,7 +9,7 @@ official `inference.main` logic, so official weights give the official painting.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ class PaintSettings:
     """How to paint; the defaults reproduce the official script."""
 
     levels: int | None = None  # None: the official K from the image size
+    detail: int = 0  # paint at 2^detail x the size (one more level each), then scale back: finer strokes
     border: bool = True  # the final half-patch shifted pass
     border_all_strokes: bool = True  # official: the shifted pass ignores the on/off decisions
     serial: bool = False  # stroke-by-stroke rendering: less memory, same pixels
@@ -34,6 +35,41 @@ class PaintSettings:
     seed: int | None = 0  # jitter seed: fixed -> the same grid on every video frame
     color: str = "center"  # stroke colour: "center" sample (official) or "mean" under the stroke
     pad: str = "zeros"  # how a non-square image is padded: "zeros" (official) or "replicate" (no dark rims)
+
+
+@dataclass
+class StrokeMemory:
+    """Strokes of earlier video frames, per pass, reused for patches that did not change.
+
+    Each pass keeps the target patches its strokes were predicted from. A patch whose mean
+    absolute change from that reference is at most `threshold` keeps its strokes (no network
+    call, no flicker); the others are predicted again and become the new reference. Comparing
+    with the reference, not the previous frame, stops slow drift from going unnoticed.
+    """
+
+    threshold: float
+    passes: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    reused: int = 0
+    predicted: int = 0
+
+    def predict(self, key: int, net, target: torch.Tensor, canvas: torch.Tensor, cfg: PaintSettings,
+                brushes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prev = self.passes.get(key)
+        if prev is None or prev[0].shape != target.shape:
+            strokes, logit = predict(net, target, canvas, cfg.patch_batch, cfg.color, brushes)
+            self.predicted += target.shape[0]
+            self.passes[key] = (target.clone(), strokes, logit)
+            return strokes, logit
+        ref, strokes, logit = (t.clone() for t in prev)
+        changed = ((target - ref).abs().mean(dim=(1, 2, 3)) > self.threshold).nonzero().squeeze(1)
+        if changed.numel():
+            strokes[changed], logit[changed] = predict(net, target[changed], canvas[changed], cfg.patch_batch,
+                                                       cfg.color, brushes)
+            ref[changed] = target[changed]
+        self.predicted += changed.numel()
+        self.reused += target.shape[0] - changed.numel()
+        self.passes[key] = (ref, strokes, logit)
+        return strokes, logit
 
 
 @dataclass
@@ -102,8 +138,12 @@ def _placement(h: int, w: int, cfg: PaintSettings) -> tuple[int, int, int]:
 
 
 def paint(net, brushes: torch.Tensor, image: torch.Tensor, cfg: PaintSettings = PaintSettings(),
-          on_frame: FrameHook | None = None, want_strokes: bool = False) -> Painting:
-    """Paint image [1,3,h,w] in [0,1] with `net`'s strokes drawn with `brushes` [2,1,bh,bw]."""
+          on_frame: FrameHook | None = None, want_strokes: bool = False,
+          memory: StrokeMemory | None = None) -> Painting:
+    """Paint image [1,3,h,w] in [0,1] with `net`'s strokes drawn with `brushes` [2,1,bh,bw].
+    With `memory` (video), strokes of unchanged patches are taken from earlier frames."""
+    if cfg.detail:
+        return _paint_finer(net, brushes, image, cfg, on_frame, want_strokes, memory)
     h, w = image.shape[-2:]
     size, top, left = _placement(h, w, cfg)
     mode = "replicate" if cfg.pad == "replicate" else "constant"
@@ -113,11 +153,26 @@ def paint(net, brushes: torch.Tensor, image: torch.Tensor, cfg: PaintSettings = 
     n_levels = (cfg.levels if cfg.levels is not None else num_levels(size, size, PATCH)) + 1
     for level in range(n_levels):
         canvas = _paint_level(net, brushes, target, canvas, level, cfg, result if want_strokes else None,
-                              (top, left, h, w), on_frame)
+                              (top, left, h, w), on_frame, memory)
     if cfg.border:
         canvas = _paint_border(net, brushes, target, canvas, n_levels - 1, cfg,
-                               result if want_strokes else None, (top, left, h, w), on_frame)
+                               result if want_strokes else None, (top, left, h, w), on_frame, memory)
     result.image = canvas[..., top : top + h, left : left + w]
+    return result
+
+
+def _paint_finer(net, brushes, image, cfg, on_frame, want_strokes, memory) -> Painting:
+    """`detail`: paint the image enlarged 2^detail times (so K grows by `detail` and the
+    finest strokes shrink as much relative to the image), then scale the result back."""
+    h, w = image.shape[-2:]
+    scale = 2**cfg.detail
+    big = F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False)
+    hook = None if on_frame is None else (lambda level, canvas: on_frame(level, F.interpolate(canvas, (h, w),
+                                                                                             mode="area")))
+    result = paint(net, brushes, big, replace(cfg, detail=0), hook, want_strokes, memory)
+    result.image = F.interpolate(result.image, (h, w), mode="area")
+    for table in result.strokes:
+        table[:, 1:5] /= scale  # x, y, w, h back to input pixels
     return result
 
 
@@ -129,13 +184,21 @@ def _frame_hook(on_frame, level: int, pad: int, box):
     return lambda padded: on_frame(level, padded[..., pad + top : pad + top + h, pad + left : pad + left + w])
 
 
-def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame):
+def _predict(net, img, cur, cfg, brushes, memory, key):
+    """Strokes for the patches of one pass, through the video memory when there is one."""
+    target, canvas = to_patches(img, PATCH), to_patches(cur, PATCH)
+    if memory is None:
+        return predict(net, target, canvas, cfg.patch_batch, cfg.color, brushes)
+    return memory.predict(key, net, target, canvas, cfg, brushes)
+
+
+def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None):
     """One coarse-to-fine level: 2^level x 2^level patches predicted at 32 px each."""
     size = PATCH * 2**level
     n = 2**level
     img = F.interpolate(target, (size, size))
     cur = F.interpolate(canvas, (size, size))
-    strokes, logit = predict(net, to_patches(img, PATCH), to_patches(cur, PATCH), cfg.patch_batch, cfg.color, brushes)
+    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, level)
     param = to_window_units(strokes).view(1, n, n, -1, 8)
     on = (logit > 0).view(1, n, n, -1)
     if result is not None:
@@ -144,14 +207,14 @@ def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame
     return render_grid(param, on, brushes, canvas, cfg.serial, _frame_hook(on_frame, level, pad, box))
 
 
-def _paint_border(net, brushes, target, canvas, level, cfg, result, box, on_frame):
+def _paint_border(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None):
     """The official final pass on the last level's grid shifted by half a patch (covers seams)."""
     size, n, tag = canvas.shape[-1], 2**level, level + 1
     half = PATCH // 2
     border = size // (2 * n)  # half a patch at full resolution
     img = F.pad(F.interpolate(target, (n * PATCH, n * PATCH)), [half] * 4)
     cur = F.pad(F.interpolate(canvas, (n * PATCH, n * PATCH)), [half] * 4)
-    strokes, logit = predict(net, to_patches(img, PATCH), to_patches(cur, PATCH), cfg.patch_batch, cfg.color, brushes)
+    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, -1)
     param = to_window_units(strokes).view(1, n + 1, n + 1, -1, 8)
     # Official quirk kept for parity: the border pass casts raw logits to bool (all but
     # logit == 0 are on); `border_all_strokes=False` uses the predicted decisions instead.
@@ -166,4 +229,4 @@ def _paint_border(net, brushes, target, canvas, level, cfg, result, box, on_fram
     return out[..., border:-border, border:-border]
 
 
-__all__ = ["PaintSettings", "Painting", "paint", "predict", "crop_center"]
+__all__ = ["PaintSettings", "Painting", "StrokeMemory", "paint", "predict", "crop_center"]

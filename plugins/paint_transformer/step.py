@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from pipeline.item import Batch, Item
 from pipeline.step import Step, StepOptions
+
+if TYPE_CHECKING:
+    from .paint import StrokeMemory
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ class PaintTransformerOptions(StepOptions):
         "or [vertical.png, horizontal.png]; 'auto' = official brushes with official weights when cached")
     levels: Literal["auto"] | int = Field(
         "auto", description="coarse-to-fine levels K; auto = official rule; fewer = bigger strokes only")
+    detail: int = Field(0, ge=0, le=2, description="paint the image 2^detail x enlarged, then scale back: "
+                        "one more level of strokes half the size each (~4x the time); 1 paints closer to the input")
     border: bool = Field(True, description="final pass on a half-patch shifted grid (official)")
     border_all_strokes: bool = Field(True, description="official: the shifted pass ignores stroke decisions")
     serial: bool = Field(False, description="render stroke by stroke: less memory, same pixels")
@@ -40,6 +46,8 @@ class PaintTransformerOptions(StepOptions):
         "center", description="stroke colour: sampled at the centre (official) or averaged under the stroke")
     pad: Literal["zeros", "replicate"] = Field(
         "zeros", description="padding of non-square images: zeros (official) or replicate (no dark strokes at edges)")
+    stroke_reuse: float = Field(0.0, ge=0.0, le=1.0, description="video: keep earlier frames' strokes for "
+                                "patches whose mean change is at most this (e.g. 0.02); 0 = repaint every frame")
     strokes_json: bool = Field(False, description="attach the stroke list as item.meta['strokes']")
     animate: bool = Field(False, description="attach painting-process frames as item.meta['paint_frames']")
     animate_frames: int = Field(8, ge=1, le=64, description="frames kept per level when animating")
@@ -52,12 +60,19 @@ class PaintTransformerOptions(StepOptions):
         return v
 
 
+
 class PaintTransformerStep(Step):
     """Paint Transformer (Liu et al. 2021): predicts brush strokes per patch and renders them."""
 
     name = "paint_transformer"
     kind = "paint"
     Options = PaintTransformerOptions
+    MEMORIES = 2  # video sources whose strokes are kept (interleaved inputs); bounded memory
+
+    @classmethod
+    def is_temporal(cls, options: PaintTransformerOptions) -> bool:
+        """Stroke reuse carries state from frame to frame of one source."""
+        return options.stroke_reuse > 0
 
     def setup(self, device: str) -> None:
         import torch
@@ -71,6 +86,7 @@ class PaintTransformerStep(Step):
             log.warning(RANDOM_WARNING)
         self.net = self.net.to(device).eval() if self.net is not None else _random_net(torch).to(device)
         self.brushes = load_brushes(opts.brushes, official).to(device)
+        self.memories: OrderedDict[tuple, StrokeMemory] = OrderedDict()
 
     def process(self, batch: Batch) -> Batch:
         return [self._paint_item(item) for item in batch]
@@ -81,21 +97,41 @@ class PaintTransformerStep(Step):
         from .paint import PaintSettings, paint
 
         opts = self.options
-        cfg = PaintSettings(levels=None if opts.levels == "auto" else opts.levels, border=opts.border,
+        cfg = PaintSettings(levels=None if opts.levels == "auto" else opts.levels, detail=opts.detail,
+                            border=opts.border,
                             border_all_strokes=opts.border_all_strokes, serial=opts.serial,
                             patch_batch=opts.patch_batch, jitter=opts.jitter, seed=opts.seed, pad=opts.pad,
                             color=opts.color)
         img = torch.from_numpy(np.ascontiguousarray(item.load().image)).permute(2, 0, 1)[None].to(self.device)
         frames = FrameRecorder(opts.animate_frames) if opts.animate else None
+        memory = self._memory(item.source, img.shape) if opts.stroke_reuse > 0 else None
+        before = (memory.reused, memory.predicted) if memory else (0, 0)
         with torch.inference_mode():
-            result = paint(self.net, self.brushes, img.float(), cfg, frames, want_strokes=opts.strokes_json)
+            result = paint(self.net, self.brushes, img.float(), cfg, frames, want_strokes=opts.strokes_json,
+                           memory=memory)
         out = item.with_image(result.image[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         out.meta = dict(item.meta)
+        if memory is not None:
+            reused, predicted = memory.reused - before[0], memory.predicted - before[1]
+            out.meta["strokes_reused"] = round(reused / max(reused + predicted, 1), 4)
         if opts.strokes_json:
             out.meta["strokes"] = strokes_as_records(result.strokes)
         if frames is not None:
             out.meta["paint_frames"] = frames.frames + [to_uint8(out.image)]
         return out
+
+
+    def _memory(self, source: str, shape) -> StrokeMemory:
+        """The stroke memory of one source and frame size; the oldest is dropped past MEMORIES."""
+        from .paint import StrokeMemory
+
+        key = (source, tuple(shape))
+        if key not in self.memories:
+            self.memories[key] = StrokeMemory(self.options.stroke_reuse)
+            while len(self.memories) > self.MEMORIES:
+                self.memories.popitem(last=False)
+        self.memories.move_to_end(key)
+        return self.memories[key]
 
 
 class FrameRecorder:
