@@ -26,18 +26,15 @@ VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "torch_compile", "o
 
 
 FINDINGS = {
-    "before": "torch 2 threads: 1.63 s at 512 px, 2.58 s at 1024 px; ORT 0.34 s / 1.32 s (previous run)",
-    "helped": "one torch thread on this loaded 2-core machine: the 512 px gap was OpenMP spin-waiting "
-              "(2 threads 1.62 s vs 1 thread 0.40 s vs ORT 0.32 s, same process, interleaved medians)",
-    "did_not_help": "var_mean + fused scale/shift instead of instance_norm + addcmul (0.58 vs 0.40 s, "
-                    "1 thread); torch.jit.freeze / optimize_for_inference (within noise); channels_last",
-    "profile_512px_1thread": "convs 63% (9x9 3->32 full-res 19%, 12 residual 3x3 13%, stride-2 3x3 13%, "
-                             "9x9 4->3 10%), addcmul 10%, reflect pad 8%, instance-norm stats 11%; "
-                             "pre/post-processing in Step.stylize ~0.05-0.1 s",
-    "after": "torch_1thread 0.42 s vs ORT package 0.42 s at 512 px (1.0x); 1.25 s vs 1.09 s at 1024 px "
-             "(0.87x) in the run recorded below",
-    "open": "1024 px still ~13% slower than ORT (full-resolution layers are memory-bound in eager "
-            "mode; no fusion of pad+conv+norm+relu tried); the Step does not pick its thread count",
+    "busy_machine": "with other jobs on the 2 cores, 2 OpenMP threads spin-wait (1.62 s vs 0.40 s with one "
+                    "thread at 512 px); on a quiet machine 2 threads win (0.19 s vs 0.31 s)",
+    "profile_1024px_2threads": "convs 63% (9x9 3->32 full-res conv 230 ms NCHW, 158 ms channels-last), "
+                               "instance norm 16%, addcmul 9%, reflect pad 8%: memory-bound small-channel layers",
+    "did_not_help": "channels_last alone (convs faster, norm/pad slower: 0.94 s vs 0.86 s); var_mean + fused "
+                    "scale/shift; torch.jit.freeze / optimize_for_inference (within noise)",
+    "helped": "torch.compile with inductor freezing (`compile: true`): fuses pad+norm+relu, prepacks convs; "
+              "0.096 s vs ORT 0.095 s at 512 px, 0.53 s vs 0.49 s at 1024 px (0.9-1.1x interleaved), "
+              "after a one-off 23-37 s compile per frame size",
 }
 
 
