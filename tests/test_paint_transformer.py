@@ -36,13 +36,7 @@ TINY = PainterConfig(hidden_dim=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d
                      param_act="sigmoid")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster than two fighting on a busy 2-core CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fixture(name: str) -> dict:

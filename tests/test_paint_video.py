@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
 
 from pipeline.images import read_image, resize
@@ -20,15 +19,8 @@ from plugins.paint_transformer.step import PaintTransformerOptions, PaintTransfo
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "plugins" / "paint_transformer" / "weights" / "paint_transformer_sf.pt"
-pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped Paint Transformer weights missing")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped Paint Transformer weights missing"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
