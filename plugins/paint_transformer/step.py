@@ -35,7 +35,7 @@ class PaintTransformerOptions(StepOptions):
     levels: Literal["auto"] | int = Field(
         "auto", description="coarse-to-fine levels K; auto = official rule; fewer = bigger strokes only")
     detail: int = Field(0, ge=0, le=2, description="paint the image 2^detail x enlarged, then scale back: "
-                        "one more level of strokes half the size each (~4x the time); 1 paints closer to the input")
+                        "one more level of strokes half the size each (~6x the time); 1 paints closer to the input")
     border: bool = Field(True, description="final pass on a half-patch shifted grid (official)")
     border_all_strokes: bool = Field(True, description="official: the shifted pass ignores stroke decisions")
     serial: bool = Field(False, description="render stroke by stroke: less memory, same pixels")
