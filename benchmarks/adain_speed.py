@@ -38,10 +38,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.images import encode_image, read_image  # noqa: E402
-from plugins._vgg import randomize_convs  # noqa: E402
-from plugins.adain import model  # noqa: E402
-from plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
+from stylefarm.images import encode_image, read_image  # noqa: E402
+from stylefarm.plugins._vgg import randomize_convs  # noqa: E402
+from stylefarm.plugins.adain import model  # noqa: E402
+from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
 
 MEDIA = REPO / "workflows" / "media"
 STYLE = MEDIA / "style" / "hubble_deep_field.jpg"
@@ -70,7 +70,7 @@ def make_inputs(folder: Path, size: int, count: int) -> list[np.ndarray]:
 
 def pipeline_runner(work: Path, size: int, weights: Path) -> Callable[[], None]:
     """One `run_workflow` call over the folder of inputs: setup, reads, stylize, writes."""
-    from pipeline.api import run_workflow
+    from stylefarm.api import run_workflow
 
     workflow = work / f"adain_{size}.yaml"
     workflow.write_text(

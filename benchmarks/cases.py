@@ -17,7 +17,7 @@ SIZES = {"tiny": (2, 64), "small": (8, 256), "large": (16, 512)}
 
 def _model_step() -> tuple[str, dict]:
     """The CPU-bound model step to measure: env BENCH_STEP, else cin26 if installed, else a util step."""
-    from pipeline.host import get_host
+    from stylefarm.host import get_host
 
     name = os.environ.get("BENCH_STEP") or ("cin26" if "cin26" in get_host().steps else "color_transfer")
     options = {"reference": str(MEDIA / "style" / "hubble_deep_field.jpg")} if name == "color_transfer" else {}
@@ -25,7 +25,7 @@ def _model_step() -> tuple[str, dict]:
 
 
 def _write_inputs(folder: Path, count: int, px: int) -> list[Path]:
-    from pipeline.images import atomic_write_bytes, encode_image, read_image, resize
+    from stylefarm.images import atomic_write_bytes, encode_image, read_image, resize
 
     sources = sorted(MEDIA.glob("*.jpg"))
     paths = []
@@ -39,10 +39,10 @@ def _write_inputs(folder: Path, count: int, px: int) -> list[Path]:
 
 def _bare_loop(step_name: str, options: dict, inputs: list[Path], out: Path, batch: int) -> None:
     """What a user would write by hand: read, run the model, write. Same step, batch and device."""
-    from pipeline.executors.base import resolve_device
-    from pipeline.host import get_host
-    from pipeline.images import atomic_write_bytes, encode_image, read_image
-    from pipeline.item import Item
+    from stylefarm.executors.base import resolve_device
+    from stylefarm.host import get_host
+    from stylefarm.images import atomic_write_bytes, encode_image, read_image
+    from stylefarm.item import Item
 
     cls = get_host().step_class(step_name)
     step = cls(cls.Options(**options))
@@ -55,7 +55,7 @@ def _bare_loop(step_name: str, options: dict, inputs: list[Path], out: Path, bat
 
 
 def p1_pipeline_overhead(size: str) -> dict[str, float]:
-    from pipeline.api import run_workflow
+    from stylefarm.api import run_workflow
 
     count, px = SIZES[size]
     name, options = _model_step()
@@ -106,8 +106,8 @@ def _clip(folder: Path, frames: int, size: str) -> Path:
 
 def p2_video(size: str) -> dict[str, float]:
     """decode + model + encode through the pipeline vs the model alone on the same decoded frames."""
-    from pipeline.api import load_workflow, run_plan
-    from pipeline.executors.base import StepCall
+    from stylefarm.api import load_workflow, run_plan
+    from stylefarm.executors.base import StepCall
 
     from .distributed_steps import ConvOptions, ConvStack
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.video_io import make_source
-from pipeline.video.ffmpeg import ffmpeg_exe
+from stylefarm.video.ffmpeg import ffmpeg_exe
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

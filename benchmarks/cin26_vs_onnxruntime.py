@@ -40,7 +40,7 @@ FINDINGS = {
 
 def test_image(size: int) -> np.ndarray:
     """A real photo (../shared) resized so its longer side is `size`; noise if none is there."""
-    from pipeline.images import read_image, resize
+    from stylefarm.images import read_image, resize
 
     photos = sorted((SHARED / "media" / "images" / "content").glob("*.jpg"))
     if not photos:
@@ -65,7 +65,7 @@ def _runner(variant: str, image: np.ndarray, threads: int):
         return lambda: sess.run(None, {"image": x, "style_weights": w})
     import torch
 
-    from plugins.cin26.step import CIN26Options, CIN26Step
+    from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
 
     # on a shared 2-core box, 2 OpenMP threads spin-wait on each other while other jobs hold a
     # core; one thread avoids that (measured 0.40 s vs 1.62 s at 512 px, same run)

@@ -26,10 +26,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from distributed_steps import ConvOptions, ConvStack  # noqa: E402
 
-from pipeline.executors import make_executor  # noqa: E402
-from pipeline.executors.base import StepCall  # noqa: E402
-from pipeline.item import Item  # noqa: E402
-from pipeline.workflow import ExecutionSpec  # noqa: E402
+from stylefarm.executors import make_executor  # noqa: E402
+from stylefarm.executors.base import StepCall  # noqa: E402
+from stylefarm.item import Item  # noqa: E402
+from stylefarm.workflow import ExecutionSpec  # noqa: E402
 
 
 def items(n: int, size: int):

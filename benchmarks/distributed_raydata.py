@@ -24,10 +24,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from distributed_steps import ConvOptions, ConvStack  # noqa: E402
 
-from pipeline.executors.base import ChainRunner, StepCall  # noqa: E402
-from pipeline.executors.ray_executor import RayExecutor  # noqa: E402
-from pipeline.item import Item  # noqa: E402
-from pipeline.workflow import ExecutionSpec  # noqa: E402
+from stylefarm.executors.base import ChainRunner, StepCall  # noqa: E402
+from stylefarm.executors.ray_executor import RayExecutor  # noqa: E402
+from stylefarm.item import Item  # noqa: E402
+from stylefarm.workflow import ExecutionSpec  # noqa: E402
 
 CHAIN = [StepCall("bench_conv", ConvStack, ConvOptions())]
 

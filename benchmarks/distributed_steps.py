@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from pipeline.item import Batch
-from pipeline.step import Step, StepOptions
+from stylefarm.item import Batch
+from stylefarm.step import Step, StepOptions
 
 
 class ConvOptions(StepOptions):

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from plugins.paint_transformer.loading import load_painter, shipped_brushes
-from plugins.paint_transformer.model import Painter
-from plugins.paint_transformer.paint import PaintSettings, paint
-from plugins.paint_transformer.train import init_weights
+from stylefarm.plugins.paint_transformer.loading import load_painter, shipped_brushes
+from stylefarm.plugins.paint_transformer.model import Painter
+from stylefarm.plugins.paint_transformer.paint import PaintSettings, paint
+from stylefarm.plugins.paint_transformer.train import init_weights
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from plugins.paint_transformer.loading import load_painter, read_brush, shipped_brushes
-from plugins.paint_transformer.model import build_painter
-from plugins.paint_transformer.ops import sample_colors, to_patches
-from plugins.paint_transformer.paint import PaintSettings, paint, to_window_units
-from plugins.paint_transformer.render import render_grid
+from stylefarm.plugins.paint_transformer.loading import load_painter, read_brush, shipped_brushes
+from stylefarm.plugins.paint_transformer.model import build_painter
+from stylefarm.plugins.paint_transformer.ops import sample_colors, to_patches
+from stylefarm.plugins.paint_transformer.paint import PaintSettings, paint, to_window_units
+from stylefarm.plugins.paint_transformer.render import render_grid
 
 REPO = Path(__file__).resolve().parent.parent
 

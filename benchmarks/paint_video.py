@@ -27,7 +27,7 @@ SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
 
 def make_clip(frames: int, size: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames HxWx3 float32 and the mask of pixels the moving object never covers."""
-    from pipeline.images import read_image, resize
+    from stylefarm.images import read_image, resize
 
     photos = sorted((SHARED / "media" / "images" / "content").glob("*.jpg")) or sorted(
         (REPO / "workflows" / "media").glob("*.jpg"))
@@ -49,8 +49,8 @@ def make_clip(frames: int, size: int, seed: int = 0) -> tuple[list[np.ndarray], 
 
 
 def paint_clip(clip: list[np.ndarray], reuse: float) -> tuple[list[np.ndarray], list[float], list[float]]:
-    from pipeline.item import Item
-    from plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
+    from stylefarm.item import Item
+    from stylefarm.plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
 
     step = PaintTransformerStep(PaintTransformerOptions(stroke_reuse=reuse, color="mean", pad="replicate"))
     step.setup("cpu")

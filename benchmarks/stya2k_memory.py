@@ -44,7 +44,7 @@ def all_to_all(q, k, v):
 def run_layer(kind: str, width: int, height: int) -> None:
     import torch
 
-    from plugins.stya2k.model import A2K
+    from stylefarm.plugins.stya2k.model import A2K
 
     torch.manual_seed(0)
     content = torch.rand(1, CHANNELS, height // 4, width // 4)
@@ -60,8 +60,8 @@ def run_layer(kind: str, width: int, height: int) -> None:
 def run_full_model(width: int, height: int) -> None:
     import torch
 
-    from plugins._vgg import randomize_convs
-    from plugins.stya2k.model import StyA2K
+    from stylefarm.plugins._vgg import randomize_convs
+    from stylefarm.plugins.stya2k.model import StyA2K
 
     model = StyA2K().eval()
     randomize_convs([model])

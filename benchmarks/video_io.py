@@ -21,11 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.video.ffmpeg import ffmpeg_exe  # noqa: E402
+from stylefarm.video.ffmpeg import ffmpeg_exe  # noqa: E402
 
 RUN_ONE = """
 import resource, sys, time
-from pipeline.api import run_workflow
+from stylefarm.api import run_workflow
 start = time.perf_counter()
 report = run_workflow(sys.argv[1], force=True)
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report["counts"]["done"])

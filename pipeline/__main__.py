@@ -1,4 +1,4 @@
-"""`python -m pipeline` is the same as the `stylefarm` command."""
+"""`python -m stylefarm` is the same as the `stylefarm` command."""
 
 from .cli import main
 

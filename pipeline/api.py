@@ -1,6 +1,6 @@
 """Python API for people scripting around stylefarm.
 
-    from pipeline.api import load_workflow, run_workflow
+    from stylefarm.api import load_workflow, run_workflow
     plan = load_workflow("workflows/quickstart.yaml", overrides=["execution.batch_size=2"])
     report = run_workflow("workflows/quickstart.yaml", force=True)
     print(report["counts"])

@@ -16,28 +16,17 @@ log = logging.getLogger("stylefarm")
 
 
 class PluginGroup(click.Group):
-    """Adds commands contributed by plugins (`stylefarm_register_commands`) on demand.
-
-    Plugin commands named `train-NAME` appear as `stylefarm train NAME`.
-    """
+    """Adds commands contributed by plugins (`stylefarm_register_commands`) on demand."""
 
     def _plugin_commands(self) -> dict[str, click.Command]:
         if not hasattr(self, "_cache"):
             from .host import get_host
 
-            self._cache = {}
-            try:
-                commands = get_host().commands()
-            except StylefarmError as exc:
-                log.warning("plugin commands unavailable: %s", exc)
-                commands = []
-            for cmd in commands:
-                self._cache[cmd.name] = cmd
+            self._cache = {cmd.name: cmd for cmd in get_host().commands()}
         return self._cache
 
     def list_commands(self, ctx):
-        extra = [n for n in self._plugin_commands() if not n.startswith("train-")]
-        return sorted(set(super().list_commands(ctx)) | set(extra))
+        return sorted(set(super().list_commands(ctx)) | set(self._plugin_commands()))
 
     def get_command(self, ctx, name):
         return super().get_command(ctx, name) or self._plugin_commands().get(name)
@@ -118,6 +107,8 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     counts = report["counts"]
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
                f"in {report['seconds']:.1f}s; report: {runner.report_path}")
+    if report.get("redone"):
+        click.echo(f"redone {report['redone']['items']} because the recipe changed: {report['redone']['why']}")
     for failure in report["failures"][:10]:
         click.echo(f"failed: {failure['item']}: {failure['error']}", err=True)
     sys.exit(runner.exit_code)
@@ -176,6 +167,96 @@ def _flag_args(**flags: str | None) -> list[str]:
     return [arg for key, value in flags.items() if value is not None for arg in (f"--{key}", value)]
 
 
+@cli.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["openjd", "deadline", "opencue"]))
+@workflow_arg
+@set_option
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Frames (or items) per farm task (default 10).")
+@click.option("--chunks", type=click.IntRange(min=1), help="Number of farm tasks (instead of --chunk-size).")
+@click.option("--frames", help="Only these frame numbers, e.g. 1001-1100.")
+@click.option("--output-dir", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the job files are written to.")
+@click.option("--task-timeout", type=click.IntRange(min=1), help="Seconds a task may run before the farm kills it.")
+@click.option("--task-retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Farm retries of a failed task (a retry resumes: only unfinished items are redone).")
+@click.option("--no-task-chunking", is_flag=True, help="OpenJD: a plain task list, not TASK_CHUNKING.")
+@click.option("--stylefarm", "exe", help="stylefarm executable on the workers (default: this one, absolute).")
+@click.option("--group", help="Deadline 10 group (default: gpu when the workflow asks for CUDA).")
+@click.option("--pool", help="Deadline 10 pool.")
+@click.option("--show", help="OpenCue show (default: stylefarm).")
+@click.option("--shot", help="OpenCue shot (default: the workflow's name).")
+def export_command(fmt, workflow, sets, chunk_size, chunks, frames, out_dir, task_timeout, task_retries,
+                   no_task_chunking, exe, group, pool, show, shot):
+    """Write a render-farm job (OpenJD / Deadline Cloud bundle, Deadline 10, OpenCue) for a workflow.
+
+    Every task is a plain `stylefarm run WF --frames A-B` (or `--shard I/N` for stills), so a
+    re-queued task resumes; videos and contact sheets are made by one dependent final task.
+
+    \b
+    Example:
+      stylefarm export openjd shots.yaml --chunk-size 12 -o farm/openjd
+      openjd run farm/openjd/template.yaml --step Encode --run-dependencies
+      stylefarm export deadline shots.yaml --chunks 3 -o farm/deadline
+      stylefarm export opencue shots.yaml --chunks 3 -o farm/opencue
+    """
+    from .api import load_workflow
+    from .export import build_job, write
+
+    plan = load_workflow(workflow, list(sets))
+    job = build_job(plan, workflow, sets, chunk_size=chunk_size, chunks=chunks, frames=frames, stylefarm=exe,
+                    timeout=task_timeout, retries=task_retries)
+    files = write(fmt, job, out_dir, chunking=not no_task_chunking, group=group, pool=pool, show=show, shot=shot)
+    split = f"frames {job.frames_text} in chunks of {job.chunk_size}" if job.frames else f"{job.shards} shards"
+    click.echo(f"{fmt}: {job.items} items, {job.shards} tasks ({split})"
+               f"{', then ' + job.assemble if job.assemble else ''}{', GPU' if job.gpu else ''}")
+    for path in files:
+        click.echo(f"  {path}")
+
+
+@cli.command("report")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="The merged report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the merged report as one HTML page.")
+def report_command(directory, as_json, html_path):
+    """Summarize a finished or running job from its output (or .stylefarm) folder, merging farm shards.
+
+    \b
+    Example:
+      stylefarm report out/shots
+      stylefarm report out/shots --json > merged.json
+    """
+    from .provenance import load_reports, merge_reports, summary
+
+    merged = merge_reports(load_reports(directory))
+    if html_path:
+        from .report_html import write_html
+
+        write_html(merged, html_path)
+    click.echo(json.dumps(merged, indent=2) if as_json else summary(merged))
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor_command(as_json):
+    """Check this install the way a farm admin would before rolling it out to render nodes.
+
+    ffmpeg and its encoders (with licences), torch/CUDA, Ray/Dask, weights, plugins, cache
+    folders: one line each, ok / warn / fail, with the fix. Exit code 1 when something fails.
+
+    \b
+    Example:
+      stylefarm doctor
+      stylefarm doctor --json
+    """
+    from .doctor import render, run_checks
+
+    checks = run_checks()
+    click.echo(json.dumps([c.as_dict() for c in checks], indent=2) if as_json else render(checks))
+    if any(c.level == "fail" for c in checks):
+        sys.exit(EXIT_FATAL)
+
+
 @cli.command()
 @workflow_arg
 @set_option
@@ -208,7 +289,7 @@ def plugins(as_json):
     rows = []
     for info in host.plugins:
         rows.append({"plugin": info.name, "distribution": info.distribution, "version": info.version,
-                     "provides": info.provides, "error": info.error})
+                     "provides": info.provides, "error": info.error, "warnings": info.warnings})
     for name, provided in sorted(host.steps.items()):
         for row in rows:
             if row["plugin"] == provided.plugin.name and row["distribution"] == provided.plugin.distribution:
@@ -223,8 +304,10 @@ def plugins(as_json):
         for step in row.get("steps", []):
             click.echo(f"    step {step['name']:<20} {step['kind']:<9} {step['summary']}")
         for what in row["provides"]:
-            if not what.startswith("step:"):
+            if not what.startswith(("step:", "weights:")):
                 click.echo(f"    {what.replace(':', ' ', 1)}")
+        for warning in row["warnings"]:
+            click.echo(f"    warning: {warning}")
 
 
 @cli.command()
@@ -363,7 +446,24 @@ def weights_add(name, file):
     click.echo(wm.add(name, file))
 
 
-@cli.group(cls=PluginGroup)
+class TrainGroup(click.Group):
+    """`stylefarm train NAME`: commands from the `stylefarm_register_train_commands` hook."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        if not hasattr(self, "_cache"):
+            from .host import get_host
+
+            self._cache = {cmd.name: cmd for cmd in get_host().train_commands()}
+        return self._cache
+
+    def list_commands(self, ctx):
+        return sorted(self._plugin_commands())
+
+    def get_command(self, ctx, name):
+        return self._plugin_commands().get(name)
+
+
+@cli.group(cls=TrainGroup)
 def train():
     """Train models that can be trained here (commands come from plugins).
 
@@ -371,23 +471,6 @@ def train():
     Example:
       stylefarm train paint-transformer --help
     """
-
-
-def _attach_train_commands() -> None:
-    group = cli.get_command(None, "train")
-    parent = cli
-
-    def list_commands(ctx):
-        return sorted(n[len("train-"):] for n in parent._plugin_commands() if n.startswith("train-"))
-
-    def get_command(ctx, name):
-        return parent._plugin_commands().get(f"train-{name}")
-
-    group.list_commands = list_commands
-    group.get_command = get_command
-
-
-_attach_train_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,19 @@
 """Plugin host: discovers plugins through the `stylefarm` entry-point group with pluggy.
 
 Built-ins (`plugins/...`) register through the same group as third-party packages, so the
-host never imports them by name. A plugin that fails to import is recorded (distribution
-and cause) and skipped: it only becomes an error when a workflow needs what it provides.
+host never imports them by name. One bad plugin must not break the others: everything a
+plugin registers is checked against the contract when it is discovered, and a plugin that
+fails to import, raises in a hook, returns the wrong thing or names an unknown hook is
+marked FAILED (distribution, file:line, one line saying what is wrong) and contributes
+nothing. A name two plugins both register is disabled alone, with both distributions named.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -20,6 +25,10 @@ from .errors import PluginError
 
 log = logging.getLogger("stylefarm.host")
 GROUP = "stylefarm"
+BUILTIN_COMMANDS = frozenset({"run", "plan", "validate", "plugins", "steps", "schema", "join", "weights", "train"})
+"""Names of the CLI's own commands: a plugin command with one of these names is an error
+(tests keep this list equal to the CLI's)."""
+STEP_KINDS = ("stylize", "paint", "translate", "generate", "util")
 
 
 @dataclass
@@ -32,85 +41,241 @@ class PluginInfo:
     module: str
     error: str | None = None
     provides: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Provided:
-    """A registered class (step, source or sink) and where it came from."""
+    """A registered class (step, source or sink), command or weights file and where it came from."""
 
     obj: Any
     plugin: PluginInfo
 
 
+class ContractError(Exception):
+    """A plugin broke the contract; `where` is the file:line to fix."""
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(message)
+        self.where = where
+
+
+def _where(obj: Any) -> str:
+    """`file:line` of a class or function, for messages that point at the plugin's code."""
+    try:
+        target = inspect.unwrap(obj)
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            return f"{code.co_filename}:{code.co_firstlineno}"
+        return f"{inspect.getsourcefile(target)}:{inspect.getsourcelines(target)[1]}"
+    except (TypeError, OSError):
+        return ""
+
+
+def _raised_at(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+# --- what each hook must return ------------------------------------------------------
+
+def _options_ok(cls: type, what: str) -> None:
+    from pydantic import BaseModel
+
+    options = getattr(cls, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise ContractError(f"{what} {cls.__name__}.Options must be a pydantic model class "
+                            f"(subclass StepOptions / SourceOptions / SinkOptions), got {options!r}", _where(cls))
+
+
+def _named_class(obj: Any, base: type, attr: str, what: str) -> str:
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise ContractError(f"{what}s must be {base.__module__}.{base.__name__} subclasses, got {obj!r}")
+    key = getattr(obj, attr, "")
+    if not isinstance(key, str) or not key.strip() or key != key.strip():
+        raise ContractError(f"{what} class {obj.__name__} has no {attr} (set `{attr} = \"...\"` on the class)",
+                            _where(obj))
+    _options_ok(obj, what)
+    return key
+
+
+def _check_step(obj: Any) -> str:
+    from .step import Step
+
+    name = _named_class(obj, Step, "name", "step")
+    if obj.kind not in STEP_KINDS:
+        raise ContractError(f"step {name!r} has kind {obj.kind!r}; expected one of {', '.join(STEP_KINDS)}",
+                            _where(obj))
+    return name
+
+
+def _check_source(obj: Any) -> str:
+    from .sources import Source
+
+    return _named_class(obj, Source, "key", "source")
+
+
+def _check_sink(obj: Any) -> str:
+    from .sinks import Sink
+
+    return _named_class(obj, Sink, "key", "sink")
+
+
+def _check_weights(obj: Any) -> str:
+    from .weights import WeightFile
+
+    if not isinstance(obj, WeightFile) or not obj.name:
+        raise ContractError(f"weights must be stylefarm.weights.WeightFile records with a name, got {obj!r}")
+    return obj.name
+
+
+def _check_command(obj: Any) -> str:
+    import click
+
+    if not isinstance(obj, click.Command) or not obj.name:
+        raise ContractError(f"commands must be click.Command objects with a name, got {obj!r}")
+    return obj.name
+
+
+HOOKS = {  # hook -> (kind of thing, checker)
+    "stylefarm_register_steps": ("step", _check_step),
+    "stylefarm_register_sources": ("source", _check_source),
+    "stylefarm_register_sinks": ("sink", _check_sink),
+    "stylefarm_register_weights": ("weights", _check_weights),
+    "stylefarm_register_commands": ("command", _check_command),
+    "stylefarm_register_train_commands": ("train command", _check_command),
+}
+
+
 class PluginHost:
-    """Loads entry points once and indexes what each plugin registers."""
+    """Loads entry points once, checks what each plugin registers, and indexes it by name."""
 
     def __init__(self, extra_plugins: list[tuple[Any, str]] | None = None):
         """`extra_plugins`: (plugin object, distribution name) pairs registered besides entry points."""
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
-        self._owner: dict[int, PluginInfo] = {}
+        self.conflicts: dict[tuple[str, str], str] = {}  # (kind, name) -> message naming both providers
+        self._owner_of: dict[int, tuple[Any, PluginInfo]] = {}  # id(plugin object) -> (object, info)
         self._load_entry_points()
         for obj, dist in extra_plugins or []:
-            self.register(obj, PluginInfo(getattr(obj, "__name__", type(obj).__name__), dist, "", ""))
-        self.steps = self._collect("stylefarm_register_steps", "step", lambda c: c.name)
-        self.sources = self._collect("stylefarm_register_sources", "source", lambda c: c.key)
-        self.sinks = self._collect("stylefarm_register_sinks", "sink", lambda c: c.key)
-        self.weights = {w.name: w for w in self._collect_list("stylefarm_register_weights")}
+            self._add(obj, PluginInfo(getattr(obj, "__name__", type(obj).__name__), dist, "", ""))
+        index = self._index()
+        self.steps: dict[str, Provided] = index["step"]
+        self.sources: dict[str, Provided] = index["source"]
+        self.sinks: dict[str, Provided] = index["sink"]
+        self.weights = {name: p.obj for name, p in index["weights"].items()}
+        self._commands = index["command"]
+        self._train_commands = index["train command"]
 
-    def register(self, obj: Any, info: PluginInfo) -> None:
-        self.pm.register(obj, name=f"{info.distribution}:{info.name}")
-        self._owner[id(obj)] = info
-        self.plugins.append(info)
+    # --- discovery ---------------------------------------------------------------------
 
     def _load_entry_points(self) -> None:
         for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else "?"
-            version = ep.dist.version if ep.dist else ""
-            info = PluginInfo(ep.name, dist, version, ep.value)
+            info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "", ep.value)
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
-                info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                log.warning("plugin %s (%s) failed to load: %s", ep.name, dist, info.error)
+                self._fail(info, f"cannot import {ep.value}: {_first_line(exc)}", _raised_at(exc))
                 self.plugins.append(info)
                 continue
-            if self.pm.is_registered(obj):
-                continue
-            self.register(obj, info)
+            if not self.pm.is_registered(obj):
+                self._add(obj, info)
 
-    def _call_each(self, hook_name: str):
-        """Call every implementation of a hook separately, yielding (owner, results)."""
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            info = self._owner.get(id(impl.plugin))
-            try:
-                results = impl.function() or []
-            except Exception as exc:
-                if info is not None:
-                    info.error = f"{hook_name} failed: {type(exc).__name__}: {exc}".splitlines()[0]
-                log.warning("plugin %s: %s", info.name if info else impl.plugin_name, exc)
-                continue
-            yield info, results
+    def _add(self, obj: Any, info: PluginInfo) -> None:
+        self.plugins.append(info)
+        self.pm.register(obj, name=f"{info.distribution}:{info.name}")
+        self._owner_of[id(obj)] = (obj, info)
+        unknown = [c.name for c in self.pm.get_hookcallers(obj) or [] if not c.has_spec()]
+        if unknown:
+            hook = unknown[0]
+            close = difflib.get_close_matches(hook, list(HOOKS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self._fail(info, f"{hook!r} is not a stylefarm hook{hint}", _where(getattr(obj, hook, None)))
+            self.pm.unregister(obj)
+            return
+        for attr in dir(obj):
+            value = getattr(obj, attr, None)
+            if attr.startswith("stylefarm_") and callable(value) and not hasattr(value, f"{GROUP}_impl"):
+                message = (f"{_where(value) or info.module}: {attr} is not marked @hookimpl, so stylefarm "
+                           f"never calls it (from stylefarm import hookimpl)")
+                info.warnings.append(message)
+                log.warning("plugin %s (%s): %s", info.name, info.distribution, message)
 
-    def _collect(self, hook_name: str, what: str, key_of) -> dict[str, Provided]:
-        found: dict[str, Provided] = {}
-        for info, results in self._call_each(hook_name):
-            for obj in results:
-                key = key_of(obj)
-                if key in found:
-                    other = found[key].plugin
-                    raise PluginError(
-                        f"duplicate {what} name {key!r}: provided by distribution {other.distribution!r} "
-                        f"(entry point {other.name}) and by {info.distribution!r} (entry point {info.name}); "
-                        f"uninstall one of them"
-                    )
-                found[key] = Provided(obj, info)
-                info.provides.append(f"{what}:{key}")
+    @staticmethod
+    def _fail(info: PluginInfo, message: str, where: str = "") -> None:
+        info.error = f"{where}: {message}" if where else message
+        log.warning("plugin %s (%s) FAILED: %s", info.name, info.distribution, info.error)
+
+    # --- collection --------------------------------------------------------------------
+
+    def _registered(self, info: PluginInfo) -> dict[str, list[tuple[str, Any]]]:
+        """Everything one plugin registers, checked; raises ContractError on the first problem."""
+        found: dict[str, list[tuple[str, Any]]] = {}
+        for hook_name, (kind, check) in HOOKS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if self._owner_of.get(id(impl.plugin), (None, None))[1] is not info:
+                    continue
+                try:
+                    results = impl.function()
+                except Exception as exc:
+                    raise ContractError(f"{hook_name} raised {_first_line(exc)}", _raised_at(exc)) from None
+                if results is None:
+                    results = []
+                if not isinstance(results, list | tuple):
+                    raise ContractError(f"{hook_name} returned {type(results).__name__} {results!r}, expected a list",
+                                        _where(impl.function))
+                for obj in results:
+                    try:
+                        name = check(obj)
+                    except ContractError as exc:
+                        raise ContractError(f"{hook_name}: {exc}", exc.where or _where(impl.function)) from None
+                    if kind == "command" and name in BUILTIN_COMMANDS:
+                        raise ContractError(f"command {name!r} clashes with the built-in `stylefarm {name}`; "
+                                            f"rename it", _where(obj.callback) or _where(impl.function))
+                    found.setdefault(kind, []).append((name, obj))
         return found
 
-    def _collect_list(self, hook_name: str) -> list[Any]:
-        return [obj for _, results in self._call_each(hook_name) for obj in results]
+    def _index(self) -> dict[str, dict[str, Provided]]:
+        index: dict[str, dict[str, Provided]] = {kind: {} for kind, _ in HOOKS.values()}
+        for info in self.plugins:
+            if info.error:
+                continue
+            try:
+                registered = self._registered(info)
+            except ContractError as exc:
+                self._fail(info, str(exc), exc.where)
+                continue
+            for kind, entries in registered.items():
+                for name, obj in entries:
+                    self._put(index[kind], kind, name, Provided(obj, info))
+        return index
+
+    def _put(self, table: dict[str, Provided], kind: str, name: str, provided: Provided) -> None:
+        """Index one name; a name two plugins register is disabled (for both), not the whole host."""
+        if (kind, name) in self.conflicts:
+            self.conflicts[(kind, name)] += f" and by {provided.plugin.distribution!r}"
+            return
+        other = table.pop(name, None)
+        if other is None:
+            table[name] = provided
+            provided.plugin.provides.append(f"{kind}:{name}")
+            return
+        self.conflicts[(kind, name)] = (
+            f"duplicate {kind} name {name!r}: provided by distribution {other.plugin.distribution!r} "
+            f"(entry point {other.plugin.name}) and by {provided.plugin.distribution!r} "
+            f"(entry point {provided.plugin.name}); uninstall one of them")
+        log.warning("%s disabled: %s", name, self.conflicts[(kind, name)])
+        for info in (other.plugin, provided.plugin):
+            info.warnings.append(self.conflicts[(kind, name)])
+
+    # --- lookups -------------------------------------------------------------------------
 
     def step_class(self, name: str):
         """The Step class for `use: name`, or a PluginError naming the closest match."""
@@ -119,6 +284,8 @@ class PluginHost:
         raise PluginError(self.unknown_step_message(name))
 
     def unknown_step_message(self, name: str) -> str:
+        if ("step", name) in self.conflicts:
+            return self.conflicts[("step", name)]
         available = sorted(self.steps)
         close = difflib.get_close_matches(name, available, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -129,7 +296,12 @@ class PluginHost:
         return f"unknown step {name!r}; available steps: {', '.join(available) or 'none'}{hint}"
 
     def commands(self) -> list[Any]:
-        return self._collect_list("stylefarm_register_commands")
+        """Plugin commands for the top level of the CLI (clashes were refused at discovery)."""
+        return [p.obj for p in self._commands.values()]
+
+    def train_commands(self) -> list[Any]:
+        """Commands shown as `stylefarm train NAME`."""
+        return [p.obj for p in self._train_commands.values()]
 
 
 _HOST: PluginHost | None = None

@@ -36,6 +36,11 @@ class Plan:
     def step_label(self) -> str:
         return self.chain[-1].name if self.chain else "copy"
 
+    @property
+    def generated(self) -> set[int]:
+        """Indices of the inputs whose pixels a generator step makes."""
+        return {call.generates for call in self.chain if call.generates is not None}
+
 
 def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple, base_dir: Path | None = None) -> Any:
     try:
@@ -51,7 +56,13 @@ def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> l
             raise doc.error(("steps", i, "use"), host.unknown_step_message(spec.use))
         cls = host.steps[spec.use].obj
         options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"), base_dir)
-        chain.append(StepCall(spec.id or spec.use, cls, options, spec.input == "original", spec.save))
+        temporal = None
+        if spec.temporal is not None:
+            from .temporal import TemporalOptions
+
+            temporal = _validate(doc, TemporalOptions, spec.temporal, ("steps", i, "temporal"), base_dir)
+            temporal = None if temporal.mode == "off" else temporal
+        chain.append(StepCall(spec.id or spec.use, cls, options, spec.input == "original", spec.save, temporal))
     names = [call.name for call in chain]
     for i, name in enumerate(names):
         if names.count(name) > 1:
@@ -89,6 +100,10 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
             confine(root, base_dir / render(out.dir, probe, "step") / render(name, probe, "step"))
         except (ValueError, StylefarmError) as exc:
             raise doc.error(("output", key), str(exc)) from None
+    if out.pattern and Path(out.pattern).suffix.lower() in CONTAINER_SUFFIXES:
+        raise doc.error(("output", "pattern"), f"{Path(out.pattern).suffix} is a video container, but output.pattern "
+                        "names one picture per item; write video with output.video: {path: ...} (and give "
+                        "output.pattern a picture suffix such as .png, or set output.images: false)")
     if any(s.save for s in wf.steps) and "{step" not in (out.pattern or "{step}"):
         raise doc.error(("output", "pattern"), "steps with `save: true` need {step} in the pattern")
     sinks: list = [(host.sinks["images"].obj, None)] if out.images else []
@@ -103,6 +118,46 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
     return sinks
 
 
+CONTAINER_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf", ".mpg", ".mpeg", ".gif"}
+PER_ITEM_FIELDS = ("{frame", "{index")
+MAX_LISTED = 200_000  # inputs listed for the collision check; beyond, the run-time guard alone holds
+
+
+def _collisions(doc: LoadedYaml, plan: Plan) -> None:
+    """Two items must never be written to one path: checked before anything runs."""
+    out = plan.workflow.output
+    if not out.images:
+        return
+    if out.pattern and not any(f in out.pattern for f in PER_ITEM_FIELDS):
+        for i, (source, count) in enumerate(zip(plan.sources, plan.counts)):
+            if source.key != "images" and (count is None or count > 1):
+                raise doc.error(("output", "pattern"), f"{out.pattern!r} gives every frame of inputs[{i}] "
+                                f"({source.describe()}) the same file; add {{frame:04d}} to the pattern, "
+                                f"e.g. {_with_frame(out.pattern)!r}")
+    if sum(c or 0 for c in plan.counts) > MAX_LISTED:
+        return
+    from .sinks import OutputContext, default_pattern
+
+    ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
+    seen: dict[Path, str] = {}
+    for source in plan.sources:
+        if source.key != "images":
+            continue
+        for item in source.items():
+            path = ctx.path(out.pattern or default_pattern(item), item)
+            if path in seen:
+                field = "output.pattern" if out.pattern else "output.pattern (default '{input.stem}.png')"
+                raise doc.error(("output", "pattern") if out.pattern else ("output",),
+                                f"{seen[path]} and {item.source} would both be written to {path}; "
+                                f"tell them apart in {field}, e.g. with {{input.rel}}/ or {{input.name}}")
+            seen[path] = item.source
+
+
+def _with_frame(pattern: str) -> str:
+    stem, dot, suffix = pattern.rpartition(".")
+    return f"{stem}.{{frame:04d}}.{suffix}" if dot else f"{pattern}.{{frame:04d}}"
+
+
 def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Plan:
     host = host or get_host()
     wf = validate_workflow(doc)
@@ -110,4 +165,13 @@ def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) 
     root = static_root(wf.output.dir, base_dir)
     sinks = _sinks(doc, wf, host, root, base_dir)
     sources, counts = _sources(doc, wf, host, base_dir)
-    return Plan(doc, wf, base_dir, root, sources, chain, sinks, counts)
+    plan = Plan(doc, wf, base_dir, root, sources, _generators(sources) + chain, sinks, counts)
+    _collisions(doc, plan)
+    return plan
+
+
+def _generators(sources: list[Source]) -> list[StepCall]:
+    """Steps that make generated inputs' pixels, run first wherever the chain runs."""
+    made = [(i, gen) for i, source in enumerate(sources) if (gen := source.generator()) is not None]
+    return [StepCall(cls.name if len(made) == 1 else f"{cls.name}#{i}", cls, options, generates=i)
+            for i, (cls, options) in made]

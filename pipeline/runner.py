@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import EXIT_OK, EXIT_PARTIAL, OutputError
@@ -14,8 +16,10 @@ from .item import Item
 from .manifest import STATE_DIR, Manifest
 from .plan import Plan
 from .progress import Progress
+from .recipe import Recipe, summarize
 from .report import RunReport
 from .sinks import OutputContext, Sink
+from .temporal import WARMUP_META, chain_warmup
 
 log = logging.getLogger("stylefarm.run")
 
@@ -34,6 +38,13 @@ def prepare_root(root: Path, clean: bool = True) -> None:
         stale.unlink(missing_ok=True)
 
 
+def recipe_output(plan: Plan) -> dict:
+    """The output settings that decide an item's files (sinks that aggregate, e.g. the contact
+    sheet, are rebuilt by every run anyway and stay out, so changing them redoes nothing)."""
+    return plan.workflow.output.model_dump(mode="json", include={"dir", "pattern", "images", "bit_depth",
+                                                                 "alpha", "quality"})
+
+
 class Run:
     """One execution of a plan. `execute()` returns the report (also written to disk)."""
 
@@ -46,6 +57,12 @@ class Run:
         self.item_filter = item_filter  # e.g. farm shards: predicate on (source index, item)
         self.report = RunReport(str(plan.doc.filename), plan.workflow.execution.backend,
                                 [s.describe() for s in plan.sources])
+        self._manifest: Manifest | None = None
+        self._changes: dict[str | None, list[str]] = {}  # old recipe hash -> what changed since
+        self._redo_count = 0
+        self._redo_why: set[str] = set()
+        self._claimed: dict[Path, str] = {}  # output path -> the item that writes it
+        self._order: deque[tuple[Item, list[Path] | None]] = deque()  # (item, recorded outputs if skipped)
 
     def _make_sinks(self) -> list[Sink]:
         stages = tuple(call.name for call in self.plan.chain[:-1] if call.save)
@@ -54,33 +71,112 @@ class Run:
         return [cls(options, ctx) for cls, options in self.plan.sinks]
 
     def _pending(self, sinks: list[Sink], manifest: Manifest, progress: Progress) -> Iterator[Item]:
-        """Items still to do, decoded; skipped and unreadable ones are reported here."""
+        """Items still to do, decoded; skipped and unreadable ones are reported here. A chain with
+        `temporal:` steps first gets the few frames just before each run of kept frames that this
+        run does not do (other shards, --frames, resumed), marked as warm-up: processed, not written."""
+        lead_in = chain_warmup(self.plan.chain)
         for source_index, source in enumerate(self.plan.sources):
+            behind: deque[Item] = deque(maxlen=max(1, lead_in))
             for item in source.items():
-                if self.item_filter and not self.item_filter(source_index, item):
+                skipped = self.item_filter is not None and not self.item_filter(source_index, item)
+                if skipped or self._done(item, sinks, manifest, progress):
+                    if lead_in:
+                        behind.append(item)
                     continue
-                planned = [p for sink in sinks for p in sink.planned(item)]
-                if planned and manifest.is_done(item.key, planned):
-                    recorded = [manifest.root / r for r in manifest.done[item.key]]
-                    for sink in sinks:
-                        sink.skip(item, recorded)
-                    self.report.skipped()
-                    progress.update(skipped=True)
-                    continue
-                try:
-                    yield item.load()
-                except Exception as exc:
-                    self._fail(item, f"cannot read input: {exc}", progress)
+                for before in behind:
+                    yield from self._decoded(replace(before, meta={**before.meta, WARMUP_META: True}),
+                                             source_index, progress)
+                behind.clear()
+                yield from self._decoded(item, source_index, progress)
+
+    def _done(self, item: Item, sinks: list[Sink], manifest: Manifest, progress: Progress) -> bool:
+        """Resume: the item's outputs exist already (reported as skipped)."""
+        planned = [p for sink in sinks for p in sink.planned(item)]
+        clash = next((self._claimed[p] for p in planned if self._claimed.setdefault(p, item.key) != item.key), None)
+        if clash is not None:  # the plan's check lists inputs; this guard holds for every source
+            self._fail(item, f"would overwrite {clash}'s output; add {{frame:04d}} or {{input.rel}} to "
+                       f"output.pattern so items map to different files", progress)
+            return True
+        state = manifest.status(item.key, planned) if planned else "todo"
+        if state == "changed":
+            self._note_redo(manifest, item.key)
+        if state != "done":
+            return False
+        recorded = [manifest.root / r for r in manifest.done[item.key]]
+        self._order.append((item, recorded))  # told to the sinks in input order, see _release_skips
+        self.report.skipped()
+        progress.update(skipped=True)
+        return True
+
+    def _decoded(self, item: Item, source_index: int, progress: Progress) -> Iterator[Item]:
+        if source_index in self.plan.generated:  # pixels are made by the chain's generator step
+            item.meta = {**item.meta, "generate": source_index}
+            self._order.append((item, None))
+            yield item
+            return
+        try:
+            loaded = item.load()
+        except Exception as exc:
+            if not item.meta.get(WARMUP_META):
+                self._fail(item, f"cannot read input: {exc}", progress)
+            return
+        self._order.append((loaded, None))
+        yield loaded
+
+    def _release_skips(self, sinks: list[Sink], processed: bool = False) -> None:
+        """Tell the sinks about skipped items in input order, the ones queued before the next
+        processed item (`processed`: an outcome arrived, take its item off the queue), so a video
+        sink never sees resumed frames long before an earlier frame that is still being processed."""
+        while self._order and self._order[0][1] is not None:
+            item, recorded = self._order.popleft()
+            for sink in sinks:
+                sink.skip(item, recorded)
+        if processed and self._order:
+            self._order.popleft()  # outcomes come in input order: this is the outcome's item
+
+    def _close_sinks(self, sinks: list[Sink]) -> list[Path]:
+        """Finish aggregates (videos). One that cannot finish because items failed is one more
+        failure of a partial run (exit 3, frames kept for the rerun), not a fatal error."""
+        finished: list[Path] = []
+        for sink in sinks:
+            try:
+                finished += sink.close()
+            except OutputError as exc:
+                if not self.report.failures:
+                    raise
+                self.report.failed(f"output.{sink.key}", "", str(exc))
+        return finished
+
+    def _note_redo(self, manifest: Manifest, key: str) -> None:
+        """Count an item whose outputs an older recipe made, and remember why."""
+        old = manifest.recipes.get(key)
+        if old not in self._changes:
+            self._changes[old] = manifest.recipe.changes_since(manifest.old_recipe(old))
+        self._redo_count += 1
+        self._redo_why.update(self._changes[old])
+
+    def _redo_summary(self) -> dict | None:
+        if not self._redo_count:
+            return None
+        why = summarize(sorted(self._redo_why))
+        log.info("%d item%s redone because the recipe changed: %s", self._redo_count,
+                 "s" * (self._redo_count > 1), why)
+        return {"items": self._redo_count, "why": why, "changes": sorted(self._redo_why)}
 
     def _fail(self, item: Item, error: str, progress: Progress) -> None:
         log.error("%s: %s", item.key, error)
+        if self._manifest is not None:
+            self._manifest.record_failure(item.key)
         self.report.failed(item.key, item.source, error)
         progress.update(failed=True)
 
     def execute(self) -> dict:
         plan = self.plan
         prepare_root(plan.root, clean=self.item_filter is None)
-        manifest = Manifest(plan.root, fresh=self.force)
+        recipe = Recipe(plan.chain, recipe_output(plan))
+        manifest = self._manifest = Manifest(plan.root, fresh=self.force, recipe=recipe)
+        manifest.save_recipe()
+        self.report.data["recipe"] = recipe.hash
         sinks = self._make_sinks()
         total = sum(plan.counts) if plan.counts and None not in plan.counts and not self.item_filter else None
         progress = Progress(total, enabled=self.show_progress)
@@ -89,6 +185,10 @@ class Run:
         try:
             for outcome in executor.map(plan.chain, self._pending(sinks, manifest, progress)):
                 item = outcome.item
+                self._release_skips(sinks, processed=True)
+                if item.meta.get(WARMUP_META):  # a temporal lead-in frame: processed, never written
+                    item.image = item.original = None
+                    continue
                 if outcome.error is not None:
                     self._fail(item, outcome.error, progress)
                     continue
@@ -101,8 +201,10 @@ class Run:
                 self.report.done(outputs)
                 progress.update()
                 item.image = item.original = outcome.result.image = None  # free memory early
-            extra = [p for sink in sinks for p in sink.close()]
+            self._release_skips(sinks)
+            extra = self._close_sinks(sinks)
             status = "partial" if self.report.failures else "ok"
+            self.report.data["redone"] = self._redo_summary()
         except BaseException:
             for sink in sinks:
                 sink.abort()

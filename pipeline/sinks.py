@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from .images import atomic_write_bytes, encode_image, read_image, resize
+from .images import atomic_write_bytes, encode_image, quantize, read_image, resize, to_float
 from .item import Item
 from .naming import confine, render
 from .workflow import OutputSpec
@@ -143,8 +143,15 @@ class SheetSink(Sink):
         return resize(image, max(1, round(w * height / h)), height)
 
     def write(self, item: Item) -> list[Path]:
-        self._add(item, self.ctx.results(item))
+        self._add(item, [(name, self._as_written(item, img)) for name, img in self.ctx.results(item)])
         return []
+
+    def _as_written(self, item: Item, image: np.ndarray) -> np.ndarray:
+        """The result quantized as the image files hold it, so a sheet rebuilt on resume (farm
+        jobs assemble it from the tasks' files) is byte-identical to one made in a single run."""
+        spec = self.ctx.spec
+        depth = int(item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth)
+        return image if depth == 32 else to_float(quantize(image, depth))[0]
 
     def skip(self, item: Item, recorded: list[Path]) -> None:
         """Rebuild the row of a resumed item from its files (stages first, final result last)."""

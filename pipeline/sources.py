@@ -7,7 +7,11 @@ Contract for plugin sources (video, image sequences, generators):
 - `items()` yields Items lazily, in order, with `loader` set so pixels are decoded only for
   items that are not skipped by resume. A video source may decode eagerly while streaming
   (it must still never hold the whole clip);
-- `count()` returns the number of items when cheap to know (for the progress bar), else None.
+- `count()` returns the number of items when cheap to know (for the progress bar), else None;
+- `generator()` (optional) returns `(Step class, options)` when the pixels are made by a model on
+  the workers (e.g. StyleNAT): the items then carry no pixels, only what the generator needs in
+  `meta` (seeds, latents: a few bytes travel, not images), and the host runs that step first,
+  where the chain runs (local process, Ray actor, Dask worker), so the driver never holds the model.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class Source:
         raise NotImplementedError
 
     def count(self) -> int | None:
+        return None
+
+    def generator(self) -> tuple[type, Any] | None:
+        """(Step class, validated options) that makes this source's pixels on the workers, or None."""
         return None
 
     def describe(self) -> str:

@@ -193,3 +193,14 @@ def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> 
         path = resolve(name, given.get(role))
         out[role] = (load_state_dict(path, name, check_hash=role not in given), str(path))
     return out
+
+
+def load_weights(name: str, override: str | os.PathLike | None = None) -> tuple[dict[str, Any], Path]:
+    """The one call a plugin's `setup` needs: the state dict and path of weights `name`.
+
+    `override` (the step's `weights:` option) wins; otherwise the user cache, then the
+    packaged copy. Registered files are checked against their sha256; user overrides are not
+    (they may be the user's own fine-tune). Offline and missing: the one-line weights message.
+    """
+    path = resolve(name, override)
+    return load_state_dict(path, name, check_hash=not override), path

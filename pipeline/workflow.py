@@ -33,6 +33,8 @@ class StepSpec(BaseModel):
     input: Literal["previous", "original"] = Field(
         "previous", description="previous: chain on the last step's result; original: start again from the input")
     save: bool = Field(False, description="also write this step's result (output.pattern needs {step})")
+    temporal: Any = Field(None, description="flow-guided temporal consistency for this per-frame step "
+                          "(see docs/temporal.md); off by default")
 
 
 class OutputSpec(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.errors import WeightsError
+from stylefarm.errors import WeightsError
 
 # Conv widths per VGG block; "M" is a 2x2 max-pool (ceil_mode, as in the official file).
 _PLAN: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
@@ -63,7 +63,7 @@ class VGGEncoder(nn.Module):
 
     def load_official(self, state: dict[str, Any], path: str = "vgg") -> None:
         """Load any accepted encoder format (see `encoder_state`) into `self.layers`."""
-        from pipeline.weights import load_into
+        from stylefarm.weights import load_into
 
         load_into(self.layers, encoder_state(state, self.depth, path), path)
 

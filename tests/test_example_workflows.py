@@ -32,7 +32,7 @@ def test_quickstart_runs_as_the_readme_says(cli, tmp_path):
     for stem in ("astronaut", "chelsea", "coffee", "rocket"):
         for step in ("cin26_style19", "hubble_style", "painting"):
             assert (out / f"{stem}_{step}.png").is_file()
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     sheet, _, _ = read_image(out / "contact_sheet.png")
     assert sheet.shape[0] >= 4 * 256 and sheet.shape[1] > 4 * 256

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PluginError
-from pipeline.hookspecs import hookimpl
-from pipeline.host import PluginHost
-from pipeline.step import Step
+from stylefarm.errors import PluginError
+from stylefarm.hookspecs import hookimpl
+from stylefarm.host import PluginHost
+from stylefarm.step import Step
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "stylefarm-posterize"
@@ -40,8 +40,9 @@ def test_builtins_are_discovered_through_entry_points():
 
 
 def test_duplicate_step_names_name_both_distributions():
+    host = PluginHost(extra_plugins=[(_TwinPlugin(), "acme-styles")])
     with pytest.raises(PluginError) as err:
-        PluginHost(extra_plugins=[(_TwinPlugin(), "acme-styles")])
+        host.step_class("resize")
     message = str(err.value)
     assert "duplicate step name 'resize'" in message
     assert "'stylefarm'" in message and "'acme-styles'" in message
@@ -72,7 +73,7 @@ def test_plugins_command_shows_broken_plugin_with_cause(cli, broken_distribution
     import os
 
     env_path = os.pathsep.join([str(broken_distribution), os.environ.get("PYTHONPATH", "")])
-    result = subprocess.run([sys.executable, "-m", "pipeline", "plugins"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "stylefarm", "plugins"], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": env_path})
     assert result.returncode == 0
     assert "acme-broken" in result.stdout and "FAILED" in result.stdout
@@ -100,7 +101,7 @@ def test_third_party_plugin_is_listed_and_runs(cli, example_plugin, tmp_path):
                   "steps:\n  - use: posterize\n    with: {levels: 3}\noutput:\n  dir: out\n")
     result = cli("run", str(wf))
     assert result.returncode == 0, result.stderr
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     img, _, _ = read_image(tmp_path / "out" / "gradient.0000.png")
     assert set(np_unique(img)) <= {0.0, 0.5, 1.0}  # 8-bit PNG: 128/255 rounds to 0.5 at 2 decimals
@@ -121,7 +122,7 @@ def test_version_and_help_have_examples(cli):
 
 def test_discovery_and_help_do_not_import_torch():
     """`stylefarm --help` and `plugins` must stay fast: plugins import torch only in setup()."""
-    code = ("import sys; from pipeline.host import get_host; get_host(); import pipeline.cli; "
+    code = ("import sys; from stylefarm.host import get_host; get_host(); import stylefarm.cli; "
             "print(sorted(m for m in ('torch', 'ray', 'distributed', 'onnx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

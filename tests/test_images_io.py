@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.api import run_workflow
-from pipeline.images import atomic_write_bytes, encode_image, read_image
+from stylefarm.api import run_workflow
+from stylefarm.images import atomic_write_bytes, encode_image, read_image
 
 
 def write(path, rgb, alpha=None, depth=8):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.executors.base import ChainRunner, StepCall, resolve_device
-from pipeline.executors.local import LocalExecutor
-from pipeline.item import Item
-from pipeline.step import Step, StepOptions
-from pipeline.workflow import ExecutionSpec
+from stylefarm.executors.base import ChainRunner, StepCall, resolve_device
+from stylefarm.executors.local import LocalExecutor
+from stylefarm.item import Item
+from stylefarm.step import Step, StepOptions
+from stylefarm.workflow import ExecutionSpec
 
 
 class Count(Step):

@@ -12,16 +12,16 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from pipeline.item import Item
-from plugins.paint_transformer.brushes import procedural_brushes
-from plugins.paint_transformer.loading import shipped_brushes
-from plugins.paint_transformer.matching import linear_assignment
-from plugins.paint_transformer.model import Painter, PainterConfig, build_painter
-from plugins.paint_transformer.ops import dilation, erosion, hard_decision, num_levels, sample_colors
-from plugins.paint_transformer.paint import PaintSettings, paint
-from plugins.paint_transformer.render import composite_sequence, param2stroke, render_grid
-from plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
-from plugins.paint_transformer.train import (
+from stylefarm.item import Item
+from stylefarm.plugins.paint_transformer.brushes import procedural_brushes
+from stylefarm.plugins.paint_transformer.loading import shipped_brushes
+from stylefarm.plugins.paint_transformer.matching import linear_assignment
+from stylefarm.plugins.paint_transformer.model import Painter, PainterConfig, build_painter
+from stylefarm.plugins.paint_transformer.ops import dilation, erosion, hard_decision, num_levels, sample_colors
+from stylefarm.plugins.paint_transformer.paint import PaintSettings, paint
+from stylefarm.plugins.paint_transformer.render import composite_sequence, param2stroke, render_grid
+from stylefarm.plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
+from stylefarm.plugins.paint_transformer.train import (
     TrainConfig,
     gaussian_w2,
     synthetic_batch,
@@ -215,7 +215,7 @@ def test_training_checkpoints_resume_and_writes_previews(tmp_path):
 def test_train_command_runs_from_the_cli(tmp_path):
     from click.testing import CliRunner
 
-    from plugins.paint_transformer.cli import train_command
+    from stylefarm.plugins.paint_transformer.cli import train_command
 
     res = CliRunner().invoke(train_command, ["--out", str(tmp_path), "--max-steps", "1", "--hidden", "32",
                                              "--batch-size", "4", "--threads", "1"])
@@ -296,7 +296,7 @@ def test_options_are_validated():
 
 
 def test_unknown_weights_role_is_a_clear_error():
-    from pipeline.errors import WeightsError
+    from stylefarm.errors import WeightsError
 
     with pytest.raises(WeightsError, match="only 'model'"):
         _step(weights={"decoder": "x.pt"})
@@ -310,12 +310,12 @@ def test_shipped_brush_images_are_the_procedural_ones():
 
 
 def test_plugin_registers_step_weights_and_train_command():
-    from pipeline.host import get_host
+    from stylefarm.host import get_host
 
     host = get_host()
     assert host.step_class("paint_transformer") is PaintTransformerStep
     assert {"paint_transformer/model", "paint_transformer/official"} <= set(host.weights)
-    assert "train-paint-transformer" in [c.name for c in host.commands()]
+    assert "paint-transformer" in [c.name for c in host.train_commands()]
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="shipped weights not trained yet")
@@ -332,7 +332,7 @@ def test_step_with_official_weights_and_brushes_from_the_cache_paints_the_offici
     """`weights: paint_transformer/official` + default options = the official inference."""
     import shutil
 
-    from pipeline import weights as wm
+    from stylefarm import weights as wm
 
     state_path = wm.cached_path(wm.lookup("paint_transformer/official"))
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +367,7 @@ def test_levels_option_stops_early_or_paints_finer(levels, passes):
 def test_workflow_paints_with_the_shipped_default_weights(tmp_path):
     from PIL import Image
 
-    from pipeline.api import run_workflow
+    from stylefarm.api import run_workflow
 
     src = tmp_path / "src"
     src.mkdir()

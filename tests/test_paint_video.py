@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.images import read_image, resize
-from pipeline.item import Item
-from plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
+from stylefarm.images import read_image, resize
+from stylefarm.item import Item
+from stylefarm.plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "plugins" / "paint_transformer" / "weights" / "paint_transformer_sf.pt"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import STYLEFARM
 
-from pipeline.api import load_workflow, run_workflow
-from pipeline.errors import EXIT_FATAL, EXIT_PARTIAL
-from pipeline.images import read_image
+from stylefarm.api import load_workflow, run_workflow
+from stylefarm.errors import EXIT_FATAL, EXIT_PARTIAL
+from stylefarm.images import read_image
 
 
 def stills_workflow(src: Path, extra: str = "") -> str:
@@ -134,7 +134,7 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 
 
 def test_rerun_after_sigkill_skips_finished_and_matches_uninterrupted(tmp_path):
-    from pipeline.images import atomic_write_bytes, encode_image
+    from stylefarm.images import atomic_write_bytes, encode_image
 
     ref = np.random.default_rng(3).random((32, 32, 3)).astype(np.float32)
     for name in ("a", "b"):

@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import WeightsError
-from plugins._vgg import randomize_convs
-from plugins.stya2k import ops
-from plugins.stya2k.model import A2K, StyA2K
-from plugins.stya2k.step import StyA2KOptions, StyA2KStep
+from stylefarm.errors import WeightsError
+from stylefarm.plugins._vgg import randomize_convs
+from stylefarm.plugins.stya2k import ops
+from stylefarm.plugins.stya2k.model import A2K, StyA2K
+from stylefarm.plugins.stya2k.step import StyA2KOptions, StyA2KStep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -181,8 +181,8 @@ def test_options_validation():
 
 def test_step_on_real_image_random_weights(shared, content_images, style_images):
     """RANDOM-WEIGHT TEST MODE: proves the plumbing (resize, keys cached, shapes), not quality."""
-    from pipeline.images import read_image
-    from pipeline.item import Item
+    from stylefarm.images import read_image
+    from stylefarm.item import Item
 
     opts = StyA2KOptions(style=str(style_images[0]), content_size=96, style_size=64,
                          keep_aspect=True, random_weights=True)

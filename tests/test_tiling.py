@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.tiling import tiled_apply
+from stylefarm.tiling import tiled_apply
 
 
 def test_tiled_matches_untiled_for_a_conv_net():

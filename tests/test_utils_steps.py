@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pipeline.item import Item
-from plugins.utils.steps import (
+from stylefarm.item import Item
+from stylefarm.plugins.utils.steps import (
     BlendOptions,
     BlendStep,
     ColorTransferOptions,

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from video_fixtures import decode_codes, make_clip, read_code
 
-from pipeline.api import run_workflow
-from pipeline.images import encode_image
-from pipeline.video.ffmpeg import ffmpeg_exe
-from pipeline.video.probe import probe
-from pipeline.video.sequence import SequenceOptions, SequenceSource
-from pipeline.video.source import VideoSource, VideoSourceOptions
+from stylefarm.api import run_workflow
+from stylefarm.images import encode_image
+from stylefarm.video.ffmpeg import ffmpeg_exe
+from stylefarm.video.probe import probe
+from stylefarm.video.sequence import SequenceOptions, SequenceSource
+from stylefarm.video.source import VideoSource, VideoSourceOptions
 
 pytestmark = pytest.mark.video
 NTSC = Fraction(24000, 1001)
@@ -153,7 +153,7 @@ output:
     run_workflow(wf)
     names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert names == [f"sh010.{f}.png" for f in range(1003, 1009)]
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     assert read_image(tmp_path / "out" / "sh010.1003.png")[2] == 16
     out = probe(tmp_path / "out" / "sh010.mov")

@@ -7,9 +7,9 @@ from fractions import Fraction
 import pytest
 from video_fixtures import decode_codes, make_clip
 
-from pipeline.api import run_workflow
-from pipeline.video.probe import probe
-from pipeline.video.segments import segment_ranges
+from stylefarm.api import run_workflow
+from stylefarm.video.probe import probe
+from stylefarm.video.segments import segment_ranges
 
 pytestmark = pytest.mark.video
 

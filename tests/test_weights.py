@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline import weights as wm
-from pipeline.errors import WeightsError
+from stylefarm import weights as wm
+from stylefarm.errors import WeightsError
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import EXIT_INVALID, WorkflowError
-from pipeline.workflow import apply_override, parse_yaml
+from stylefarm.errors import EXIT_INVALID, WorkflowError
+from stylefarm.workflow import apply_override, parse_yaml
 
 GOOD = """\
 version: 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.video.ffmpeg import ffmpeg_exe
+from stylefarm.video.ffmpeg import ffmpeg_exe
 
 BITS = 8
 
@@ -46,7 +46,7 @@ def read_code(image: np.ndarray) -> int:
 
 def decode_codes(path: Path) -> list[int]:
     """Codes of every frame of a video file, decoded with the bundled ffmpeg."""
-    from pipeline.video.probe import probe
+    from stylefarm.video.probe import probe
 
     info = probe(path)
     raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],

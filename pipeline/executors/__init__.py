@@ -12,9 +12,9 @@ from ..workflow import ExecutionSpec
 from .base import Executor
 
 BACKENDS = {
-    "local": "pipeline.executors.local:LocalExecutor",
-    "ray": "pipeline.executors.ray_executor:RayExecutor",
-    "dask": "pipeline.executors.dask_executor:DaskExecutor",
+    "local": "stylefarm.executors.local:LocalExecutor",
+    "ray": "stylefarm.executors.ray_executor:RayExecutor",
+    "dask": "stylefarm.executors.dask_executor:DaskExecutor",
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from ..contract import freeze, output_problem
 from ..item import Item
 from ..step import Step, StepOptions
 from ..workflow import ExecutionSpec
@@ -30,9 +31,16 @@ class StepCall:
     options: StepOptions
     from_original: bool = False  # start from the input image instead of the previous step's result
     save: bool = False  # keep this step's result in item.meta["stages"] so sinks write it too
+    temporal: Any = None  # validated `temporal:` options (stylefarm.temporal), None = off
+    generates: int | None = None  # a source's generator: makes the pixels of that input's items
 
     def build(self) -> Step:
         return self.cls(self.options)
+
+    @property
+    def is_temporal(self) -> bool:
+        """Keeps state across frames: the step itself, or the host's `temporal:` filter on it."""
+        return self.temporal is not None or self.cls.is_temporal(self.options)
 
 
 @dataclass
@@ -104,6 +112,7 @@ class ChainRunner:
         self.steps: list[Step] = []
         self.device = "cpu"
         self.timings: dict[str, StepTiming] = {call.name: StepTiming() for call in chain}
+        self.filters: dict[str, Any] = {}
 
     def setup(self) -> None:
         if self.threads and any(call.cls.uses_device for call in self.chain):
@@ -115,33 +124,73 @@ class ChainRunner:
         self.steps = [call.build() for call in self.chain]
         for step in self.steps:
             step.setup(self.device)
+        from ..temporal import TemporalFilter
+
+        self.filters = {call.name: TemporalFilter(call.temporal) for call in self.chain if call.temporal is not None}
 
     def teardown(self) -> None:
         for step in self.steps:
             step.teardown()
 
-    def _run_chain(self, batch: list[Item]) -> list[Item]:
+    def _wants(self, call: StepCall, item: Item) -> bool:
+        """A generator step makes only its own source's pixel-less items; other steps take all."""
+        if call.generates is None:
+            return True
+        return item.image is None and item.meta.get("generate") == call.generates
+
+    def _inputs(self, call: StepCall, items: list[Item]) -> list[Item]:
+        if call.from_original:
+            items = [it.with_image(it.original) if it.original is not None else it for it in items]
+        return [freeze(it) for it in items]
+
+    def _call(self, call: StepCall, step: Step, items: list[Item]) -> list[Item]:
+        try:
+            out = step.process(items)
+        except Exception as exc:
+            message = describe_exception(call.name, exc)
+            if "read-only" in str(exc):
+                message += " (items are read-only: return a new array with item.with_image(...))"
+            raise ChainError(message) from exc
+        if not isinstance(out, list) or len(out) != len(items):
+            got = f"{len(out)} items" if isinstance(out, list) else type(out).__name__
+            raise ChainError(f"step {call.name!r} returned {got} for {len(items)} items (expected a list, "
+                             f"one result per item)")
+        return out
+
+    def _run_chain(self, batch: list[Item]) -> list[tuple[Item | None, str | None]]:
+        """Each step on the items still alive; an item whose result breaks the contract fails alone."""
+        items: list[Item] = list(batch)
+        errors: list[str | None] = [None] * len(batch)
         for call, step in zip(self.chain, self.steps):
-            if call.from_original:
-                batch = [it.with_image(it.original) if it.original is not None else it for it in batch]
+            todo = [i for i, it in enumerate(items) if errors[i] is None and self._wants(call, it)]
+            if not todo:
+                continue
             start = time.perf_counter()
-            try:
-                out = step.process(batch)
-            except Exception as exc:
-                raise ChainError(describe_exception(call.name, exc)) from exc
-            if len(out) != len(batch):
-                raise ChainError(f"step {call.name!r} returned {len(out)} items for {len(batch)}")
-            self.timings[call.name].add(time.perf_counter() - start, len(batch))
-            if call.save:
-                for it in out:
-                    it.meta = {**it.meta, "stages": {**it.meta.get("stages", {}), call.name: it.image}}
-            batch = out
-        return batch
+            inputs = self._inputs(call, [items[i] for i in todo])
+            out = self._call(call, step, inputs)
+            good: list[tuple[int, Item, Item]] = []
+            for i, item_in, result in zip(todo, inputs, out):
+                problem = output_problem(result)
+                if problem:
+                    errors[i] = f"step {call.name!r} {problem}"
+                else:
+                    good.append((i, item_in, result))
+            if call.name in self.filters and good:
+                filtered = self.filters[call.name].apply([g[1] for g in good], [g[2] for g in good])
+                good = [(i, item_in, result) for (i, item_in, _), result in zip(good, filtered)]
+            self.timings[call.name].add(time.perf_counter() - start, len(todo))
+            for i, _, result in good:
+                if call.generates is not None:
+                    result.original = result.image
+                if call.save:
+                    result.meta = {**result.meta, "stages": {**result.meta.get("stages", {}), call.name: result.image}}
+                items[i] = result
+        return [(None, err) if err else (it, None) for it, err in zip(items, errors)]
 
     def run_batch(self, batch: list[Item]) -> list[tuple[Item | None, str | None]]:
-        """Results per input item; a failing batch is re-run item by item to find the culprit."""
+        """Results per input item; a batch whose step raised is re-run item by item to find the culprit."""
         try:
-            return [(item, None) for item in self._run_chain(batch)]
+            return self._run_chain(batch)
         except ChainError as exc:
             if len(batch) == 1:
                 log.debug("item %s failed: %s", batch[0].key, exc, exc_info=exc.__cause__)

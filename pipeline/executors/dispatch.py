@@ -16,8 +16,6 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from ..item import Item
 from .base import ChainRunner, Outcome, batched
 
@@ -74,24 +72,11 @@ class Pool(Protocol):
     def collect(self, handle: Hashable) -> Done: ...
 
 
-def writable(item: Item) -> Item:
-    """Ray hands actors read-only arrays (zero-copy from the object store): copy them once,
-    so steps may edit in place and `torch.from_numpy` gets memory it may write."""
-    same = item.original is item.image
-    for name in ("image", "alpha", "original"):
-        array = getattr(item, name)
-        if isinstance(array, np.ndarray) and not array.flags.writeable:
-            setattr(item, name, array.copy())
-    if same:
-        item.original = item.image
-    return item
-
-
 def run_unit(runner: ChainRunner, items: list[Item]) -> tuple[list[Result], float]:
     """What a worker does with one unit. `original` is dropped from results: the driver still
     holds it, so it need not travel back."""
     start = time.perf_counter()
-    results = runner.run_batch([writable(item) for item in items])
+    results = runner.run_batch(items)
     for result, _ in results:
         if result is not None:
             result.original = None
@@ -244,7 +229,7 @@ def dispatch(executor: Any, pool: Pool, chain: list, items: Iterable[Item]) -> I
     """Run `items` through a pool with the executor's settings; fill its timings and worker stats."""
     ex = executor.execution
     dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
-                            executor.workers, temporal=any(call.cls.is_temporal(call.options) for call in chain))
+                            executor.workers, temporal=any(call.is_temporal for call in chain))
     try:
         yield from dispatcher.run(items)
     finally:

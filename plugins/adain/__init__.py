@@ -1,7 +1,7 @@
 """AdaIN plugin: the `adain` stylize step and its two official weight files."""
 
-from pipeline.hookspecs import hookimpl
-from pipeline.weights import WeightFile
+from stylefarm.hookspecs import hookimpl
+from stylefarm.weights import WeightFile
 
 VGG_FILE = WeightFile(
     name="adain/vgg",

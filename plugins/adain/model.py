@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from plugins._vgg import VGGEncoder
+from stylefarm.plugins._vgg import VGGEncoder
 
 # Decoder plan: conv output widths, "U" = 2x nearest upsample. Mirrors the encoder to relu4_1.
 _DECODER_PLAN: list[int | str] = [256, "U", 256, 256, 256, 128, "U", 128, 64, "U", 64, 3]

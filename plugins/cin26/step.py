@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.item import Batch, Item
-from pipeline.step import InputPath, Step, StepOptions
-from plugins._compile import maybe_compile
-from plugins.cin26 import ops
-from plugins.cin26.ops import NUM_STYLES
+from stylefarm.item import Batch, Item
+from stylefarm.plugins._compile import maybe_compile
+from stylefarm.plugins.cin26 import ops
+from stylefarm.plugins.cin26.ops import NUM_STYLES
+from stylefarm.step import InputPath, Step, StepOptions
 
 STYLE_NAMES = [str(i) for i in range(NUM_STYLES)]
 """The package names its styles by index only, so do we (`stylefarm sheet` shows them)."""
@@ -73,8 +73,8 @@ class CIN26Step(Step):
     def setup(self, device: str) -> None:
         import torch
 
-        from plugins.cin26.convert import load_cin26_state
-        from plugins.cin26.model import CIN26Net
+        from stylefarm.plugins.cin26.convert import load_cin26_state
+        from stylefarm.plugins.cin26.model import CIN26Net
 
         super().setup(device)
         opts: CIN26Options = self.options
@@ -109,7 +109,7 @@ class CIN26Step(Step):
         """HxWx3 -> HxWx3 through the network: reflect-pad to a multiple of 4, tile if asked."""
         import torch
 
-        from pipeline.tiling import tiled_apply
+        from stylefarm.tiling import tiled_apply
 
         h, w = image.shape[:2]
         padded = np.pad(image, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
@@ -124,7 +124,7 @@ class CIN26Step(Step):
 
 def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
     """Shrink so the longer side is at most `max_size` (the package's default inference size)."""
-    from pipeline.images import resize
+    from stylefarm.images import resize
 
     h, w = image.shape[:2]
     if not max_size or max(h, w) <= max_size:
@@ -135,8 +135,8 @@ def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
 
 def _read_mask(path: str) -> np.ndarray:
     """A mask file as float (H, W) in [0, 1]; read once in setup, never per frame."""
-    from pipeline.errors import InputError
-    from pipeline.images import read_image
+    from stylefarm.errors import InputError
+    from stylefarm.images import read_image
 
     try:
         rgb, _, _ = read_image(path)
@@ -146,6 +146,6 @@ def _read_mask(path: str) -> np.ndarray:
 
 
 def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
-    from pipeline.images import resize
+    from stylefarm.images import resize
 
     return np.clip(resize(mask, width, height), 0.0, 1.0)

@@ -4,7 +4,7 @@ The int8 ONNX graphs ship in that MIT-licensed package; we dequantize their weig
 into the weights cache and run our own float torch networks.
 """
 
-from pipeline.hookspecs import hookimpl
+from stylefarm.hookspecs import hookimpl
 
 
 @hookimpl

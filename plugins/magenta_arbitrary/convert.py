@@ -14,9 +14,10 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.errors import WeightsError
-from pipeline.weights import load_state_dict
-from plugins.cin26.convert import converted_path, package_model_path
+from stylefarm.errors import WeightsError
+from stylefarm.plugins._inception import dequantized_convs
+from stylefarm.plugins.cin26.convert import converted_path, package_model_path
+from stylefarm.weights import load_state_dict
 
 FILES = {"predict": "arbitrary_predict.onnx", "transform": "arbitrary_transform.onnx"}
 _RENAMES = [
@@ -44,38 +45,6 @@ def module_name(tf_scope: str) -> str:
         if match:
             return repl if isinstance(repl, str) else repl(match)
     raise WeightsError(f"unexpected layer {tf_scope!r} in the Magenta ONNX graph (new package version?)")
-
-
-def _dequantize(node, arrays: dict):
-    """Float value of a DequantizeLinear node whose input is an initializer."""
-    import numpy as np
-
-    q, scale = arrays[node.input[0]], arrays[node.input[1]]
-    zero = arrays[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros_like(q)
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-    if scale.ndim == 1 and q.ndim > 1:
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), np.asarray(zero).reshape(shape)
-    return (q.astype(np.float32) - np.asarray(zero, dtype=np.float32)) * scale.astype(np.float32)
-
-
-def dequantized_convs(onnx_path: Path) -> dict:
-    """{tf conv scope: (weight, bias)} as float32 numpy for every Conv in the graph."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(onnx_path)).graph
-    arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    convs = {}
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        weight_dq, bias_dq = producers[node.input[1]], producers[node.input[2]]
-        scope = re.sub(r"/(depthwise_)?weights$", "", weight_dq.input[0])
-        convs[scope] = (_dequantize(weight_dq, arrays), _dequantize(bias_dq, arrays))
-    return convs
 
 
 def activation_table(onnx_path: Path) -> dict[str, tuple[float, int]]:

@@ -18,81 +18,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stylefarm.plugins._inception import MOBILENET as _MOBILENET
+from stylefarm.plugins._inception import ActivationQuant, ConvBias, InvertedResidual, same_pad
+
+__all__ = ["ActivationQuant", "ConvBias", "InvertedResidual", "same_pad", "StylePredictor", "StyleTransformer"]
+
 EMBED = 100
 EPS = 1e-5
 EMBED_QDQ = "mobilenet_conv/Conv/BiasAdd_int8"  # the embedding's int8 tensor in both graphs
-# (expansion, out channels, stride) for MobileNetV2 blocks expanded_conv_1 .. expanded_conv_16
-_MOBILENET = [(6, 24, 2), (6, 24, 1), (6, 32, 2), (6, 32, 1), (6, 32, 1), (6, 64, 2), (6, 64, 1), (6, 64, 1),
-              (6, 64, 1), (6, 96, 1), (6, 96, 1), (6, 96, 1), (6, 160, 2), (6, 160, 1), (6, 160, 1), (6, 320, 1)]
-
-
-class ActivationQuant:
-    """Int8 fake-quantization of named activations: {tensor name: (scale, zero point)}.
-
-    Empty (or `enabled = False`): identity, i.e. float activations. Loaded: a name missing from
-    the table is an error, so a renamed layer cannot silently skip its rounding.
-    """
-
-    def __init__(self, table: dict[str, tuple[float, int]] | None = None):
-        self.table = dict(table or {})
-        self.enabled = True
-
-    def __call__(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        if not (self.enabled and self.table):
-            return x
-        try:
-            scale, zero = self.table[name]
-        except KeyError:
-            raise KeyError(f"no int8 quantization for activation {name!r} in the loaded graph table") from None
-        # ONNX QuantizeLinear: divide, round half to even, saturate to int8; then dequantize
-        q = torch.clamp(torch.round(x / scale) + zero, -128.0, 127.0)
-        return (q - zero) * scale
-
-
-def same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """TensorFlow 'SAME' padding: extra pixel goes bottom/right for even strides."""
-    if stride == 1:
-        return F.pad(x, (kernel // 2,) * 4)
-    h, w = x.shape[-2:]
-    ph, pw = (max(kernel - (n % stride or stride), 0) for n in (h, w))
-    return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-
-
-class ConvBias(nn.Module):
-    """Conv with folded batch-norm bias (what the exported graph holds)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(cout, cin // groups, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.stride, self.groups, self.kernel = stride, groups, kernel
-
-    def forward(self, x: torch.Tensor, pad: str = "same") -> torch.Tensor:
-        if pad == "same":
-            x = same_pad(x, self.kernel, self.stride)
-        elif pad == "reflect":
-            x = F.pad(x, (self.kernel // 2,) * 4, mode="reflect")
-        return F.conv2d(x, self.weight, self.bias, self.stride, groups=self.groups)
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection (+ skip)."""
-
-    def __init__(self, cin: int, cout: int, expansion: int, stride: int, scope: str, q: ActivationQuant):
-        super().__init__()
-        mid = cin * expansion
-        self.expand = ConvBias(cin, mid, 1) if expansion != 1 else None
-        self.depthwise = ConvBias(mid, mid, 3, stride, groups=mid)
-        self.project = ConvBias(mid, cout, 1)
-        self.skip = stride == 1 and cin == cout
-        self.scope, self.q = scope, q
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, q = self.scope, self.q
-        y = q(F.relu6(self.expand(x)), f"{s}/expand/Relu6") if self.expand is not None else x
-        y = q(F.relu6(self.depthwise(y)), f"{s}/depthwise/Relu6")
-        y = q(self.project(y), f"{s}/project/BatchNorm/FusedBatchNormV3")
-        return q(x + y, f"{s}/add") if self.skip else y
 
 
 class StylePredictor(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.item import Batch, Item
-from pipeline.step import InputPath, Step, StepOptions
-from plugins.cin26 import ops
+from stylefarm.item import Batch, Item
+from stylefarm.plugins.cin26 import ops
+from stylefarm.step import InputPath, Step, StepOptions
 
 STYLE_SIZE = 256  # the style predictor's input side (package and Magenta default)
 CONTENT_SIZE = 384  # the package runs the transformer at 384 px on the longer side
@@ -46,7 +46,7 @@ class MagentaOptions(StepOptions):
 
 def square_style(image: np.ndarray, size: int) -> np.ndarray:
     """Centre square crop resized to `size` (what the predictor was trained on)."""
-    from pipeline.images import resize
+    from stylefarm.images import resize
 
     h, w = image.shape[:2]
     side = min(h, w)
@@ -64,8 +64,8 @@ class MagentaArbitraryStep(Step):
     def setup(self, device: str) -> None:
         import torch
 
-        from pipeline.images import read_image
-        from plugins.magenta_arbitrary.model import StylePredictor, StyleTransformer
+        from stylefarm.images import read_image
+        from stylefarm.plugins.magenta_arbitrary.model import StylePredictor, StyleTransformer
 
         super().setup(device)
         opts: MagentaOptions = self.options
@@ -89,7 +89,7 @@ class MagentaArbitraryStep(Step):
         return [self._one(item) for item in batch]
 
     def _one(self, item: Item) -> Item:
-        from pipeline.images import resize
+        from stylefarm.images import resize
 
         opts: MagentaOptions = self.options
         content = item.load().image
@@ -117,9 +117,9 @@ class MagentaArbitraryStep(Step):
 
 def _load(cls, role: str, opts: MagentaOptions):
     """Network with converted weights and, unless turned off, the graph's activation rounding."""
-    from pipeline.errors import WeightsError
-    from plugins.magenta_arbitrary.convert import load_magenta_state, split_activation_table
-    from plugins.magenta_arbitrary.model import ActivationQuant
+    from stylefarm.errors import WeightsError
+    from stylefarm.plugins.magenta_arbitrary.convert import load_magenta_state, split_activation_table
+    from stylefarm.plugins.magenta_arbitrary.model import ActivationQuant
 
     override = (opts.weights or {}).get(role)
     weights, table = split_activation_table(load_magenta_state(role, override))
@@ -132,7 +132,7 @@ def _load(cls, role: str, opts: MagentaOptions):
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
-    from pipeline.images import resize
+    from stylefarm.images import resize
 
     h, w = image.shape[:2]
     if not size or max(h, w) == size:

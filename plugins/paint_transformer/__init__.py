@@ -4,7 +4,7 @@ Registers the `paint_transformer` step, its weights (the shipped self-trained mo
 official `model.pth` and the official brush images) and `stylefarm train paint-transformer`.
 """
 
-from pipeline.hookspecs import hookimpl
+from stylefarm.hookspecs import hookimpl
 
 HUAGE = "https://raw.githubusercontent.com/Huage001/PaintTransformer/main/inference/brush"
 
@@ -25,12 +25,12 @@ def stylefarm_register_sinks():
 
 @hookimpl
 def stylefarm_register_weights():
-    from pipeline.weights import WeightFile
+    from stylefarm.weights import WeightFile
 
     return [
         WeightFile(
             name="paint_transformer/model", filename="paint_transformer_sf.pt",
-            packaged="plugins.paint_transformer:weights/paint_transformer_sf.pt", license="MIT",
+            packaged="stylefarm.plugins.paint_transformer:weights/paint_transformer_sf.pt", license="MIT",
             note="self-trained on synthetic strokes with the shipped brushes (stylefarm train paint-transformer)",
         ),
         WeightFile(
@@ -46,7 +46,7 @@ def stylefarm_register_weights():
 
 
 @hookimpl
-def stylefarm_register_commands():
+def stylefarm_register_train_commands():
     from .cli import train_command
 
     return [train_command]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-@click.command("train-paint-transformer")
+@click.command("paint-transformer")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("runs/paint_transformer"), show_default=True,
               help="checkpoints (last.pt), previews and the exported weights go here")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import weights as wm
-from pipeline.errors import WeightsError
+from stylefarm import weights as wm
+from stylefarm.errors import WeightsError
 
 from .brushes import procedural_brushes
 from .model import Painter, build_painter, split_checkpoint
@@ -60,7 +60,7 @@ def pair(vertical: torch.Tensor, horizontal: torch.Tensor) -> torch.Tensor:
 
 def shipped_brushes() -> torch.Tensor:
     """The package's brush PNGs (drawn by `brushes.py`); drawn on the fly if missing."""
-    root = resources.files("plugins.paint_transformer")
+    root = resources.files("stylefarm.plugins.paint_transformer")
     paths = [Path(str(root.joinpath(p))) for p in SHIPPED_BRUSHES]
     if all(p.is_file() for p in paths):
         return pair(*(read_brush(p) for p in paths))

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from pipeline.errors import OutputError
-from pipeline.images import atomic_write_bytes
-from pipeline.item import Item
-from pipeline.sinks import Sink, SinkOptions
+from stylefarm.errors import OutputError
+from stylefarm.images import atomic_write_bytes
+from stylefarm.item import Item
+from stylefarm.sinks import Sink, SinkOptions
 
 
 def _needs(item: Item, key: str, option: str, output: str) -> object:
@@ -60,7 +60,7 @@ class AnimationSink(Sink):
     def write(self, item: Item) -> list[Path]:
         import imageio.v3 as iio
 
-        from pipeline.images import resize
+        from stylefarm.images import resize
 
         frames = list(_needs(item, "paint_frames", "animate", self.key))
         frames += [frames[-1]] * self.options.hold

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline.item import Batch, Item
-from pipeline.step import Step, StepOptions
+from stylefarm.item import Batch, Item
+from stylefarm.step import Step, StepOptions
 
 if TYPE_CHECKING:
     from .paint import StrokeMemory

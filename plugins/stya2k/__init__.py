@@ -3,8 +3,8 @@
 The encoder is the AdaIN `vgg_normalised.pth`, registered by the adain plugin as `adain/vgg`.
 """
 
-from pipeline.hookspecs import hookimpl
-from pipeline.weights import WeightFile
+from stylefarm.hookspecs import hookimpl
+from stylefarm.weights import WeightFile
 
 _REPO = "https://github.com/LearningHx/StyA2K/raw/main/checkpoints/A2K"
 _LICENSE = "no license file in LearningHx/StyA2K: research use, ask the authors"

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plugins._vgg import VGGEncoder
-from plugins.adain.model import decoder_layers
-from plugins.stya2k import ops
+from stylefarm.plugins._vgg import VGGEncoder
+from stylefarm.plugins.adain.model import decoder_layers
+from stylefarm.plugins.stya2k import ops
 
 HEADS = 8
 

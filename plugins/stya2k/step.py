@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline.item import Batch, Item
-from pipeline.step import InputPath, Step, StepOptions
+from stylefarm.item import Batch, Item
+from stylefarm.step import InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
          "decoder": "stya2k/decoder"}
@@ -42,7 +42,7 @@ class StyA2KOptions(StepOptions):
 
 def fit_size(image: np.ndarray, size: int, keep_aspect: bool) -> np.ndarray:
     """The official test resize (bicubic to size x size), or short side to size; 0 = keep."""
-    from plugins.adain.ops import pil_resize
+    from stylefarm.plugins.adain.ops import pil_resize
 
     h, w = image.shape[:2]
     if not size:
@@ -63,8 +63,8 @@ class StyA2KStep(Step):
     def setup(self, device: str) -> None:
         import torch
 
-        from pipeline.images import read_image
-        from plugins.stya2k.model import StyA2K
+        from stylefarm.images import read_image
+        from stylefarm.plugins.stya2k.model import StyA2K
 
         super().setup(device)
         opts: StyA2KOptions = self.options
@@ -77,8 +77,8 @@ class StyA2KStep(Step):
         self.keys = None if self._recolours_style() else self._style_keys(self.style)
 
     def _load_weights(self) -> None:
-        from pipeline.weights import announce_random_weights, load_into, role_states
-        from plugins._vgg import randomize_convs
+        from stylefarm.plugins._vgg import randomize_convs
+        from stylefarm.weights import announce_random_weights, load_into, role_states
 
         if self.options.random_weights:
             announce_random_weights(self.name)
@@ -96,7 +96,7 @@ class StyA2KStep(Step):
     def _style_keys(self, style: np.ndarray):
         import torch
 
-        from plugins.adain.ops import to_tensor
+        from stylefarm.plugins.adain.ops import to_tensor
 
         with torch.inference_mode():
             return self.model.style_keys(to_tensor(style).to(self.device, self.dtype))
@@ -115,8 +115,8 @@ class StyA2KStep(Step):
         """Stylize same-size HxWx3 images; the output keeps their size."""
         import torch
 
-        from plugins.adain.ops import coral, to_image, to_tensor
-        from plugins.stya2k.ops import expand_keys
+        from stylefarm.plugins.adain.ops import coral, to_image, to_tensor
+        from stylefarm.plugins.stya2k.ops import expand_keys
 
         if self.keys is None:  # coral: the style is recoloured per content image
             outs = []
@@ -134,7 +134,7 @@ class StyA2KStep(Step):
         return [to_image(o) for o in out]
 
     def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:
-        from plugins.adain.ops import keep_luminance_only
+        from stylefarm.plugins.adain.ops import keep_luminance_only
 
         if self.options.preserve_color and self.options.color_method == "luminance":
             out = keep_luminance_only(out, content)

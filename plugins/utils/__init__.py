@@ -1,6 +1,6 @@
 """Cheap classical steps (resize, color transfer, blend) that prove the chain without a model."""
 
-from pipeline.hookspecs import hookimpl
+from stylefarm.hookspecs import hookimpl
 
 
 @hookimpl

@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
-from pipeline.images import read_image, resize
-from pipeline.item import Batch
-from pipeline.step import InputPath, Step, StepOptions
+from stylefarm.images import read_image, resize
+from stylefarm.item import Batch
+from stylefarm.step import InputPath, Step, StepOptions
 
 
 class ResizeOptions(StepOptions):

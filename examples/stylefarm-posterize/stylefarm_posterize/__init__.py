@@ -7,8 +7,8 @@ pyproject.toml, replace the Step. See docs/writing-plugins.md in stylefarm.
 import numpy as np
 from pydantic import Field
 
-from pipeline.hookspecs import hookimpl
-from pipeline.step import Step, StepOptions
+from stylefarm.hookspecs import hookimpl
+from stylefarm.step import Step, StepOptions
 
 
 class PosterizeOptions(StepOptions):

@@ -1,0 +1,166 @@
+"""The format-neutral farm job every exporter writes: what a task runs, how work is split.
+
+A job has one or two steps:
+- **stylize**: many tasks, each a plain `stylefarm run WF --frames A-B` (items with frame
+  numbers: videos, sequences, generators) or `--shard I/N` (stills). Aggregate outputs (video,
+  contact sheet: sinks that plan no per-item file) are switched off in these tasks
+  (`--set output.video=false`), so a task never writes half a video;
+- **assemble** (only when the workflow has aggregate outputs; called "encode" for video): one
+  task, the same `stylefarm run WF` without a frame filter. Resume skips every item the
+  stylize tasks recorded and feeds their frame images into the video / sheet sinks, so the
+  aggregates come out as a single local run makes them.
+A video whose workflow writes no per-frame images gets a frame sequence under
+`.stylefarm/farm-frames/` (the tasks' hand-over to the encode step).
+Re-queued tasks resume (skip recorded outputs); exit code 3 (some items failed) fails the task.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import WorkflowError
+from ..manifest import STATE_DIR
+from ..plan import Plan
+from ..shard import parse_frames
+from ..sinks import OutputContext
+
+HANDOVER_PATTERN = f"{STATE_DIR}/farm-frames/{{input.stem}}/{{input.stem}}.{{frame:06d}}.png"
+
+
+@dataclass
+class FarmJob:
+    """Everything an exporter needs; paths are absolute so the job runs from any directory."""
+
+    name: str
+    workflow: Path
+    stylefarm: str  # the executable each task runs
+    output_dir: Path | None  # passed as --output (None: output.dir is a template, left to the workflow)
+    run_args: list[str]  # --set ... shared by every task
+    task_args: list[str]  # extra args of stylize tasks only (aggregates off, hand-over frames)
+    frames: list[tuple[int, int]] | None  # frame-number ranges (frame mode) or None (shard mode)
+    items: int  # items the job has (after --frames)
+    chunk_size: int  # frames per task (frame mode) / items per shard (shard mode)
+    shards: int  # number of stylize tasks
+    gpu: bool
+    assemble: str | None  # "encode", "assemble" or None: the dependent final step
+    timeout: int | None = None  # seconds per task
+    retries: int = 2  # farm retries per task
+    priority: int = 50
+    aggregates: list[str] = field(default_factory=list)
+
+    @property
+    def frames_text(self) -> str:
+        return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in self.frames or [])
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Contiguous frame-number ranges of at most `chunk_size` frames (frame mode)."""
+        numbers = [n for a, b in self.frames or [] for n in range(a, b + 1)]
+        groups = [numbers[i : i + self.chunk_size] for i in range(0, len(numbers), self.chunk_size)]
+        return [(g[0], g[-1]) for g in groups]
+
+    def base_argv(self) -> list[str]:
+        """`stylefarm run WF [--output DIR] [--set ...]` (both steps start with this)."""
+        out = ["--output", str(self.output_dir)] if self.output_dir else []
+        return [self.stylefarm, "run", str(self.workflow), *out, *self.run_args]
+
+    def stylize_argv(self, selector: list[str]) -> list[str]:
+        return [*self.base_argv(), *self.task_args, *selector, "--no-progress"]
+
+    def assemble_argv(self) -> list[str]:
+        return [*self.base_argv(), "--no-progress"]
+
+
+def default_stylefarm() -> str:
+    """The executable that is running now (absolute), so the farm job uses the same install."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name.startswith("stylefarm") and argv0.is_file():
+        return str(argv0.resolve())
+    return shutil.which("stylefarm") or "stylefarm"
+
+
+def _frame_numbers(source) -> list[int | None]:
+    """Frame numbers of a source's items without decoding a video."""
+    from ..video.source import VideoSource
+
+    if isinstance(source, VideoSource):
+        lo, hi = source.span
+        first = source.options.start_number
+        return list(range(first + lo, first + hi + 1))
+    return [item.frame for item in source.items()]
+
+
+def compress(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted unique numbers -> inclusive ranges: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    ranges: list[tuple[int, int]] = []
+    for n in sorted(set(numbers)):
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    return ranges
+
+
+def aggregate_sinks(plan: Plan, probe) -> list[str]:
+    """Output keys whose sink writes no per-item file (video, sheet): they need the whole job."""
+    stages = tuple(call.name for call in plan.chain[:-1] if call.save)
+    ctx = OutputContext(plan.root, plan.base_dir, plan.workflow.output, plan.step_label, stages)
+    keys = []
+    for cls, options in plan.sinks:
+        if cls.key != "images" and not cls(options, ctx).planned(probe):
+            keys.append(cls.key)
+    return keys
+
+
+def wants_gpu(plan: Plan) -> bool:
+    ex = plan.workflow.execution
+    return ex.device.startswith("cuda") or ex.gpus_per_actor > 0
+
+
+def _split(total: int, chunk_size: int | None, chunks: int | None) -> int:
+    """Chunk size from --chunk-size or --chunks (default 10 items per task)."""
+    if chunk_size is not None and chunks is not None:
+        raise WorkflowError("give only one of --chunks N or --chunk-size N")
+    if chunks is not None:
+        return max(1, math.ceil(total / chunks))
+    return chunk_size or 10
+
+
+def build_job(plan: Plan, workflow: Path, sets: tuple[str, ...] = (), chunk_size: int | None = None,
+              chunks: int | None = None, frames: str | None = None, **extra) -> FarmJob:
+    """Analyse a plan into a FarmJob (frame or shard mode, aggregates, GPU)."""
+    numbers = [n for source in plan.sources for n in _frame_numbers(source)]
+    selected = parse_frames(frames) if frames else None
+    if selected:
+        numbers = [n for n in numbers if n is not None and any(a <= n <= b for a, b in selected)]
+    if not numbers:
+        raise WorkflowError(f"{workflow}: the job has no items{' in --frames ' + frames if frames else ''}")
+    frame_mode = None not in numbers
+    from ..item import Item
+
+    probe = Item(source=str(plan.base_dir / "probe.png"), index=0, frame=numbers[0] if frame_mode else None)
+    aggregates = aggregate_sinks(plan, probe)
+    per_item = [cls.key for cls, options in plan.sinks if cls.key not in aggregates]
+    task_args = [arg for key in aggregates for arg in ("--set", f"output.{key}=false")]
+    if aggregates and not per_item:  # a video with no frame images: hand frames over in the state dir
+        sets = (*sets, f"output.frames.pattern={HANDOVER_PATTERN}")
+    unique = sorted(set(numbers)) if frame_mode else numbers
+    size = _split(len(unique), chunk_size, chunks)
+    out_dir = plan.workflow.output.dir
+    run_args = [arg for s in sets for arg in ("--set", s)]
+    assemble = ("encode" if "video" in aggregates else "assemble") if aggregates else None
+    return FarmJob(
+        name=extra.pop("name", None) or f"stylefarm {workflow.stem}", workflow=workflow.resolve(),
+        stylefarm=extra.pop("stylefarm", None) or default_stylefarm(),
+        output_dir=None if "{" in out_dir else plan.root, run_args=run_args, task_args=task_args,
+        frames=compress(unique) if frame_mode else None, items=len(numbers), chunk_size=size,
+        shards=math.ceil(len(unique) / size), gpu=wants_gpu(plan), assemble=assemble, aggregates=aggregates,
+        **{k: v for k, v in extra.items() if v is not None})
+
+
+def quote(argv: list[str]) -> str:
+    return shlex.join(argv)

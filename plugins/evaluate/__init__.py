@@ -1,0 +1,1 @@
+"""evaluate plugin (work in progress): registers nothing yet."""

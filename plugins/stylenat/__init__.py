@@ -1,0 +1,1 @@
+"""stylenat plugin (work in progress): registers nothing yet."""

@@ -1,0 +1,203 @@
+"""StyleNAT tensor maths: neighbourhood attention in pure torch, the blur upsampler, the
+sinusoidal positional grid, latent interpolation and the official seed -> z recipe.
+
+Neighbourhood attention follows NATTEN's definition (per axis, query index i, length L,
+kernel k, dilation d): keys come from i's dilation group (positions with the same i mod d,
+L_g of them); with i' = i div d the window in that group starts at clamp(i' - k div 2, 0,
+L_g - k) and holds k positions spaced d apart, so at the borders the window is *shifted* to
+stay inside the map (never padded or masked). The bias of a key is
+rpb[h, (key - query) / d + k - 1] per axis. Memory grows linearly with the pixels: keys are
+gathered per kernel row for a chunk of query rows, never an (H*W) x (H*W) matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CHUNK_ELEMENTS = 1 << 24  # gathered key/value elements per chunk (64 MiB in float32)
+
+
+def neighbourhood_index(length: int, kernel: int, dilation: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(key positions [L, k], bias positions [L, k]) of every query along one axis."""
+    if kernel < 1 or kernel % 2 == 0 or dilation < 1:
+        raise ValueError(f"neighbourhood attention needs an odd kernel >= 1 and dilation >= 1 "
+                         f"(got kernel {kernel}, dilation {dilation})")
+    if length < kernel * dilation:
+        raise ValueError(f"neighbourhood attention needs length >= kernel * dilation "
+                         f"(got {length} < {kernel} * {dilation})")
+    i = torch.arange(length, device=device)
+    group, inner = i % dilation, i // dilation
+    group_len = (length - group + dilation - 1) // dilation
+    start = torch.minimum((inner - kernel // 2).clamp(min=0), group_len - kernel)
+    offsets = torch.arange(kernel, device=device)
+    keys = (start[:, None] + offsets) * dilation + group[:, None]
+    bias = start[:, None] + offsets - inner[:, None] + kernel - 1
+    return keys, bias
+
+
+def _natten():
+    """NATTEN's unfused ops with rpb (the 0.17 API StyleNAT targets), or None."""
+    try:
+        from natten.functional import na2d_av, na2d_qk
+    except Exception:  # not installed, or an API generation without these ops
+        return None
+    return na2d_qk, na2d_av
+
+
+def natten_available() -> bool:
+    return _natten() is not None
+
+
+def na2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
+         rpb: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
+    """Neighbourhood attention on [B, heads, H, W, D] tensors (q already scaled) -> same shape.
+
+    `backend`: "torch" (pure torch), "natten" (requires NATTEN) or "auto" (NATTEN when present).
+    """
+    ops = _natten() if backend in ("auto", "natten") else None
+    if backend == "natten" and ops is None:
+        raise RuntimeError("na2d backend 'natten' requested but natten.functional.na2d_qk/na2d_av are not available")
+    if ops is not None:
+        attn = ops[0](q, k, kernel_size=kernel, dilation=dilation, rpb=rpb).softmax(dim=-1)
+        return ops[1](attn, v, kernel_size=kernel, dilation=dilation)
+    return na2d_torch(q, k, v, kernel, dilation, rpb)
+
+
+def na2d_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
+               rpb: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """Pure-torch neighbourhood attention (see the module docstring), chunked over query rows."""
+    b, heads, h, w, d = q.shape
+    rows, row_bias = neighbourhood_index(h, kernel, dilation, q.device)
+    cols, col_bias = neighbourhood_index(w, kernel, dilation, q.device)
+    step = max(1, chunk_elements // max(1, b * heads * w * kernel * d))
+    out = torch.empty_like(q)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        bias = None
+        if rpb is not None:  # [heads, n, W, k, k]
+            bias = rpb[:, row_bias[r0:r1, None, :, None], col_bias[None, :, None, :]]
+        out[:, :, r0:r1] = _na_rows(q[:, :, r0:r1], k, v, rows[r0:r1], cols, bias)
+    return out
+
+
+def _na_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+             bias: torch.Tensor | None) -> torch.Tensor:
+    """Attention of a block of query rows; keys gathered one kernel row at a time."""
+    b, heads, n, w, d = q.shape
+    kernel = rows.shape[1]
+    flat_cols = cols.reshape(-1)
+    logits = q.new_empty(b, heads, n, w, kernel, kernel)
+    for a in range(kernel):
+        keys = k.index_select(2, rows[:, a]).index_select(3, flat_cols).view(b, heads, n, w, kernel, d)
+        logits[..., a, :] = torch.matmul(keys, q.unsqueeze(-1)).squeeze(-1)
+    if bias is not None:
+        logits += bias
+    attn = logits.view(b, heads, n, w, kernel * kernel).softmax(dim=-1).view_as(logits)
+    out = torch.zeros_like(q)
+    for a in range(kernel):
+        values = v.index_select(2, rows[:, a]).index_select(3, flat_cols).view(b, heads, n, w, kernel, d)
+        out += torch.matmul(attn[..., a, :].unsqueeze(-2), values).squeeze(-2)
+    return out
+
+
+def na2d_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
+                   rpb: torch.Tensor | None = None) -> torch.Tensor:
+    """Brute-force NA, one query at a time, straight from the definition (tests only: slow)."""
+    b, heads, h, w, d = q.shape
+    out = torch.empty_like(q)
+    half = kernel // 2
+    for i in range(h):
+        for j in range(w):
+            ki = _window(i, h, kernel, dilation, half)
+            kj = _window(j, w, kernel, dilation, half)
+            keys = k[:, :, ki][:, :, :, kj].reshape(b, heads, -1, d)
+            values = v[:, :, ki][:, :, :, kj].reshape(b, heads, -1, d)
+            logit = (keys * q[:, :, i, j, None, :]).sum(-1)
+            if rpb is not None:
+                bi = [(x - i) // dilation + kernel - 1 for x in ki]
+                bj = [(y - j) // dilation + kernel - 1 for y in kj]
+                logit = logit + rpb[:, bi][:, :, bj].reshape(heads, -1)
+            out[:, :, i, j] = (logit.softmax(-1)[..., None] * values).sum(-2)
+    return out
+
+
+def _window(i: int, length: int, kernel: int, dilation: int, half: int) -> list[int]:
+    """Key positions of query i: its dilation group, window shifted inside at the borders."""
+    members = list(range(i % dilation, length, dilation))
+    pos = members.index(i)
+    start = min(max(pos - half, 0), len(members) - kernel)
+    return members[start:start + kernel]
+
+
+def blur_upsample(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """upfirdn2d(up=2, pad=(2, 1)) with the [1,3,3,1] outer-product kernel (x4): StyleGAN2's skip upsampler."""
+    b, c, h, w = x.shape
+    up = x.new_zeros(b * c, 1, h, 2, w, 2)
+    up[:, :, :, 0, :, 0] = x.reshape(b * c, 1, h, w)
+    up = F.pad(up.view(b * c, 1, 2 * h, 2 * w), (2, 1, 2, 1))
+    out = F.conv2d(up, torch.flip(kernel, (0, 1))[None, None].to(x.dtype))
+    return out.view(b, c, 2 * h, 2 * w)
+
+
+def sinusoidal_grid(channels: int, height: int, width: int, device=None) -> torch.Tensor:
+    """[channels, H, W]: first half encodes the column, second half the row (positions from 1).
+
+    Computed in float32 like the official table (float64 differs by ~1e-5 at 256 px)."""
+    e = channels // 2
+    half = e // 2
+    freq = torch.exp(torch.arange(half, dtype=torch.float32, device=device) * -(math.log(10000) / (half - 1)))
+
+    def axis(n: int) -> torch.Tensor:  # [e, n]
+        angles = torch.arange(1, n + 1, dtype=torch.float32, device=device)[:, None] * freq[None, :]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).t()
+
+    cols, rows = axis(width), axis(height)
+    return torch.cat([cols[:, None, :].expand(e, height, width), rows[:, :, None].expand(e, height, width)], dim=0)
+
+
+def unnormalize(image: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised [B, 3, H, W] -> RGB (x * std + mean per channel, as the official `unnormalize`)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return image * std + mean
+
+
+def seed_latents(seed: int, batch: int, style_dim: int) -> torch.Tensor:
+    """The official inference's z: `manual_seed(seed)` then one `randn(batch, style_dim)` (CPU).
+
+    A private generator gives the same numbers without touching the global RNG."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.randn(batch, style_dim, generator=gen)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    if t == 0:
+        return a.clone()
+    if t == 1:
+        return b.clone()
+    return a + (b - a) * t
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation along the last axis (keyframes are returned exactly at t = 0, 1)."""
+    if t == 0:
+        return a.clone()
+    if t == 1:
+        return b.clone()
+    an, bn = F.normalize(a.double(), dim=-1), F.normalize(b.double(), dim=-1)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1.0, 1.0))
+    so = torch.sin(omega)
+    if float(so.abs().min()) < 1e-7:  # (anti)parallel: fall back to a straight line
+        return lerp(a, b, t)
+    out = (torch.sin((1 - t) * omega) / so) * a.double() + (torch.sin(t * omega) / so) * b.double()
+    return out.to(a.dtype)
+
+
+def truncate(w: torch.Tensor, w_mean: torch.Tensor, psi: float) -> torch.Tensor:
+    """The truncation trick: pull w towards the mean latent (psi = 1: unchanged, 0: the mean)."""
+    return w_mean + psi * (w - w_mean)

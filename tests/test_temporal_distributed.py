@@ -1,0 +1,150 @@
+"""The `temporal:` key through the real runner: farm shards start with warm-up frames so the seam
+matches an unsharded run, warm-up frames are never written, and the local, Dask and Ray executors
+give identical results (one source stays on one worker, in order)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import test_temporal_steps
+import yaml
+from _ray_fixture import ray_cluster  # noqa: F401
+
+from stylefarm.errors import EXIT_OK
+from stylefarm.executors import make_executor
+from stylefarm.executors.base import StepCall
+from stylefarm.host import PluginHost
+from stylefarm.item import Item
+from stylefarm.plan import build_plan
+from stylefarm.runner import Run
+from stylefarm.shard import Shard, known_total, make_filter
+from stylefarm.temporal import TemporalOptions
+from stylefarm.workflow import ExecutionSpec, read_yaml_file
+
+CLIP = Path(__file__).resolve().parents[1] / "workflows" / "media" / "testsrc.mp4"
+FRAMES = 20
+
+pytestmark = pytest.mark.video
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return PluginHost(extra_plugins=[(test_temporal_steps, "stylefarm-temporal-tests")])
+
+
+def plan_for(host, tmp: Path, out: str, temporal):
+    data = {"version": 1, "inputs": [{"path": str(CLIP), "frames": f"0-{FRAMES - 1}"}],
+            "steps": [{"use": "test_flicker", "temporal": temporal}],
+            "output": {"dir": out, "images": False, "frames": {"pattern": "f.{frame:04d}.png"}},
+            "execution": {"device": "cpu", "batch_size": 4}}
+    path = tmp / f"{out}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return build_plan(read_yaml_file(path), tmp, host=host)
+
+
+def run_shards(host, tmp: Path, out: str, temporal, count: int) -> list[dict]:
+    reports = []
+    for index in range(1, count + 1):
+        plan = plan_for(host, tmp, out, temporal)
+        keep = make_filter(Shard(index, count), total=known_total(plan.counts))
+        run = Run(plan, progress=False, item_filter=keep, report_path=tmp / f"{out}-{index}.json")
+        reports.append(run.execute())
+        assert run.exit_code == EXIT_OK
+    return reports
+
+
+def frames_of(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: iio.imread(p).astype(np.float32) / 255 for p in sorted(folder.glob("f.*.png"))}
+
+
+@pytest.fixture(scope="module")
+def unsharded(host, tmp_path_factory) -> dict[str, np.ndarray]:
+    tmp = tmp_path_factory.mktemp("whole")
+    run = Run(plan_for(host, tmp, "out", {"mode": "flow_blend"}), progress=False)
+    run.execute()
+    assert run.exit_code == EXIT_OK
+    return frames_of(tmp / "out")
+
+
+def seam_error(whole: dict[str, np.ndarray], parts: dict[str, np.ndarray], first: int) -> float:
+    """Worst mean absolute difference over the three frames after the seam."""
+    names = [f"f.{i:04d}.png" for i in range(first, first + 3)]
+    return max(float(np.abs(whole[n] - parts[n]).mean()) for n in names)
+
+
+def test_sharded_seam_frames_match_an_unsharded_run(host, tmp_path, unsharded):
+    reports = run_shards(host, tmp_path, "out", {"mode": "flow_blend"}, 2)
+    parts = frames_of(tmp_path / "out")
+    assert sorted(parts) == sorted(unsharded)  # warm-up frames were processed, never written
+    assert [len(r["outputs"]) if "outputs" in r else r["counts"]["done"] for r in reports] == [10, 10]
+    for i in range(10):  # the first shard is the same computation
+        np.testing.assert_array_equal(parts[f"f.{i:04d}.png"], unsharded[f"f.{i:04d}.png"])
+    assert seam_error(unsharded, parts, 10) < 0.01
+
+
+def test_without_warmup_the_seam_differs(host, tmp_path, unsharded):
+    """The check above can fail: a shard that starts cold from a keyframe is visibly off."""
+    run_shards(host, tmp_path, "out", {"mode": "flow_blend", "warmup": 0}, 2)
+    cold = seam_error(unsharded, frames_of(tmp_path / "out"), 10)
+    warm_dir = tmp_path / "warm"
+    warm_dir.mkdir()
+    run_shards(host, warm_dir, "out", {"mode": "flow_blend"}, 2)
+    warm = seam_error(unsharded, frames_of(warm_dir / "out"), 10)
+    assert cold > 3 * warm
+
+
+def clip_items(n: int = 8) -> list[Item]:
+    rng = np.random.default_rng(3)
+    base = rng.random((48, 64, 3)).astype(np.float32)
+    base = np.ascontiguousarray(np.repeat(np.repeat(base[::4, ::4], 4, 0), 4, 1))
+    items = []
+    for source in ("a", "b"):
+        for t in range(n):
+            frame = np.ascontiguousarray(np.roll(base, (t if source == "a" else -t), axis=1))
+            items.append(Item(source=source, index=t, frame=t, image=frame, original=frame))
+    return items
+
+
+def run_executor(backend: str) -> list[np.ndarray]:
+    chain = [StepCall("test_flicker", test_temporal_steps.Flicker, test_temporal_steps.Flicker.Options(),
+                      temporal=TemporalOptions())]
+    executor = make_executor(ExecutionSpec(backend=backend, device="cpu", batch_size=3, actors=2))
+    try:
+        outcomes = list(executor.map(chain, clip_items()))
+    finally:
+        executor.close()
+    assert all(o.error is None for o in outcomes)
+    return [o.result.image for o in outcomes]
+
+
+@pytest.fixture(scope="module")
+def local_results() -> list[np.ndarray]:
+    return run_executor("local")
+
+
+def assert_same(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_temporal_filter_blends_on_the_local_executor(local_results):
+    per_frame = [test_temporal_steps.flicker(it.image, it.index) for it in clip_items()]
+    assert not np.array_equal(local_results[5], per_frame[5])
+    np.testing.assert_array_equal(local_results[0], per_frame[0])  # each source starts on a keyframe
+
+
+@pytest.mark.dask
+def test_dask_gives_the_local_results(monkeypatch, local_results):
+    monkeypatch.setenv("STYLEFARM_DASK_PROCESSES", "0")
+    assert_same(run_executor("dask"), local_results)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_gives_the_local_results(local_results):
+    assert_same(run_executor("ray"), local_results)
