@@ -15,7 +15,7 @@ if __name__ != "stylefarm":  # the folder is pipeline/, the package is stylefarm
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step",
+    "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "OneOrList": "step",
     "Item": "item", "Batch": "item", "Source": "sources", "SourceOptions": "sources",
     "Sink": "sinks", "SinkOptions": "sinks", "WeightFile": "weights",
     "load_weights": "weights", "resolve_weights": "weights",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, StylefarmError
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, StylefarmError, first_line
 
 log = logging.getLogger("stylefarm")
 
@@ -495,6 +495,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        click.echo(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", err=True)
+        click.echo(f"error: {first_line(exc, with_type=True)} (rerun with --debug for the traceback)", err=True)
         sys.exit(EXIT_FATAL)

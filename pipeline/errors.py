@@ -10,6 +10,15 @@ EXIT_PARTIAL = 3  # the run finished but some items failed (listed in the report
 EXIT_INTERRUPTED = 130
 
 
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """An exception as one line (its message's first line; the type name when it has none)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {line}" if with_type else line
+
+
 class StylefarmError(Exception):
     """Base class: a problem we can explain in one line."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import PluginError, first_line
 
 log = logging.getLogger("stylefarm.host")
 GROUP = "stylefarm"
@@ -75,11 +75,6 @@ def _where(obj: Any) -> str:
 def _raised_at(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 # --- what each hook must return ------------------------------------------------------
@@ -182,7 +177,7 @@ class PluginHost:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
-                self._fail(info, f"cannot import {ep.value}: {_first_line(exc)}", _raised_at(exc))
+                self._fail(info, f"cannot import {ep.value}: {first_line(exc, with_type=True)}", _raised_at(exc))
                 self.plugins.append(info)
                 continue
             if not self.pm.is_registered(obj):
@@ -225,7 +220,8 @@ class PluginHost:
                 try:
                     results = impl.function()
                 except Exception as exc:
-                    raise ContractError(f"{hook_name} raised {_first_line(exc)}", _raised_at(exc)) from None
+                    raised = first_line(exc, with_type=True)
+                    raise ContractError(f"{hook_name} raised {raised}", _raised_at(exc)) from None
                 if results is None:
                     results = []
                 if not isinstance(results, list | tuple):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import first_line
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
@@ -65,8 +67,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, 
     try:
         pixels = _decode(path)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read image {path}: {reason}") from None
+        raise ValueError(f"cannot read image {path}: {first_line(exc)}") from None
     rgb, alpha = split_channels(np.asarray(pixels))
     rgb_f, depth = to_float(rgb)
     alpha_f = to_float(alpha)[0] if alpha is not None else None

@@ -71,21 +71,38 @@ def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> l
 
 
 def _sources(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> tuple[list[Source], list]:
-    ordered = sorted((p.obj for p in host.sources.values()), key=lambda c: -c.priority)
     sources, counts = [], []
     for i, spec in enumerate(wf.inputs):
-        raw = spec.model_dump()
-        cls = next((c for c in ordered if c.accepts(raw)), None)
-        if cls is None:
-            kinds = ", ".join(sorted(host.sources))
-            raise doc.error(("inputs", i), f"no source accepts this input (keys {sorted(raw)}); sources: {kinds}")
-        source = cls(_validate(doc, cls.Options, raw, ("inputs", i)), base_dir)
+        cls, options = _source_options(doc, host, spec.model_dump(), i)
+        source = cls(options, base_dir)
         try:
             counts.append(source.count())
         except StylefarmError as exc:
             raise doc.error(("inputs", i), str(exc)) from None
         sources.append(source)
     return sources, counts
+
+
+def _source_options(doc: LoadedYaml, host: PluginHost, raw: dict, i: int) -> tuple[type[Source], Any]:
+    """The source class an `inputs:` entry is for (highest priority first) and its validated options."""
+    ordered = sorted((p.obj for p in host.sources.values()), key=lambda c: -c.priority)
+    cls = next((c for c in ordered if c.accepts(raw)), None)
+    if cls is None:
+        kinds = ", ".join(sorted(host.sources))
+        raise doc.error(("inputs", i), f"no source accepts this input (keys {sorted(raw)}); sources: {kinds}")
+    return cls, _validate(doc, cls.Options, raw, ("inputs", i))
+
+
+def validate_document(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Workflow:
+    """Every check of `build_plan` that needs no input file: the workflow, each step's options,
+    each input's and sink's options. What the schema promises is tested against this."""
+    host = host or get_host()
+    wf = validate_workflow(doc)
+    _steps(doc, wf, host, base_dir)
+    _sinks(doc, wf, host, static_root(wf.output.dir, base_dir), base_dir)
+    for i, spec in enumerate(wf.inputs):
+        _source_options(doc, host, spec.model_dump(), i)
+    return wf
 
 
 def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir: Path) -> list:

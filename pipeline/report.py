@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 import time
@@ -44,6 +45,12 @@ class RunReport:
     def skipped(self) -> None:
         self.data["counts"]["skipped"] += 1
 
+    def set_plan(self, plan) -> None:
+        """Provenance known before the run: workflow hash, resolved options, command, host."""
+        from .provenance import collect
+
+        self.data["provenance"] = collect(plan)
+
     def failed(self, key: str, source: str, error: str) -> None:
         self.data["counts"]["failed"] += 1
         self.failures.append({"item": key, "source": source, "error": error})
@@ -54,6 +61,34 @@ class RunReport:
                          seconds=round(time.perf_counter() - self._t0, 3),
                          finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         self.data["versions"] = versions()
+        videos = [Path(p) for p in self.data["outputs"] if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        self.data["videos"] = [v for v in map(_video_facts, videos) if v]
+        from .provenance import finish as finish_provenance
+
+        finish_provenance(self.data.setdefault("provenance", {}), workers, bool(videos))
 
     def write(self, path: Path) -> None:
+        """report.json, and the same as a page beside it (report.html); a page that cannot be
+        made is logged, never a failed run."""
         atomic_write_bytes(path, json.dumps(self.data, indent=2).encode())
+        try:
+            from .report_html import write_html
+
+            write_html(self.data, path.with_suffix(".html"))
+        except Exception as exc:
+            logging.getLogger("stylefarm.report").warning("report page not written: %s", exc)
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf")
+
+
+def _video_facts(path: Path) -> dict[str, Any] | None:
+    """Frame count, rate and audio of a written video, for the report page."""
+    try:
+        from .video.probe import probe
+
+        info = probe(path)
+    except Exception:
+        return None
+    return {"path": str(path), "frames": info.frames, "fps": str(info.fps), "width": info.width,
+            "height": info.height, "codec": info.codec, "audio": info.audio_codec, "duration": info.duration}

@@ -57,6 +57,7 @@ class Run:
         self.item_filter = item_filter  # e.g. farm shards: predicate on (source index, item)
         self.report = RunReport(str(plan.doc.filename), plan.workflow.execution.backend,
                                 [s.describe() for s in plan.sources])
+        self.report.set_plan(plan)  # provenance: workflow hash, resolved options, command, host
         self._manifest: Manifest | None = None
         self._changes: dict[str | None, list[str]] = {}  # old recipe hash -> what changed since
         self._redo_count = 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo
-from pydantic.functional_validators import AfterValidator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from .item import Batch
 
@@ -38,6 +38,24 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
 
 InputPath = Annotated[str, AfterValidator(_resolve_path)]
 """Use for options that name a file (style image, weights, mask): resolved against the workflow."""
+
+
+def as_list(value: object) -> object:
+    """`style: a.jpg` and `style: [a.jpg, b.jpg]` both mean a list (None stays None)."""
+    return list(value) if isinstance(value, list | tuple) else value if value is None else [value]
+
+
+class _OneOrList:
+    """`OneOrList[T]`: an option that takes one T or a list of them and is always a list in code.
+
+    Use it instead of a `mode="before"` listify validator: the JSON schema (`stylefarm schema`)
+    then says "T or list of T", exactly what the loader accepts."""
+
+    def __class_getitem__(cls, item: type) -> object:
+        return Annotated[list[item], BeforeValidator(as_list, json_schema_input_type=item | list[item])]
+
+
+OneOrList = _OneOrList
 
 
 class StepOptions(BaseModel):
@@ -63,6 +81,9 @@ class Step:
     def __init__(self, options: StepOptions | None = None):
         self.options = options if options is not None else self.Options()
         self.device = "cpu"
+        self.weights_used: list[str] = []
+        """Weight files this step loaded (report provenance). Files loaded through
+        `stylefarm.weights` are added by the host; append paths you open yourself."""
 
     @classmethod
     def is_temporal(cls, options: StepOptions) -> bool:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import WeightsError
+from .errors import WeightsError, first_line
 
 
 @dataclass(frozen=True)
@@ -130,13 +130,15 @@ def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict
     """`torch.load(weights_only=True)` with one-line errors for corrupt or foreign files."""
     import torch
 
+    from .provenance import record
+
     if check_hash and name and name in registry():
         verify(name, path)
+    record(path)  # the report lists every weights file a step loaded, with its sha256
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {first}") from None
+        raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {first_line(exc)}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"weights {path} do not hold a state_dict (got {type(state).__name__})")
     return state
@@ -204,3 +206,27 @@ def load_weights(name: str, override: str | os.PathLike | None = None) -> tuple[
     """
     path = resolve(name, override)
     return load_state_dict(path, name, check_hash=not override), path
+
+
+def save_weights(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save` that never leaves a torn file: temp file in the same folder, fsync, rename.
+
+    For checkpoints and converted weights alike (a killed training or conversion keeps the
+    previous file)."""
+    import tempfile
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -66,9 +66,9 @@ def test_short_optimisation_lowers_the_loss_with_lbfgs_and_adam(two_styles):
         content = transfer.to_tensor(_texture([0.5, 0.5, 0.5], (24, 24)), "cpu")
         objective = transfer.build_objective(step, _texture([0.5, 0.5, 0.5], (24, 24)), content, 0)
         start = torch.rand(content.shape, generator=torch.Generator().manual_seed(0))
-        losses = []
+        losses: list[float] = []
         ops.optimize(objective, start, iterations, optimizer, step.settings.learning_rate,
-                     lambda i, loss, parts, x: losses.append(loss))
+                     lambda i, loss, parts, x, seen=losses: seen.append(loss))
         assert len(losses) >= iterations and losses[-1] < 0.5 * losses[0], optimizer
 
 
@@ -250,7 +250,7 @@ def test_output_is_float32_in_range_with_meta(two_styles):
 def test_bad_options_are_one_line_errors(options, message):
     with pytest.raises(ValidationError, match=message) as err:
         GatysOptions(style=["s1.png", "s2.png"], **options)
-    assert message in str(err.value).splitlines()[-2] + str(err.value)
+    assert any(message in line for line in str(err.value).splitlines())  # the cause sits on one line
 
 
 def test_unknown_layer_and_missing_weights_fail_in_setup_with_one_line(two_styles, monkeypatch, tmp_path):

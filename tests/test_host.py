@@ -126,3 +126,12 @@ def test_discovery_and_help_do_not_import_torch():
             "print(sorted(m for m in ('torch', 'ray', 'distributed', 'onnx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_example_plugin_passes_its_own_kit_based_tests(example_plugin):
+    """The template's tests use stylefarm.testing and its pytest fixtures (entry point pytest11)."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+                             str(example_plugin), str(example_plugin / "tests")],
+                            capture_output=True, text=True, timeout=300, cwd=example_plugin)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "4 passed" in result.stdout

@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 from ..contract import freeze, output_problem
+from ..errors import first_line
 from ..item import Item
 from ..step import Step, StepOptions
 from ..workflow import ExecutionSpec
@@ -98,8 +99,7 @@ def batched(items: Iterable[Item], size: int, by_source: bool = False) -> Iterat
 
 
 def describe_exception(step: str, exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"step {step!r}: {type(exc).__name__}{': ' + text if text else ''}"
+    return f"step {step!r}: {first_line(exc, with_type=True)}"
 
 
 class ChainRunner:
@@ -122,8 +122,13 @@ class ChainRunner:
         needs_device = any(call.cls.uses_device for call in self.chain)
         self.device = resolve_device(self.device_spec) if needs_device else "cpu"
         self.steps = [call.build() for call in self.chain]
+        from ..provenance import recording
+
         for step in self.steps:
-            step.setup(self.device)
+            with recording() as loaded:  # weight files the weights manager loads for this step
+                step.setup(self.device)
+            used = list(getattr(step, "weights_used", []))
+            step.weights_used = used + [p for p in loaded if p not in used]
         from ..temporal import TemporalFilter
 
         self.filters = {call.name: TemporalFilter(call.temporal) for call in self.chain if call.temporal is not None}
@@ -199,6 +204,10 @@ class ChainRunner:
         for item in batch:
             results.extend(self.run_batch([item]))
         return results
+
+    def weights_used(self) -> list[str]:
+        """Weight files the chain's steps loaded (for the report's provenance)."""
+        return sorted({str(p) for step in self.steps for p in getattr(step, "weights_used", [])})
 
     def timings_dict(self) -> dict[str, dict[str, Any]]:
         return {name: vars(t).copy() for name, t in self.timings.items()}

@@ -58,7 +58,7 @@ def run_on_worker(key: str, chain: list[StepCall], device: str, threads: int | N
     with lock:
         results, seconds = run_unit(runner, items)
         timings = runner.timings_dict()
-    info = {"pid": os.getpid(), "device": runner.device, "name": str(worker.name)}
+    info = {"pid": os.getpid(), "device": runner.device, "name": str(worker.name), "weights": runner.weights_used()}
     return results, seconds, worker_label(worker.address), info, timings
 
 

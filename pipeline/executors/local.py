@@ -15,7 +15,8 @@ class LocalExecutor(Executor):
     def map(self, chain: list[StepCall], items: Iterable[Item]) -> Iterator[Outcome]:
         runner = ChainRunner(chain, self.execution.device, self.execution.threads)
         runner.setup()
-        stats = self.workers.setdefault("local", {"items": 0, "failures": 0, "seconds": 0.0, "device": runner.device})
+        stats = self.workers.setdefault("local", {"items": 0, "failures": 0, "seconds": 0.0, "device": runner.device,
+                                                  "weights": runner.weights_used()})
         try:
             for batch in batched(items, self.execution.batch_size):
                 start = time.perf_counter()

@@ -33,7 +33,8 @@ class ChainActor:
     def __init__(self, chain: list[StepCall], device: str, threads: int | None):
         self.runner = ChainRunner(chain, device, threads)
         self.runner.setup()
-        self.info = {"pid": os.getpid(), "device": self.runner.device, "node": _node_ip()}
+        self.info = {"pid": os.getpid(), "device": self.runner.device, "node": _node_ip(),
+                     "weights": self.runner.weights_used()}
 
     def ready(self) -> dict[str, Any]:
         return self.info

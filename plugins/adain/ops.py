@@ -106,17 +106,14 @@ def coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (moved * t_std + t_mean).to(source.dtype).view(source.shape)
 
 
-_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
-                        [0.596, -0.274, -0.322],
-                        [0.211, -0.523, 0.312]], dtype=np.float32)
-
-
 def keep_luminance_only(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Luminance transfer (Gatys et al. 2016): stylized Y with the content's I/Q chroma."""
-    yiq_s = stylized @ _RGB_TO_YIQ.T
-    yiq_c = content @ _RGB_TO_YIQ.T
-    merged = np.concatenate([yiq_s[..., :1], yiq_c[..., 1:]], axis=-1)
-    return np.clip(merged @ np.linalg.inv(_RGB_TO_YIQ).T, 0.0, 1.0).astype(np.float32)
+    """Luminance transfer (Gatys et al. 2016): stylized Y with the content's I/Q chroma.
+
+    The shared pixel-level control of every stylize step (`plugins/_controls.py`, YIQ).
+    """
+    from stylefarm.plugins._controls import recombine_luminance
+
+    return recombine_luminance(stylized, content)
 
 
 def official_resize(image: np.ndarray, size: int, crop: bool) -> np.ndarray:

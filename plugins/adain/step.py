@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputPath, OneOrList, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -17,7 +17,7 @@ ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
 
 
 class AdaINOptions(StepOptions):
-    style: list[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
+    style: OneOrList[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
     style_weights: list[float] | None = Field(
         None, description="interpolation weights, one per style (normalised by their sum)")
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = content reconstruction")
@@ -25,7 +25,7 @@ class AdaINOptions(StepOptions):
     color_method: Literal["coral", "luminance"] = Field(
         "coral", description="coral: recolour the style image to the content (official); "
         "luminance: keep the content's chroma, take only luminance from the result")
-    mask: list[InputPath] | None = Field(
+    mask: OneOrList[InputPath] | None = Field(
         None, description="spatial control: one mask image per style (white = this style)")
     content_size: int = Field(512, ge=0, description="short side of the content before stylizing; 0 = keep")
     style_size: int = Field(512, ge=0, description="short side of the style image(s); 0 = keep")
@@ -40,10 +40,6 @@ class AdaINOptions(StepOptions):
     precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
 
-    @field_validator("style", "mask", mode="before")
-    @classmethod
-    def _listify(cls, value):
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> AdaINOptions:

@@ -59,12 +59,9 @@ def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarra
 def composite_regions(content: np.ndarray, layers: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
     """Per-pixel mix of stylized layers by masks (H, W); uncovered pixels keep the content.
 
-    Overlapping masks are normalised so their weights never exceed 1 at a pixel.
+    Overlapping masks are normalised so their weights never exceed 1 at a pixel (the shared
+    `plugins/_controls.composite`).
     """
-    stack = np.stack(masks).astype(np.float32)
-    total = stack.sum(axis=0)
-    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-8), 1.0)
-    out = content * np.clip(1.0 - total, 0.0, 1.0)[..., None]
-    for layer, mask in zip(layers, stack * scale, strict=True):
-        out = out + layer * mask[..., None]
-    return out.astype(np.float32)
+    from stylefarm.plugins._controls import composite
+
+    return composite(list(layers), list(masks), background=content)

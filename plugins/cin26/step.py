@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from stylefarm.item import Batch, Item
 from stylefarm.plugins._compile import maybe_compile
 from stylefarm.plugins.cin26 import ops
 from stylefarm.plugins.cin26.ops import NUM_STYLES
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputPath, OneOrList, Step, StepOptions, as_list
 
 STYLE_NAMES = [str(i) for i in range(NUM_STYLES)]
 """The package names its styles by index only, so do we (`stylefarm sheet` shows them)."""
@@ -24,11 +26,13 @@ def parse_style(value: int | str) -> int:
 
 
 class CIN26Options(StepOptions):
-    style: list[int] = Field([0], description="built-in style (0..25), or a list of styles to blend / mask")
+    style: Annotated[list[int], BeforeValidator(lambda v: [parse_style(x) for x in as_list(v)],
+                                                json_schema_input_type=int | str | list[int | str])] = Field(
+        [0], description="built-in style (0..25 or its name), or a list of styles to blend / mask")
     blend: list[float] | None = Field(None, description="interpolation weights, one per style (normalised)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
     preserve_color: bool = Field(False, description="keep the input's colours, take brightness from the style")
-    mask: list[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    mask: OneOrList[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
     max_size: int = Field(1024, ge=0, description="longer side before stylizing (package default); 0 = keep")
     tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
@@ -36,16 +40,6 @@ class CIN26Options(StepOptions):
     compile: bool = Field(False, description="torch.compile the network: ~2x faster per frame on CPU after a "
                           "one-off compile per frame size (~50 s); for video and long batches")
 
-    @field_validator("style", mode="before")
-    @classmethod
-    def _styles(cls, value):
-        values = value if isinstance(value, list | tuple) else [value]
-        return [parse_style(v) for v in values]
-
-    @field_validator("mask", mode="before")
-    @classmethod
-    def _listify(cls, value):
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> CIN26Options:

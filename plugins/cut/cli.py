@@ -71,7 +71,8 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     click.echo(f"{mode}: {len(a)} A / {len(b)} B frames, {len(data)} iterations per epoch -> {out}")
     limits = LoopLimits(max_minutes, max_iters, save_every, preview_every, print_every)
     state = train(cfg, data, out, limits, device=device, fresh=fresh, log=click.echo)
-    click.echo(f"done: {state.total_iters} iterations, {state.elapsed / 60:.1f} min; generator {out / 'latest_net_G.pth'}")
+    click.echo(f"done: {state.total_iters} iterations, {state.elapsed / 60:.1f} min; "
+               f"generator {out / 'latest_net_G.pth'}")
     if register_as:
         _register(out, register_as)
 

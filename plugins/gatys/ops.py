@@ -77,7 +77,7 @@ class Objective:
                                              self.norm, term.guides)
         t = tv_loss(x * TV_SCALE) if self.tv_weight else torch.zeros((), device=x.device)
         total = self.content_weight * c + self.style_weight * s + self.tv_weight * t
-        return total, {"content": float(c), "style": float(s), "tv": float(t)}
+        return total, {"content": float(c.detach()), "style": float(s.detach()), "tv": float(t.detach())}
 
 
 Callback = Callable[[int, float, dict, torch.Tensor], None]
@@ -91,7 +91,7 @@ def optimize(objective: Objective, init: torch.Tensor, iterations: int, optimize
     sets tolX/tolFun, so it never stops early; history 100. Adam: `iterations` plain steps.
     `callback(iteration, loss, parts, image)` runs after each iteration (progress, previews).
     """
-    x = init.detach().clone().requires_grad_(True)
+    x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if iterations <= 0:
         return x.detach()
     count = [0]
@@ -102,7 +102,7 @@ def optimize(objective: Objective, init: torch.Tensor, iterations: int, optimize
         loss.backward()
         count[0] += 1
         if callback is not None and count[0] <= iterations:
-            callback(count[0], float(loss), parts, x)
+            callback(count[0], float(loss.detach()), parts, x)
         return loss
 
     if optimizer == "lbfgs":

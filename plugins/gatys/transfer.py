@@ -90,7 +90,8 @@ def _given(value: float | None, default: float) -> float:
 
 
 def to_tensor(image: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+    chw = np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1))
+    return torch.from_numpy(chw)[None].to(device)
 
 
 def to_image(x: torch.Tensor) -> np.ndarray:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
 from stylefarm.plugins.cin26 import ops
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputPath, OneOrList, Step, StepOptions
 
 STYLE_SIZE = 256  # the style predictor's input side (package and Magenta default)
 CONTENT_SIZE = 384  # the package runs the transformer at 384 px on the longer side
 
 
 class MagentaOptions(StepOptions):
-    style: list[InputPath] = Field(description="style image path, or a list of paths to interpolate")
+    style: OneOrList[InputPath] = Field(description="style image path, or a list of paths to interpolate")
     style_weights: list[float] | None = Field(None, description="interpolation weights, one per style")
     strength: float = Field(1.0, ge=0.0, le=1.0,
                             description="mixes the style embedding with the frame's own (0 = own style)")
@@ -26,10 +26,6 @@ class MagentaOptions(StepOptions):
         True, description="round activations to the source graphs' int8 grid, as onnxruntime does (parity); "
                           "false = float activations (smoother gradients, slightly faster)")
 
-    @field_validator("style", mode="before")
-    @classmethod
-    def _listify(cls, value):
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> MagentaOptions:

@@ -7,8 +7,7 @@ pyproject.toml, replace the Step. See docs/writing-plugins.md in stylefarm.
 import numpy as np
 from pydantic import Field
 
-from stylefarm.hookspecs import hookimpl
-from stylefarm.step import Step, StepOptions
+from stylefarm import Step, StepOptions, hookimpl
 
 
 class PosterizeOptions(StepOptions):
