@@ -100,6 +100,19 @@ class BadOutputOptions(StepOptions):
     modes: dict[int, str] = Field(default_factory=dict, description="item index -> what goes wrong")
 
 
+def broken(image, mode: str | None):
+    """The image a careless plugin returns for each mode."""
+    if mode == "uint8":
+        return (image * 255).astype("uint8")
+    if mode == "scale255":
+        return image * 255
+    if mode == "chw":
+        return image.transpose(2, 0, 1).copy()
+    if mode == "nan":
+        return image + float("nan")
+    return image.mean(axis=2) if mode == "gray" else image
+
+
 class BadOutput(Step):
     """Breaks the image contract on chosen items, the ways real plugin bugs do."""
 
@@ -115,9 +128,7 @@ class BadOutput(Step):
                 image *= 0.5  # edits the array it was handed
                 out.append(item)
                 continue
-            bad = {"uint8": lambda: (image * 255).astype("uint8"), "scale255": lambda: image * 255,
-                   "chw": lambda: image.transpose(2, 0, 1).copy(), "nan": lambda: image + float("nan"),
-                   "gray": lambda: image.mean(axis=2), None: lambda: image}[mode]()
+            bad = broken(image, mode)
             done = item.with_image(image)
             done.image = bad  # bypass with_image's conversion, as a careless plugin would
             out.append(done)

@@ -81,7 +81,7 @@ def test_installed_wheel_runs_its_own_copy(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     code = ("import stylefarm, stylefarm.plugins.paint_transformer as p; from stylefarm.host import PluginHost; "
-            "h = PluginHost(); print(stylefarm.__file__.startswith(%r), p.__file__.startswith(%r), "
-            "sorted(i.name for i in h.plugins if i.error))") % (str(site), str(site))
+            f"h = PluginHost(); print(stylefarm.__file__.startswith({str(site)!r}), "
+            f"p.__file__.startswith({str(site)!r}), sorted(i.name for i in h.plugins if i.error))")
     result = python(code, tmp_path, {"PYTHONPATH": str(site)})
     assert result.stdout.strip().split(None, 2) == ["True", "True", "[]"], result.stderr[-2000:]

@@ -159,7 +159,6 @@ def test_dask_gives_the_local_results(monkeypatch, local_results):
 
 
 @pytest.mark.ray
-@pytest.mark.slow
 @pytest.mark.usefixtures("ray_cluster")
 def test_ray_gives_the_local_results(local_results):
     assert_same(run_executor("ray"), local_results)

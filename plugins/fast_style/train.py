@@ -64,8 +64,8 @@ RECIPES: dict[str, Recipe] = {
 # costs ~2x a typical stylization's content loss (scratch/fast_style/calib.py).
 LOSS_NET_DEFAULTS: dict[str, dict] = {
     "vgg19": {"content_layers": {"relu4_2": 1.0}, "style_layers": dict.fromkeys(
-        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 1.0)},
-    "inception": {"content_layers": {"block9": 1.0}, "content_weight": 1.0, "style_weight": 20.0,
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), 1.0), "gram_norm": "chw"},
+    "inception": {"content_layers": {"block9": 1.0}, "content_weight": 1.0, "style_weight": 20.0, "gram_norm": "chw",
                   "style_layers": {"stem": 40.0, "block2": 5.0, "block5": 3.0, "block9": 5.0, "block12": 30.0}},
 }
 
