@@ -6,10 +6,11 @@
 
 Recipe (project-made, unpaired): domain A = the four shipped demo photos (max side 320);
 domain B = the same photos rendered by the built-in `cin26` style 19 (through `stylefarm run`).
-Training sees random 128 px crops of A and of B drawn independently (random B index, separate
-crops and flips): no pairing is used. Evaluation translates held-out photos (../shared media,
-when present) and the demo photos, and compares each output with the cin26 rendering of the
-same photo - a paired target used ONLY for measuring - and with the input:
+Training sees random 64 px crops (of the photos resized to 160 x 160) of A and of B, drawn
+independently (random B index, separate crops and flips): no pairing is used.
+Evaluation translates held-out photos (../shared media, when present) and the demo photos and
+compares each output with the cin26 rendering of the same photo - a paired target used ONLY
+for measuring - and with the input:
 - colour: |mean| + |std| difference per RGB channel (0..1 scale), to the paired target and to
   the pooled statistics of domain B;
 - vgg_rand: mean/std distance of VGG-19 features relu1_1..relu3_1 with RANDOM (seeded He) weights
@@ -36,8 +37,8 @@ OUT = REPO / "benchmarks" / "results" / "cut_demo.json"
 SHARED = REPO.parent / "shared" / "media" / "images" / "content"
 STYLE = 19
 TRAIN_ARGS = ["--mode", "qsattn", "--qs-mode", "global", "--ngf", "16", "--n-blocks", "6", "--ndf", "32",
-              "--load-size", "192", "--crop-size", "128", "--num-patches", "128", "--n-epochs", "70",
-              "--n-epochs-decay", "80", "--max-minutes", "24", "--threads", "2", "--print-every", "50",
+              "--load-size", "160", "--crop-size", "64", "--num-patches", "64", "--n-epochs", "150",
+              "--n-epochs-decay", "150", "--max-minutes", "24", "--threads", "2", "--print-every", "50",
               "--preview-every", "100", "--save-every", "50"]
 RECIPE = """version: 1
 inputs:
@@ -207,8 +208,8 @@ def evaluate(work: Path, export: Path | None, size: int) -> dict:
                 outs = {**{k: f(image) for k, f in nets.items()}, "input_itself": image, "cin26_target": target}
                 for name, out in outs.items():
                     score(rows, name, out, image, target, b_stats, vgg)
-            result[set_name] = {"images": len(images),
-                                "mean": {n: {k: round(float(np.mean(v)), 4) for k, v in r.items()} for n, r in rows.items()}}
+            means = {n: {k: round(float(np.mean(v)), 4) for k, v in r.items()} for n, r in rows.items()}
+            result[set_name] = {"images": len(images), "mean": means}
     return {"weights": weights, **result}
 
 
@@ -219,6 +220,7 @@ def main() -> None:
     parser.add_argument("--export", type=Path, default=None, help="fp16 generator to evaluate instead of run/")
     parser.add_argument("--size", type=int, default=256, help="longer side of the evaluation images")
     args = parser.parse_args()
+    args.work = args.work.resolve()  # the recipe's output dir would otherwise resolve against its own folder
     if args.what == "data":
         make_data(args.work)
     elif args.what == "train":

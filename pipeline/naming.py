@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,41 @@ def input_name(item: Item) -> InputName:
     return InputName(path.stem, path.name, path.suffix.lstrip("."), path.parent.name, rel)
 
 
+INPUT_FIELDS = ("stem", "name", "suffix", "parent", "rel")
+NUMBER_SPEC = re.compile(r"^0?\d{0,2}d?$")  # {frame}, {frame:04d}, {index:6d}
+TEXT_SPEC = re.compile(r"^$")
+
+
+def _fields(item: Item, step: str) -> dict[str, object]:
+    name = input_name(item)
+    values: dict[str, object] = {f"input.{f}": getattr(name, f) for f in INPUT_FIELDS}
+    values.update({"input": name.stem, "frame": item.frame if item.frame is not None else item.index,
+                   "index": item.index, "step": step})
+    return values
+
+
 def render(template: str, item: Item, step: str) -> str:
-    frame = item.frame if item.frame is not None else item.index
+    """Fill a pattern with the documented fields only: no attribute or item access beyond
+    `input.<field>`, no conversions, number specs like `04d` (a farm runs users' workflows:
+    a pattern must not be able to read `{input.__init__.__globals__[os].environ[...]}`)."""
+    values = _fields(item, step)
+    out = []
     try:
-        return template.format(input=input_name(item), frame=frame, index=item.index, step=step)
-    except (KeyError, AttributeError, IndexError, ValueError) as exc:
+        for literal, field, spec, conversion in string.Formatter().parse(template):
+            out.append(literal)
+            if field is None:
+                continue
+            if field not in values or conversion:
+                shown = "{" + field + ("!" + conversion if conversion else "") + "}"
+                raise ValueError(f"field {shown} is not allowed")
+            value = values[field]
+            allowed = NUMBER_SPEC if isinstance(value, int) else TEXT_SPEC
+            if not allowed.match(spec or ""):
+                raise ValueError(f"format {{{field}:{spec}}} is not allowed (numbers take e.g. :04d, text none)")
+            out.append(format(value, spec or ""))
+    except ValueError as exc:
         raise ValueError(f"bad output pattern {template!r}: {exc}; fields: {FIELDS}") from None
+    return "".join(out)
 
 
 def check_template(template: str) -> None:

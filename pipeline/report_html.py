@@ -121,12 +121,28 @@ def _provenance(prov: dict[str, Any]) -> str:
 
 
 def _eval(report: dict[str, Any], root: Path | None) -> str:
-    plot = (report.get("eval") or {}).get("plot")
-    if not plot:
+    """Plots and headline numbers `stylefarm eval` left beside the outputs (NAME.eval.png/.json)."""
+    plots = [Path(p) for p in [(report.get("eval") or {}).get("plot")] if p]
+    if root is not None and root.is_dir():
+        plots += sorted(root.glob("*.eval.png")) + sorted(root.glob("*/*.eval.png"))
+    parts = []
+    for plot in dict.fromkeys(plots):
+        path = plot if plot.is_absolute() or root is None else root / plot
+        uri = _image_data_uri(path, 1200) if path.is_file() else None
+        if uri:
+            parts.append(f'<figure><img alt="evaluation plot" src="{uri}"><figcaption>{escape(path.name)}'
+                         f"</figcaption></figure>{_eval_numbers(path.with_suffix('.json'))}")
+    return "<h2>Evaluation</h2>" + "".join(parts) if parts else ""
+
+
+def _eval_numbers(path: Path) -> str:
+    """The scalar top-level numbers of an eval JSON (per-frame lists stay in the file)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
         return ""
-    path = Path(plot) if root is None or Path(plot).is_absolute() else root / plot
-    uri = _image_data_uri(path, 1200) if path.is_file() else None
-    return f'<h2>Evaluation</h2><img alt="evaluation plot" src="{uri}">' if uri else ""
+    rows = [[k, v] for k, v in data.items() if isinstance(v, (int, float, str))] if isinstance(data, dict) else []
+    return _table(["metric", "value"], rows) if rows else ""
 
 
 def render(report: dict[str, Any], root: Path | None = None) -> str:

@@ -18,24 +18,23 @@ from .plan import Plan
 from .progress import Progress
 from .recipe import Recipe, summarize
 from .report import RunReport
+from .runlock import RunLock
 from .sinks import OutputContext, Sink
 from .temporal import WARMUP_META, chain_warmup
 
 log = logging.getLogger("stylefarm.run")
 
 
-def prepare_root(root: Path, clean: bool = True) -> None:
-    """Create the output root, prove it is writable, and remove temp files a killed run left
-    (`clean=False` for farm shards: other shards may be writing beside us right now)."""
+def prepare_root(root: Path) -> None:
+    """Create the output root and prove it is writable (temp files of dead runs are cleaned
+    when the run takes its lock, see `stylefarm.runlock`)."""
     try:
         (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", suffix=".part", dir=root / STATE_DIR)
+        fd, probe = tempfile.mkstemp(prefix=".stylefarm-probe.", dir=root / STATE_DIR)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise OutputError(f"output directory {root} is not writable: {exc.strerror or exc}") from None
-    for stale in root.rglob(".*.part") if clean else ():
-        stale.unlink(missing_ok=True)
 
 
 def recipe_output(plan: Plan) -> dict:
@@ -173,7 +172,17 @@ class Run:
 
     def execute(self) -> dict:
         plan = self.plan
-        prepare_root(plan.root, clean=self.item_filter is None)
+        prepare_root(plan.root)
+        stem = self.report_path.stem  # farm tasks (shards, frame ranges) lock their own task name
+        lock = RunLock(plan.root, stem[len("report."):] if stem.startswith("report.") else "run")
+        lock.acquire()
+        try:
+            return self._execute()
+        finally:
+            lock.release()
+
+    def _execute(self) -> dict:
+        plan = self.plan
         recipe = Recipe(plan.chain, recipe_output(plan))
         manifest = self._manifest = Manifest(plan.root, fresh=self.force, recipe=recipe)
         manifest.save_recipe()

@@ -111,23 +111,71 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines.setdefault(loc, node.start_mark.line + 1)
+MAX_NODES = 200_000
+"""YAML nodes a workflow may expand to (aliases counted at every use): bounds "billion laughs"."""
+MAX_DEPTH = 64
+
+
+def _expanded_size(root: yaml.Node, filename: str) -> int:
+    """Nodes the document expands to, counting an alias at each use; linear in the YAML text
+    (a memo per node), so a 575-byte alias bomb is measured, not expanded."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            sizes[id(node)] = min(MAX_NODES + 1, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = loc + (key_node.value,)
-            lines[key] = key_node.start_mark.line + 1
-            _index_lines(value_node, key, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _index_lines(child, loc + (i,), lines)
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _index_lines(root: yaml.Node, filename: str) -> dict[Loc, int]:
+    """Line of every mapping key and sequence entry; refuses duplicate keys and deep nesting."""
+    lines: dict[Loc, int] = {}
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        lines.setdefault(loc, node.start_mark.line + 1)
+        if len(loc) > MAX_DEPTH:
+            raise WorkflowError(f"{filename}:{node.start_mark.line + 1}: nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        raise WorkflowError(f"{filename}:{line}: duplicate key {key_node.value!r} (also on line "
+                                            f"{seen[key_node.value]}); a second key would silently replace the first")
+                    seen[key_node.value] = line
+                key = loc + (key_node.value,)
+                lines[key] = line
+                stack.append((value_node, key))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, loc + (i,)) for i, child in enumerate(node.value))
+    return lines
 
 
 def parse_yaml(text: str, filename: str) -> LoadedYaml:
-    """SafeLoader only: python tags are rejected with their line."""
+    """SafeLoader only: python tags are rejected with their line; duplicate keys, alias bombs and
+    deep nesting are refused with their line before anything is built from them."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, filename) > MAX_NODES:
+            raise WorkflowError(f"{filename}: the document expands to more than {MAX_NODES} YAML nodes "
+                                "(aliases repeated inside aliases?); refused")
+        lines = _index_lines(node, filename) if node is not None else {}
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -136,11 +184,10 @@ def parse_yaml(text: str, filename: str) -> LoadedYaml:
         if "python/" in str(exc):
             problem = "python object tags are not allowed (workflows are loaded with a safe loader)"
         raise WorkflowError(f"{filename}{line}: YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise WorkflowError(f"{filename}:{loader.line + 1}: nesting too deep to read") from None
     finally:
         loader.dispose()
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
     return LoadedYaml(data, lines, filename)
 
 

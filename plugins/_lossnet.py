@@ -19,7 +19,7 @@ Gram normalisation (`gram(norm=...)`) and the presets using it — weights are N
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -443,14 +443,30 @@ def style_stats(feats: Mapping[str, torch.Tensor], stat: str = "gram", norm: str
     return out
 
 
+LayerWeights = Mapping[str, float] | Sequence[str] | None
+
+
+def layer_weight(layer_weights: LayerWeights, layer: str) -> float:
+    """None: every layer 1; a mapping: its value (0 when absent); a list of names: 1 for those listed."""
+    if layer_weights is None:
+        return 1.0
+    if isinstance(layer_weights, Mapping):
+        return float(layer_weights.get(layer, 0.0))
+    return 1.0 if layer in layer_weights else 0.0
+
+
 def style_loss(feats: Mapping[str, torch.Tensor], targets: Mapping[str, Any], stat: str = "gram",
-               layer_weights: Mapping[str, float] | None = None, norm: str = "chw",
+               layer_weights: LayerWeights = None, norm: str = "chw",
                guides: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """sum_l w_l * MSE(stat(feats_l), target_l); targets broadcast over the batch (one style)."""
+    """sum_l w_l * MSE(stat(feats_l), target_l) over the layers of `targets` (from `style_stats`).
+
+    Targets broadcast over the batch (one style for every sample); `norm` must be the one the
+    targets were made with.
+    """
     current = style_stats({k: feats[k] for k in targets}, stat, norm, guides)
     total = 0.0
     for layer, target in targets.items():
-        w = 1.0 if layer_weights is None else float(layer_weights.get(layer, 0.0))
+        w = layer_weight(layer_weights, layer)
         if stat == "gram":
             total = total + w * ((current[layer] - target) ** 2).mean()
         else:
@@ -460,12 +476,12 @@ def style_loss(feats: Mapping[str, torch.Tensor], targets: Mapping[str, Any], st
 
 
 def content_loss(feats: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
-                 layer_weights: Mapping[str, float] | None = None,
+                 layer_weights: LayerWeights = None,
                  guides: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
     """sum_l w_l * MSE(feats_l, target_l); with guides, the mean over the guided region only."""
     total = 0.0
     for layer, target in targets.items():
-        w = 1.0 if layer_weights is None else float(layer_weights.get(layer, 0.0))
+        w = layer_weight(layer_weights, layer)
         diff = (feats[layer] - target) ** 2
         if guides and layer in guides:
             g = fit_guide(guides[layer], diff.shape[-2:]).to(diff).expand(diff.shape[0], 1, *diff.shape[-2:])

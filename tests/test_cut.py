@@ -210,3 +210,14 @@ execution: {{backend: local, device: cpu}}
     ours, _, depth = read_image(tmp_path / "out" / "frame.png")
     official = ops.tensor2im(cut_fixture["outputs"]["y_64x64"])
     assert depth == 8 and np.abs(np.round(ours * 255).astype(int) - official.astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_float16_on_cuda_stays_close_to_float32(cut_fixture, small_g_file):
+    image = ((cut_fixture["inputs"]["x_64x64"][0].permute(1, 2, 0) + 1) / 2).numpy()
+    outs = []
+    for precision in ("float32", "float16"):
+        step = CUTStep(CUTOptions(weights=str(small_g_file), precision=precision, **SMALL))
+        step.setup("cuda")
+        outs.append(step.translate([image])[0])
+    assert np.abs(outs[0] - outs[1]).max() < 2e-2

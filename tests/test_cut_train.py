@@ -148,3 +148,26 @@ def test_fastcut_mode_uses_the_official_defaults():
     cut = TrainConfig.for_mode("cut")
     assert (cut.load_size, cut.crop_size, cut.lr, cut.beta1, cut.num_patches, cut.nce_T, cut.nce_layers) == \
         (286, 256, 2e-4, 0.5, 256, 0.07, [0, 4, 8, 12, 16])
+
+
+def test_registered_run_is_a_weights_manager_entry_the_step_can_name(trained, one_torch_thread):
+    from stylefarm.host import get_host
+    from stylefarm.plugins.cut.cli import _register
+    from stylefarm.plugins.cut.step import CUTOptions, CUTStep
+
+    root, _ = trained
+    _register(root / "run", "tiny_test")  # into $STYLEFARM_WEIGHTS_DIR (a per-session folder in tests)
+    assert "cut/tiny_test" in get_host(refresh=True).weights
+    step = CUTStep(CUTOptions(model="cut/tiny_test", ngf=8, n_blocks=2))
+    step.setup("cpu")
+    assert np.isfinite(step.translate([np.full((32, 32, 3), 0.5, np.float32)])[0]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_training_runs_on_cuda(tmp_path):
+    a, b = _folders(tmp_path)
+    cfg = TrainConfig.for_mode("qsattn", **{**TINY, "n_epochs": 1, "n_epochs_decay": 0})
+    data = UnpairedData(ImageFolder(a, "--a"), ImageFolder(b, "--b"), 1, cfg.crop_size, True, 0)
+    state = train(cfg, data, tmp_path / "run", LoopLimits(max_iters=3, save_every=0, preview_every=0),
+                  device="cuda", log=lambda *_: None)
+    assert state.total_iters == 3 and (tmp_path / "run" / "latest_net_G.pth").is_file()

@@ -36,6 +36,9 @@ def test_openjd_job_runs_every_chunk_and_encode_and_matches_a_local_run(cli, tmp
     wf = video_job(tmp_path / "shot")
     template = export(cli, "openjd", wf, tmp_path / "bundle", "--chunks", "3")
     assert template["extensions"] == ["TASK_CHUNKING"]
+    args = template["steps"][0]["script"]["actions"]["onRun"]["args"]
+    assert args[-5:] == ["--set", "inputs.0.frames={{Task.Param.Frame}}", "--frames", "{{Task.Param.Frame}}",
+                         "--no-progress"]  # each task decodes only its own frames
     assert [s["name"] for s in template["steps"]] == ["Stylize", "Encode"]
     assert (tmp_path / "bundle" / "parameter_values.yaml").is_file()
     checked = openjd("check", str(tmp_path / "bundle" / "template.yaml"), cwd=tmp_path)
@@ -54,19 +57,20 @@ def test_openjd_job_runs_every_chunk_and_encode_and_matches_a_local_run(cli, tmp
     assert farm == local_run(cli, wf, tmp_path / "local")
 
 
-def test_openjd_stills_job_uses_shards_and_assembles_the_sheet(cli, tmp_path):
+def test_openjd_stills_job_uses_shards_and_a_dependent_assemble_step(cli, tmp_path):
+    """Shard mode runs for real in test_export_formats (OpenCue); here the template's shape."""
     wf = stills_job(tmp_path / "job")
     template = export(cli, "openjd", wf, tmp_path / "bundle", "--chunk-size", "2")
     space = template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]
     assert (space["type"], space["range"]) == ("INT", "1-3")
-    assert "--shard" in template["steps"][0]["script"]["actions"]["onRun"]["args"]
-    assert "extensions" not in template
-    ran = openjd("run", str(tmp_path / "bundle" / "template.yaml"), "--step", "Assemble", "--run-dependencies",
-                 cwd=tmp_path)
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
-    farm = output_hashes(tmp_path / "job" / "out")
-    assert "contact_sheet.png" in farm and len(farm) == 6  # 5 stills + the sheet
-    assert farm == local_run(cli, wf, tmp_path / "local")
+    args = template["steps"][0]["script"]["actions"]["onRun"]["args"]
+    assert args[-3:] == ["--shard", "{{Task.Param.Shard}}/3", "--no-progress"] and "output.sheet=false" in args
+    assert "extensions" not in template and "Frames" not in {p["name"] for p in template["parameterDefinitions"]}
+    assemble = template["steps"][1]
+    assert assemble["name"] == "Assemble" and assemble["dependencies"] == [{"dependsOn": "Stylize"}]
+    assert "--shard" not in assemble["script"]["actions"]["onRun"]["args"]
+    checked = openjd("check", str(tmp_path / "bundle" / "template.yaml"), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.video

@@ -286,3 +286,16 @@ output:
 """)
     run_workflow(path)
     assert (tmp_path / "out" / "content.png").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_run_is_close_to_the_cpu_run(two_styles):
+    opts = GatysOptions(style=two_styles[0], iterations=3, content_size=24, init="content", random_weights=True,
+                        **SHALLOW)
+    image = _texture([0.5, 0.4, 0.3], (24, 24))
+    outs = []
+    for device in ("cpu", "cuda"):
+        step = GatysStep(opts)
+        step.setup(device)
+        outs.append(step.process([Item(source="a", index=0, image=image)])[0].image)
+    assert np.abs(outs[0] - outs[1]).max() < 1e-2

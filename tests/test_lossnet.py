@@ -56,6 +56,8 @@ def test_style_loss_is_zero_at_the_target_and_positive_elsewhere():
         assert float(L.style_loss(a, targets, stat)) == pytest.approx(0.0, abs=1e-10)
         assert float(L.style_loss(b, targets, stat)) > 0
         assert float(L.style_loss(b, targets, stat, {"x": 0.0})) == 0.0
+        assert float(L.style_loss(b, targets, stat, ["x"])) == float(L.style_loss(b, targets, stat))
+        assert float(L.style_loss(b, targets, stat, ["other"])) == 0.0  # a list names the layers that count
 
 
 def test_content_loss_with_a_guide_counts_only_the_region():

@@ -91,3 +91,27 @@ def test_timing_chart_bars_scale_with_seconds():
     svg = timing_chart({"a": {"seconds": 2.0, "items": 4}, "b": {"seconds": 1.0, "items": 4}})
     widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
     assert widths[0] == pytest.approx(2 * widths[1]) and "2.0 items/s" in svg
+
+
+def test_eval_plot_and_numbers_beside_the_outputs_are_shown(tmp_path):
+    from stylefarm.images import atomic_write_bytes, encode_image
+
+    plot = np.zeros((20, 30, 3), np.float32)
+    plot[:, :15] = 1.0
+    atomic_write_bytes(tmp_path / "clip_styled.eval.png", encode_image(".png", plot, None, 8))
+    (tmp_path / "clip_styled.eval.json").write_text(json.dumps({"warp_error": 0.0123, "frames": [1, 2]}))
+    html = render({"status": "ok", "counts": {}, "outputs": []}, tmp_path)
+    assert "<h2>Evaluation</h2>" in html and "clip_styled.eval.png" in html and "0.0123" in html
+    assert "<h2>Evaluation</h2>" not in render({"status": "ok", "counts": {}, "outputs": []}, tmp_path / "none")
+
+
+def test_merged_farm_report_lists_its_tasks():
+    from stylefarm.provenance import merge_reports
+
+    reports = [{"_file": f"report.shard-{i}-of-2.json", "status": s, "counts": {"done": 2, "skipped": 0, "failed": f},
+                "failures": [{"item": "x#1", "error": "boom"}] if f else [], "steps": {"resize": {"seconds": 1.0,
+                "items": 2, "batches": 1}}} for i, s, f in ((1, "ok", 0), (2, "partial", 1))]
+    merged = merge_reports(reports)
+    assert merged["status"] == "partial" and merged["counts"] == {"done": 4, "skipped": 0, "failed": 1}
+    html = render(merged)
+    assert "shard-1-of-2" in html and "shard-2-of-2" in html and "boom" in html

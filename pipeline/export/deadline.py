@@ -58,7 +58,7 @@ def files(job: FarmJob, group: str | None = None, pool: str | None = None) -> di
     group = group or ("gpu" if job.gpu else None)
     if job.frames is not None:
         frames, chunk = job.frames_text, job.chunk_size
-        selector = ["--frames", "<STARTFRAME>-<ENDFRAME>"]
+        selector = job.frame_selector("<STARTFRAME>-<ENDFRAME>")
     else:
         frames, chunk = f"1-{job.shards}", 1
         selector = ["--shard", f"<STARTFRAME>/{job.shards}"]

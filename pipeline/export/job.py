@@ -52,6 +52,7 @@ class FarmJob:
     retries: int = 2  # farm retries per task
     priority: int = 50
     aggregates: list[str] = field(default_factory=list)
+    seek_input: int | None = None  # the one video input: tasks also narrow its `frames:` (no decode before)
 
     @property
     def frames_text(self) -> str:
@@ -67,6 +68,11 @@ class FarmJob:
         """`stylefarm run WF [--output DIR] [--set ...]` (both steps start with this)."""
         out = ["--output", str(self.output_dir)] if self.output_dir else []
         return [self.stylefarm, "run", str(self.workflow), *out, *self.run_args]
+
+    def frame_selector(self, token: str) -> list[str]:
+        """Task args selecting the frame range `token` (the farm's placeholder for "A-B")."""
+        seek = ["--set", f"inputs.{self.seek_input}.frames={token}"] if self.seek_input is not None else []
+        return [*seek, "--frames", token]
 
     def stylize_argv(self, selector: list[str]) -> list[str]:
         return [*self.base_argv(), *self.task_args, *selector, "--no-progress"]
@@ -116,6 +122,17 @@ def aggregate_sinks(plan: Plan, probe) -> list[str]:
     return keys
 
 
+def _seek_input(plan: Plan) -> int | None:
+    """A lone video input lets each task decode only its own range (`inputs.0.frames`); not with
+    temporal steps, which need the frames before a range as warm-up."""
+    from ..video.source import VideoSource
+
+    if len(plan.sources) == 1 and isinstance(plan.sources[0], VideoSource):
+        if not any(call.is_temporal for call in plan.chain):
+            return 0
+    return None
+
+
 def wants_gpu(plan: Plan) -> bool:
     ex = plan.workflow.execution
     return ex.device.startswith("cuda") or ex.gpus_per_actor > 0
@@ -159,6 +176,7 @@ def build_job(plan: Plan, workflow: Path, sets: tuple[str, ...] = (), chunk_size
         output_dir=None if "{" in out_dir else plan.root, run_args=run_args, task_args=task_args,
         frames=compress(unique) if frame_mode else None, items=len(numbers), chunk_size=size,
         shards=math.ceil(len(unique) / size), gpu=wants_gpu(plan), assemble=assemble, aggregates=aggregates,
+        seek_input=_seek_input(plan) if frame_mode else None,
         **{k: v for k, v in extra.items() if v is not None})
 
 

@@ -62,7 +62,7 @@ def spec(job: FarmJob, show: str | None = None, shot: str | None = None) -> ET.E
     layers = _sub(element, "layers")
     if job.frames is not None:
         frames, chunk = job.frames_text, job.chunk_size
-        selector = ["--frames", "#FRAME_START#-#FRAME_END#"]
+        selector = job.frame_selector("#FRAME_START#-#FRAME_END#")
     else:
         frames, chunk = f"1-{job.shards}", 1
         selector = ["--shard", f"#IFRAME#/{job.shards}"]

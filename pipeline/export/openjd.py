@@ -82,9 +82,9 @@ def _task_space(job: FarmJob, chunking: bool) -> tuple[dict[str, Any], list[str]
     if chunking:
         space = {"name": "Frame", "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
                  "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "CONTIGUOUS"}}
-        return space, ["--frames", "{{Task.Param.Frame}}"]
+        return space, job.frame_selector("{{Task.Param.Frame}}")
     ranges = [f"{a}-{b}" for a, b in job.chunks()]
-    return {"name": "Frames", "type": "STRING", "range": ranges}, ["--frames", "{{Task.Param.Frames}}"]
+    return {"name": "Frames", "type": "STRING", "range": ranges}, job.frame_selector("{{Task.Param.Frames}}")
 
 
 def template(job: FarmJob, base: Path, chunking: bool = True) -> dict[str, Any]:

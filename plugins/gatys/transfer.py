@@ -115,7 +115,11 @@ def _guide_tensor(mask: np.ndarray, size: tuple[int, int], device) -> torch.Tens
 
 
 def stylize(step, content: np.ndarray, previous: torch.Tensor | None, preview) -> tuple[np.ndarray, torch.Tensor, dict]:
-    """Run the pyramid for one content image; returns (image, result tensor, report)."""
+    """Run the pyramid for one content image; returns (image, result tensor, report).
+
+    Every tensor lives on `step.device`; the CUDA path is untested on CUDA (no GPU here) and has
+    a test that runs where one is present.
+    """
     opts, st = step.options, step.settings
     luminance = opts.preserve_color and opts.color_method == "luminance"
     seen = controls.luminance_only(content) if luminance else content

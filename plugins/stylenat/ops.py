@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CHUNK_ELEMENTS = 1 << 24  # gathered key/value elements per chunk (64 MiB in float32)
+CHUNK_ELEMENTS = 1 << 24  # elements of the largest temporary per chunk (64 MiB in float32)
+TILE = 8  # queries per tile side in the tiled path
 
 
 def neighbourhood_index(length: int, kernel: int, dilation: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +70,88 @@ def na2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilatio
 
 
 def na2d_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
-               rpb: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
-    """Pure-torch neighbourhood attention (see the module docstring), chunked over query rows."""
+               rpb: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS, tile: int = TILE) -> torch.Tensor:
+    """Pure-torch neighbourhood attention (see the module docstring).
+
+    Sizes divisible by the dilation fold the dilation groups into the batch (each group is a
+    dilation-1 problem on its own sub-grid) and run tiled matrix products; other sizes use the
+    gather path. Both are exact; the tiled one is several times faster on CPU."""
+    b, heads, h, w, d = q.shape
+    neighbourhood_index(h, kernel, dilation)  # validates sizes for both paths
+    neighbourhood_index(w, kernel, dilation)
+    sub_h, sub_w = h // dilation, w // dilation
+    if h % dilation or w % dilation or _tile(sub_h, tile) is None or _tile(sub_w, tile) is None:
+        return na2d_gather(q, k, v, kernel, dilation, rpb, chunk_elements)
+    if dilation == 1:
+        return _na_tiled(q, k, v, kernel, rpb, tile, chunk_elements)
+
+    def fold(x: torch.Tensor) -> torch.Tensor:  # [b, heads, h, w, d] -> [b * dil^2, heads, h/dil, w/dil, d]
+        x = x.reshape(b, heads, sub_h, dilation, sub_w, dilation, d).permute(0, 3, 5, 1, 2, 4, 6)
+        return x.reshape(b * dilation * dilation, heads, sub_h, sub_w, d)
+
+    out = _na_tiled(fold(q), fold(k), fold(v), kernel, rpb, tile, chunk_elements)
+    out = out.view(b, dilation, dilation, heads, sub_h, sub_w, d).permute(0, 3, 4, 1, 5, 2, 6)
+    return out.reshape(b, heads, h, w, d)
+
+
+def _tile(length: int, tile: int) -> int | None:
+    size = min(tile, length)
+    return size if length % size == 0 else None
+
+
+def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per axis, for tiles of `tile` queries: key block positions [n_tiles, span], and for every
+    (tile, query in tile, key in block) whether the key is in the query's window and its bias index."""
+    span = min(tile + kernel - 1, length)
+    i = torch.arange(length, device=device)
+    start = (i - kernel // 2).clamp(min=0).clamp(max=length - kernel)  # window start (shifted at borders)
+    block = torch.minimum(start[::tile], torch.tensor(length - span, device=device))  # [n_tiles]
+    keys = block[:, None] + torch.arange(span, device=device)  # [n_tiles, span]
+    query = i.view(-1, tile)  # [n_tiles, tile]
+    rel = keys[:, None, :] - start.view(-1, tile)[:, :, None]  # key - window start
+    valid = (rel >= 0) & (rel < kernel)
+    bias = (keys[:, None, :] - query[:, :, None] + kernel - 1).clamp(0, 2 * kernel - 2)
+    return keys, valid, bias
+
+
+def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rpb: torch.Tensor | None,
+              tile: int, chunk_elements: int) -> torch.Tensor:
+    """Dilation-1 NA by tiles: each tile of queries attends densely to the key block covering all
+    its windows, with -inf outside each query's window, so the work is matrix products."""
+    n, heads, h, w, d = q.shape
+    th, tw = _tile(h, tile), _tile(w, tile)
+    rows, row_ok, row_bias = _tile_axis(h, kernel, th, q.device)
+    cols, col_ok, col_bias = _tile_axis(w, kernel, tw, q.device)
+    nh, nw, sh, sw = h // th, w // tw, rows.shape[1], cols.shape[1]
+    qt = q.reshape(n, heads, nh, th, nw, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, th * tw, d)
+    kb = _blocks(k, rows, cols)
+    vb = _blocks(v, rows, cols)
+    out = torch.empty_like(qt)
+    step = max(1, chunk_elements // max(1, n * heads * nw * th * tw * sh * sw))
+    for r0 in range(0, nh, step):
+        r = slice(r0, min(nh, r0 + step))
+        ok = row_ok[r, None, :, None, :, None] & col_ok[None, :, None, :, None, :]  # [c, nw, th, tw, sh, sw]
+        if rpb is None:
+            bias = torch.zeros(ok.shape, dtype=q.dtype, device=q.device)[None]
+        else:
+            bias = rpb[:, row_bias[r, None, :, None, :, None], col_bias[None, :, None, :, None, :]]
+        bias = bias.masked_fill(~ok, float("-inf")).reshape(bias.shape[0], -1, nw, th * tw, sh * sw)
+        logits = torch.matmul(qt[:, :, r], kb[:, :, r].transpose(-1, -2)) + bias
+        out[:, :, r] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r])
+    return out.view(n, heads, nh, nw, th, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, h, w, d)
+
+
+def _blocks(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, span_h * span_w, d]."""
+    n, heads, _, _, d = x.shape
+    (nh, sh), (nw, sw) = rows.shape, cols.shape
+    x = x.index_select(2, rows.reshape(-1)).index_select(3, cols.reshape(-1))
+    return x.view(n, heads, nh, sh, nw, sw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, sh * sw, d)
+
+
+def na2d_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
+                rpb: torch.Tensor | None = None, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """NA for any size: keys gathered per kernel row for a chunk of query rows."""
     b, heads, h, w, d = q.shape
     rows, row_bias = neighbourhood_index(h, kernel, dilation, q.device)
     cols, col_bias = neighbourhood_index(w, kernel, dilation, q.device)

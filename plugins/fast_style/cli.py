@@ -1,0 +1,109 @@
+"""`stylefarm train fast-style`: train a feed-forward style net, or add styles to one (e.g. cin26)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+PATHS = click.Path(exists=True, path_type=Path)
+
+
+@click.command("fast-style")
+@click.option("--content", "content", multiple=True, required=True, type=PATHS,
+              help="content images: a folder (searched recursively), image files or videos; repeatable")
+@click.option("--style", "styles", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="style image; repeat for a multi-style (conditional IN) net")
+@click.option("--add-style", "add_styles", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="with --base: new style image(s); only their gamma/beta rows are trained")
+@click.option("--base", default=None, help="net to extend with --add-style: cin26, fast_style/<name> or a file")
+@click.option("--preset", type=click.Choice(["johnson", "magenta"]), default="johnson", show_default=True,
+              help="recipe: johnson = pytorch/examples (VGG-16, 1e5/1e10, Gram/CHW); magenta = image_stylization")
+@click.option("--loss-net", type=click.Choice(["vgg16", "vgg19", "inception"]), default=None,
+              help="loss network (default: the preset's, vgg16); inception = MobileNetV2 style trunk, offline")
+@click.option("--loss-net-weights", default=None, help="loss network file or weights-manager name")
+@click.option("--net", type=click.Choice(["johnson", "magenta", "cin26"]), default=None,
+              help="layout of a fresh net (default: the preset's; cin26 = width 32, 6 blocks: ~20x cheaper)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/fast_style"),
+              show_default=True, help="checkpoint (last.pt), previews and the exported net")
+@click.option("--name", default=None, help="name of the trained net (default: the first style's file stem)")
+@click.option("--install/--no-install", default=True, show_default=True,
+              help="also install the net in the weights cache as fast_style/NAME")
+@click.option("--crop", type=int, default=None, help="square training crops in px (preset: 256)")
+@click.option("--batch-size", type=int, default=None, help="preset: johnson 4, magenta 16")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (preset: 1e-3)")
+@click.option("--content-weight", type=float, default=None)
+@click.option("--style-weight", type=float, default=None)
+@click.option("--tv-weight", type=float, default=None, help="total variation weight (preset: 0)")
+@click.option("--style-size", type=int, default=None, help="short side of style images; 0 = as is")
+@click.option("--max-steps", type=int, default=40000, show_default=True, help="total steps (resume counts on)")
+@click.option("--max-minutes", type=float, default=0.0, help="time budget of this run; 0 = none")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True)
+@click.option("--preview-every", type=int, default=500, show_default=True, help="0 = no previews")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda[:N] or auto")
+@click.option("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+@click.option("--fresh", is_flag=True, help="ignore a checkpoint in --out instead of resuming")
+@click.option("--seed", type=int, default=42, show_default=True)
+def train_command(**kw) -> None:
+    """Train a feed-forward style net on any images; resumes from OUT/last.pt.
+
+    \b
+    Examples:
+      stylefarm train fast-style --content photos/ --style starry.jpg --max-minutes 60
+      stylefarm train fast-style --content clip.mp4 --style a.jpg --style b.jpg --preset magenta
+      stylefarm train fast-style --content photos/ --base cin26 --add-style my_style.jpg --crop 192
+
+    Writes OUT/NAME.pt (fp16; use it as the fast_style step's `weights:`, or `fast_style/NAME` once
+    installed), OUT/last.pt (resume state) and OUT/preview_*.png (content | stylized per style).
+    """
+    from stylefarm.errors import StylefarmError
+
+    try:
+        _train(**kw)
+    except StylefarmError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _train(content, styles, add_styles, base, preset, loss_net, loss_net_weights, net, out_dir, name, install,
+           crop, batch_size, lr, content_weight, style_weight, tv_weight, style_size, max_steps, max_minutes,
+           checkpoint_every, preview_every, device, threads, fresh, seed) -> None:
+    import torch
+
+    from stylefarm.errors import StylefarmError
+    from stylefarm.plugins.fast_style.train import TrainJob, recipe_for, train
+
+    if bool(base) != bool(add_styles) or (base and styles) or not (styles or add_styles):
+        raise StylefarmError("give --style IMAGE (a new net), or --base NET with --add-style IMAGE (extend a net)")
+    if threads:
+        torch.set_num_threads(threads)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # untested on CUDA here (no GPU on this machine)
+    images = list(add_styles or styles)
+    name = name or images[0].stem
+    recipe = recipe_for(preset, loss_net, crop=crop, batch_size=batch_size, lr=lr, content_weight=content_weight,
+                        style_weight=style_weight, tv_weight=tv_weight, style_size=style_size, net=net)
+    job = TrainJob(content=list(content), styles=images, out=out_dir, recipe=recipe,
+                   base=_load_base(base) if base else None, max_steps=max_steps, max_minutes=max_minutes,
+                   checkpoint_every=checkpoint_every, preview_every=preview_every, device=device, seed=seed,
+                   loss_net_weights=loss_net_weights, style_names=[p.stem for p in images],
+                   export=out_dir / f"{name}.pt")
+    trained = train(job, resume=not fresh, log=click.echo, progress=_tty())
+    click.echo(f"done: {job.export} ({job.export.stat().st_size / 1e6:.1f} MB, styles "
+               f"{', '.join(trained.config.style_names())})")
+    if install:
+        from stylefarm.plugins.fast_style import install_net
+
+        click.echo(f"installed as weights `fast_style/{name}`: {install_net(name, job.export, trained.config)}")
+
+
+def _load_base(base: str):
+    """The net that --add-style extends, loaded exactly as the step loads `weights:`."""
+    from stylefarm.plugins.fast_style.step import FastStyleOptions, load_net
+
+    return load_net(FastStyleOptions(weights=base)).float()
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()

