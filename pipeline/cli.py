@@ -206,6 +206,9 @@ def export_command(fmt, workflow, sets, chunk_size, chunks, frames, out_dir, tas
     job = build_job(plan, workflow, sets, chunk_size=chunk_size, chunks=chunks, frames=frames, stylefarm=exe,
                     timeout=task_timeout, retries=task_retries)
     files = write(fmt, job, out_dir, chunking=not no_task_chunking, group=group, pool=pool, show=show, shot=shot)
+    if fmt == "openjd" and job.frames and not no_task_chunking and job.chunk_size > 150:
+        click.echo("warning: Deadline Cloud accepts at most 150 frames per chunk; use --chunk-size 150 or less",
+                   err=True)
     split = f"frames {job.frames_text} in chunks of {job.chunk_size}" if job.frames else f"{job.shards} shards"
     click.echo(f"{fmt}: {job.items} items, {job.shards} tasks ({split})"
                f"{', then ' + job.assemble if job.assemble else ''}{', GPU' if job.gpu else ''}")

@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -66,8 +66,12 @@ def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (read-only, cached: every warp of a size needs the same grid)."""
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    xs.setflags(write=False)
+    ys.setflags(write=False)
     return xs, ys
 
 
@@ -88,11 +92,12 @@ def magnitude2(flow: np.ndarray) -> np.ndarray:
 
 def flow_gradients2(flow: np.ndarray) -> np.ndarray:
     """|du/dx|^2 + |du/dy|^2 + |dv/dx|^2 + |dv/dy|^2 with forward differences (0 at the far edge)."""
-    dx = np.zeros_like(flow)
-    dy = np.zeros_like(flow)
-    dx[:, :-1] = flow[:, 1:] - flow[:, :-1]
-    dy[:-1] = flow[1:] - flow[:-1]
-    return (dx ** 2 + dy ** 2).sum(axis=-1)
+    out = np.zeros(flow.shape[:2], np.float32)
+    dx = flow[:, 1:] - flow[:, :-1]
+    dy = flow[1:] - flow[:-1]
+    out[:, :-1] += dx[..., 0] ** 2 + dx[..., 1] ** 2
+    out[:-1] += dy[..., 0] ** 2 + dy[..., 1] ** 2
+    return out
 
 
 def fb_error2(fw: np.ndarray, bw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,13 +114,13 @@ def leaves_frame(flow: np.ndarray) -> np.ndarray:
     return (x < 0) | (y < 0) | (x > width - 1) | (y > height - 1)
 
 
-def occlusion(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
+def occlusion(fw: np.ndarray, bw: np.ndarray, fb: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Occluded pixels (bool) in the coordinates of `bw`'s source frame, i.e. of the frame that
     `fw` points into: forward-backward inconsistency or a motion boundary of `bw`
     (Lai et al. 2018: |w_f + w_b|^2 > 0.01(|w_f|^2 + |w_b|^2) + 0.5, |grad w_b|^2 > 0.01|w_b|^2 + 0.002),
     plus pixels whose match falls outside the frame (DIS extrapolates smoothly there, so the
-    consistency test alone misses a band that panned into view)."""
-    err2, fw_mag2 = fb_error2(fw, bw)
+    consistency test alone misses a band that panned into view). `fb`: `fb_error2(fw, bw)` if known."""
+    err2, fw_mag2 = fb if fb is not None else fb_error2(fw, bw)
     bw_mag2 = magnitude2(bw)
     inconsistent = err2 > 0.01 * (fw_mag2 + bw_mag2) + 0.5
     boundary = flow_gradients2(bw) > 0.01 * bw_mag2 + 0.002
@@ -135,9 +140,13 @@ class FlowPair:
     gray_cur: np.ndarray = field(repr=False)
 
     @cached_property
+    def fb_cur(self) -> tuple[np.ndarray, np.ndarray]:
+        return fb_error2(self.fw, self.bw)
+
+    @cached_property
     def occluded_cur(self) -> np.ndarray:
         """Pixels of `cur` with no reliable match in `prev` (what warping prev onto cur misses)."""
-        return occlusion(self.fw, self.bw)
+        return occlusion(self.fw, self.bw, self.fb_cur)
 
     @cached_property
     def occluded_prev(self) -> np.ndarray:
@@ -153,10 +162,12 @@ class FlowPair:
     def confidence_cur(self, sigma_fb: float = 1.0, sigma_photo: float = 0.1) -> np.ndarray:
         """Per-pixel trust in warping prev onto cur, in [0, 1] at working resolution: 0 where
         occluded, falling off with the forward-backward error and the photometric error."""
-        err2, _ = fb_error2(self.fw, self.bw)
-        conf = np.exp(-err2 / (2 * sigma_fb ** 2)) * np.exp(-(self.photometric_cur / sigma_photo) ** 2)
+        err2 = self.fb_cur[0]
+        photo = self.photometric_cur * np.float32(1 / sigma_photo)
+        exponent = err2 * np.float32(1 / (2 * sigma_fb ** 2)) + photo * photo
+        conf = np.exp(-exponent).astype(np.float32, copy=False)
         conf[self.occluded_cur] = 0.0
-        return conf.astype(np.float32)
+        return conf
 
     def full(self, flow: np.ndarray) -> np.ndarray:
         return resize_flow(flow, *self.shape)

@@ -72,15 +72,24 @@ def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> l
 
 def _sources(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> tuple[list[Source], list]:
     sources, counts = [], []
+    earlier = _earlier_outputs(static_root(wf.output.dir, base_dir))
     for i, spec in enumerate(wf.inputs):
         cls, options = _source_options(doc, host, spec.model_dump(), i)
         source = cls(options, base_dir)
+        source.exclude = earlier
         try:
             counts.append(source.count())
         except StylefarmError as exc:
             raise doc.error(("inputs", i), str(exc)) from None
         sources.append(source)
     return sources, counts
+
+
+def _earlier_outputs(root: Path) -> set[Path]:
+    """Files earlier runs into this root recorded: not inputs, even when the root is the input folder."""
+    from .manifest import Manifest
+
+    return {(root / rel).resolve() for outputs in Manifest(root).done.values() for rel in outputs}
 
 
 def _source_options(doc: LoadedYaml, host: PluginHost, raw: dict, i: int) -> tuple[type[Source], Any]:
@@ -143,6 +152,10 @@ MAX_LISTED = 200_000  # inputs listed for the collision check; beyond, the run-t
 def _collisions(doc: LoadedYaml, plan: Plan) -> None:
     """Two items must never be written to one path: checked before anything runs."""
     out = plan.workflow.output
+    from .sinks import OutputContext, default_pattern
+
+    ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
+    _video_over_input(doc, plan, ctx)
     if not out.images:
         return
     if out.pattern and not any(f in out.pattern for f in PER_ITEM_FIELDS):
@@ -153,21 +166,34 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
                                 f"e.g. {_with_frame(out.pattern)!r}")
     if sum(c or 0 for c in plan.counts) > MAX_LISTED:
         return
-    from .sinks import OutputContext, default_pattern
-
-    ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
+    items = [item for source in plan.sources if source.key == "images" for item in source.items()]
+    inputs = {Path(item.source).resolve(): item.source for item in items}
     seen: dict[Path, str] = {}
+    for item in items:
+        path = ctx.path(out.pattern or default_pattern(item), item)
+        if path in inputs:
+            raise doc.error(("output", "pattern") if out.pattern else ("output", "dir"),
+                            f"{inputs[path]} would be overwritten by its own output: inputs are never written; "
+                            "give output.dir another folder or the pattern a suffix such as {input.stem}_out.png")
+        if path in seen:
+            field = "output.pattern" if out.pattern else "output.pattern (default '{input.stem}.png')"
+            raise doc.error(("output", "pattern") if out.pattern else ("output",),
+                            f"{seen[path]} and {item.source} would both be written to {path}; "
+                            f"tell them apart in {field}, e.g. with {{input.rel}}/ or {{input.name}}")
+        seen[path] = item.source
+
+
+def _video_over_input(doc: LoadedYaml, plan: Plan, ctx) -> None:
+    video = (plan.workflow.output.model_extra or {}).get("video")
+    if not (isinstance(video, dict) and isinstance(video.get("path"), str)):
+        return
     for source in plan.sources:
-        if source.key != "images":
-            continue
-        for item in source.items():
-            path = ctx.path(out.pattern or default_pattern(item), item)
-            if path in seen:
-                field = "output.pattern" if out.pattern else "output.pattern (default '{input.stem}.png')"
-                raise doc.error(("output", "pattern") if out.pattern else ("output",),
-                                f"{seen[path]} and {item.source} would both be written to {path}; "
-                                f"tell them apart in {field}, e.g. with {{input.rel}}/ or {{input.name}}")
-            seen[path] = item.source
+        path = getattr(source.options, "path", None)
+        if isinstance(path, str):
+            item = Item(source=str((plan.base_dir / path).resolve()), index=0, frame=0)
+            if ctx.path(video["path"], item) == Path(item.source):
+                raise doc.error(("output", "video", "path"), f"{path} would be overwritten by its own output video: "
+                                "inputs are never written; give the video another name or folder")
 
 
 def _with_frame(pattern: str) -> str:

@@ -40,8 +40,14 @@ def recording():
         _RECORD.paths = previous
 
 
-def record(path: str | os.PathLike) -> None:
-    """Called by the weights manager for every file it loads (no-op outside `recording()`)."""
+_VERIFIED: dict[str, str] = {}  # path -> sha256 the weights manager already checked in this process
+
+
+def record(path: str | os.PathLike, sha256: str | None = None) -> None:
+    """Called by the weights manager for every file it loads (no-op outside `recording()`);
+    `sha256` when it has just verified the file against it (saves hashing it again)."""
+    if sha256:
+        _VERIFIED[str(path)] = sha256
     paths = getattr(_RECORD, "paths", None)
     if paths is not None and str(path) not in paths:
         paths.append(str(path))
@@ -58,6 +64,8 @@ def _sha256(path: str, size: int, mtime: int) -> str:
 
 def file_sha256(path: str | os.PathLike) -> str | None:
     """sha256 of a file (cached by size and mtime), None when it is not on this host."""
+    if str(path) in _VERIFIED:
+        return _VERIFIED[str(path)]
     try:
         st = os.stat(path)
     except OSError:
@@ -85,7 +93,7 @@ def torch_info() -> dict[str, Any]:
         return {}
     info: dict[str, Any] = {"torch": torch.__version__, "cuda": getattr(torch.version, "cuda", None)}
     try:
-        if torch.cuda.is_available():
+        if torch.cuda.is_available():  # untested on CUDA (no GPU on the development machine)
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             info["cudnn"] = torch.backends.cudnn.version()
     except Exception as exc:  # a broken driver must not break the report; say what happened

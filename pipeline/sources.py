@@ -41,6 +41,9 @@ class Source:
     def __init__(self, options: SourceOptions, base_dir: Path):
         self.options = options
         self.base_dir = base_dir
+        self.exclude: set[Path] = set()
+        """Resolved files this run or an earlier one wrote (set by the plan): never inputs, so a
+        workflow whose output folder is inside (or is) its input folder never feeds on itself."""
 
     @classmethod
     def accepts(cls, spec: dict[str, Any]) -> bool:
@@ -76,7 +79,7 @@ class ImageSourceOptions(SourceOptions):
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and ".stylefarm" not in path.parts
 
 
 class ImageSource(Source):
@@ -98,7 +101,7 @@ class ImageSource(Source):
             pattern = str(self.base_dir / opts.glob)
             files = [Path(p) for p in globlib.glob(pattern, recursive=opts.recursive)]
             root = Path(pattern.split("*", 1)[0]).parent if "*" in pattern else Path(pattern).parent
-            files = sorted(p for p in files if p.is_file() and _is_image(p))
+            files = sorted(p for p in files if p.is_file() and _is_image(p) and p.resolve() not in self.exclude)
             if not files:
                 raise InputError(f"input glob {opts.glob!r} matched no image files")
             return files, root
@@ -108,7 +111,7 @@ class ImageSource(Source):
         if not target.is_dir():
             raise InputError(f"input {opts.dir or opts.path!r} not found ({target})")
         walker = target.rglob("*") if opts.recursive else target.glob("*")
-        files = sorted(p for p in walker if p.is_file() and _is_image(p))
+        files = sorted(p for p in walker if p.is_file() and _is_image(p) and p.resolve() not in self.exclude)
         if not files:
             raise InputError(f"input directory {target} holds no image files")
         return files, target

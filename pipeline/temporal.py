@@ -51,7 +51,7 @@ class TemporalOptions(BaseModel):
                                                       "compensated), ema (naive blend, for comparison) or off")
     strength: float = Field(0.8, ge=0.0, le=1.0, description="weight of the (warped) previous output where "
                             "the flow is fully trusted; 0 = per-frame result")
-    max_side: int | None = Field(640, ge=16, description="longer side of the flow's working resolution "
+    max_side: int | None = Field(360, ge=16, description="longer side of the flow's working resolution "
                                  "(flow is scaled back to the frame); null = full resolution")
     preset: Literal["ultrafast", "fast", "medium"] = Field("medium", description="OpenCV DIS preset")
     interpolation: Literal["linear", "cubic"] = Field("cubic", description="resampling of the warped output "

@@ -132,9 +132,10 @@ def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict
 
     from .provenance import record
 
-    if check_hash and name and name in registry():
+    verified = check_hash and name and name in registry()
+    if verified:
         verify(name, path)
-    record(path)  # the report lists every weights file a step loaded, with its sha256
+    record(path, lookup(name).sha256 if verified else None)  # the report lists every weights file loaded
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files

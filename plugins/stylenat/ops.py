@@ -142,11 +142,11 @@ def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rp
 
 
 def _blocks(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, span_h * span_w, d]."""
+    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, span_h * span_w, d] (one gather)."""
     n, heads, _, _, d = x.shape
     (nh, sh), (nw, sw) = rows.shape, cols.shape
-    x = x.index_select(2, rows.reshape(-1)).index_select(3, cols.reshape(-1))
-    return x.view(n, heads, nh, sh, nw, sw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, sh * sw, d)
+    blocks = x[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # [n, heads, nh, nw, sh, sw, d]
+    return blocks.view(n, heads, nh, nw, sh * sw, d)
 
 
 def na2d_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
