@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_FATAL, EXIT_INTERRUPTED, StylefarmError, first_line
+from .errors import EXIT_FATAL, EXIT_INTERRUPTED, Cancelled, StylefarmError, cancel_on_signals, first_line
 
 log = logging.getLogger("stylefarm")
 
@@ -87,7 +87,8 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     """Run a workflow. Finished outputs are skipped on a rerun (resume).
 
     \b
-    Exit codes: 0 ok, 1 fatal error, 2 invalid workflow, 3 some items failed.
+    Exit codes: 0 ok, 1 fatal error, 2 invalid workflow, 3 some items failed,
+    130 / 143 cancelled by SIGINT / SIGTERM (finished work kept; rerun resumes).
     Example:
       stylefarm run workflows/quickstart.yaml --set execution.batch_size=2
       stylefarm run shots.yaml --backend ray --address auto --force
@@ -103,6 +104,7 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
         click.echo(describe_plan(plan, force))
         return
     runner = _farm_run(plan, force, not no_progress, shard, frames)
+    cancel_on_signals()
     report = runner.execute()
     counts = report["counts"]
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
@@ -491,6 +493,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Cancelled as exc:
+        click.echo(f"cancelled by {exc.signal}: finished outputs are kept; rerun the same command to resume",
+                   err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

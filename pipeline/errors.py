@@ -7,7 +7,7 @@ EXIT_OK = 0
 EXIT_FATAL = 1  # unexpected error, environment problem (unwritable output dir, missing binary)
 EXIT_INVALID = 2  # the workflow or the command line is wrong; nothing was run
 EXIT_PARTIAL = 3  # the run finished but some items failed (listed in the report)
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143: 128 + the signal number, as shells do
 
 
 def first_line(exc: BaseException, with_type: bool = False) -> str:
@@ -57,3 +57,34 @@ class WeightsError(StylefarmError):
 
 class ItemError(StylefarmError):
     """One item failed (bad file, poisoned frame); the run goes on and reports it."""
+
+
+class Cancelled(BaseException):
+    """SIGTERM or SIGINT (a farm cancelling the task, Ctrl-C): stop now, keep finished work.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        super().__init__(f"cancelled by {self.signal}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def cancel_on_signals() -> None:
+    """Turn SIGTERM and SIGINT into `Cancelled` in the main thread (once: a second signal during
+    the clean-up is ignored so the report and the temp-file clean-up can finish)."""
+    import signal
+
+    def handler(signum, frame):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Cancelled(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)

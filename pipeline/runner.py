@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_PARTIAL, OutputError
+from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError
 from .executors import make_executor
 from .item import Item
 from .manifest import STATE_DIR, Manifest
@@ -215,9 +215,12 @@ class Run:
             extra = self._close_sinks(sinks)
             status = "partial" if self.report.failures else "ok"
             self.report.data["redone"] = self._redo_summary()
-        except BaseException:
+        except BaseException as exc:
             for sink in sinks:
                 sink.abort()
+            if isinstance(exc, Cancelled | KeyboardInterrupt):  # in-flight items are abandoned, nothing partial
+                status = "cancelled"
+                self.report.data["signal"] = exc.signal if isinstance(exc, Cancelled) else "SIGINT"
             raise
         finally:
             progress.close()

@@ -141,3 +141,57 @@ def test_video_output_over_the_input_video_is_refused(cli, workflow, tmp_path):
     wf = workflow("inputs: [{path: clip.mp4}]\noutput: {dir: ., images: false, video: {path: '{input.stem}.mp4'}}\n")
     result = cli("validate", str(wf))
     assert result.returncode == 2 and "output.video.path" in result.stderr and "its own output video" in result.stderr
+
+
+SLOW_PLUGIN = """
+import time
+from stylefarm import Step, hookimpl
+
+class Slow(Step):
+    name = "acme_slow"
+    uses_device = False
+
+    def process(self, batch):
+        time.sleep(0.4)
+        return [it.with_image(it.image * 0.5) for it in batch]
+
+@hookimpl
+def stylefarm_register_steps():
+    return [Slow]
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_cleanly_reports_cancelled_and_a_rerun_resumes(tmp_path, signum, code):
+    from conftest import STYLEFARM
+
+    plugin = tmp_path / "plugin"
+    info = plugin / "acme_slow-1.0.dist-info"
+    info.mkdir(parents=True)
+    (plugin / "acme_slow.py").write_text(SLOW_PLUGIN)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-slow\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[stylefarm]\nacme_slow = acme_slow\n")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("inputs: [{generate: noise, count: 30, width: 8, height: 6}]\nsteps: [{use: acme_slow}]\n"
+                  "output: {dir: out}\nexecution: {batch_size: 1}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([str(STYLEFARM), "run", str(wf), "--no-progress"], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("noise.*.png"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr[-1000:]
+    assert f"cancelled by {signal.Signals(signum).name}" in stderr
+    import json
+
+    report = json.loads((out / ".stylefarm" / "report.json").read_text())
+    assert report["status"] == "cancelled" and report["signal"] == signal.Signals(signum).name
+    done = report["counts"]["done"]
+    assert 3 <= done < 30 and len(list(out.glob("noise.*.png"))) == done
+    assert not list(out.rglob("*.part"))
+    rerun = subprocess.run([str(STYLEFARM), "run", str(wf), "--no-progress"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert rerun.returncode == 0 and f"skipped {done}," in rerun.stdout

@@ -256,7 +256,7 @@ steps:
 output: {{dir: {tmp_path / 'out'}, pattern: "{{input.stem}}.png"}}
 """)
     report = run_workflow(wf)
-    assert report["failed"] == 0 and (tmp_path / "out" / "coffee.png").is_file()
+    assert report["counts"]["failed"] == 0 and (tmp_path / "out" / "coffee.png").is_file()
 
 
 def test_train_command_offline_without_vgg_says_which_file_to_add(tmp_path):
