@@ -40,7 +40,42 @@ def split_channels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return pixels[..., :3], (pixels[..., 3] if channels >= 4 else None)
 
 
-def _decode(path: Path) -> np.ndarray:
+MAX_PIXELS = int(os.environ.get("STYLEFARM_MAX_PIXELS", 89_478_485))
+"""Largest picture read (width x height), checked from the file header before decoding: Pillow's
+decompression-bomb threshold (~9459 x 9459; 8K is 33 M). Raise it per input with `max_pixels:` or
+for a whole machine with STYLEFARM_MAX_PIXELS."""
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header alone, for every format we read."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+        if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+            raise ValueError("not a readable PNG (corrupt or truncated)")
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def check_pixels(path: Path, max_pixels: int | None = None) -> None:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    width, height = header_size(path)
+    if width * height > limit:
+        raise ValueError(f"{width}x{height} is {width * height / 1e6:.0f} M pixels, over the limit of "
+                         f"{limit / 1e6:.0f} M (a decompression bomb?); raise it with the input's max_pixels: option")
+
+
+def _decode(path: Path, exif_orientation: bool = True) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".png":
         import cv2
@@ -56,16 +91,49 @@ def _decode(path: Path) -> np.ndarray:
         import tifffile
 
         return tifffile.imread(path)
-    import imageio.v3 as iio
-
-    return iio.imread(path, plugin="pillow", rotate=True)
+    return _decode_pillow(path, exif_orientation)
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Read an image: float32 RGB (H, W, 3), optional float alpha (H, W), bit depth."""
+def _decode_pillow(path: Path, exif_orientation: bool) -> np.ndarray:
+    """JPEG, WebP, BMP: upright by EXIF orientation (unless switched off); CMYK and YCCK JPEGs
+    to RGB (through their ICC profile when they carry one); palettes expanded."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        if exif_orientation:
+            im = ImageOps.exif_transpose(im)
+        if im.mode == "CMYK":
+            return np.asarray(_cmyk_to_rgb(im))
+        if im.mode in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+        elif im.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
+            im = im.convert("RGB")
+        return np.asarray(im)
+
+
+def _cmyk_to_rgb(im):
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # a broken profile: fall back to the plain conversion below
+            pass
+    return im.convert("RGB")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None,
+               exif_orientation: bool = True) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Read an image: float32 RGB (H, W, 3), optional float alpha (H, W), bit depth.
+
+    The size is checked from the header first (`max_pixels`), so a bomb is refused unread."""
     path = Path(path)
     try:
-        pixels = _decode(path)
+        check_pixels(path, max_pixels)
+        pixels = _decode(path, exif_orientation)
     except Exception as exc:
         raise ValueError(f"cannot read image {path}: {first_line(exc)}") from None
     rgb, alpha = split_channels(np.asarray(pixels))

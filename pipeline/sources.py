@@ -69,6 +69,10 @@ class ImageSourceOptions(SourceOptions):
     dir: str | None = Field(None, description="a directory of images")
     recursive: bool = Field(False, description="descend into sub-folders (dir/path) or allow ** (glob)")
     alpha: Literal["keep", "drop"] = Field("keep", description="keep or drop an alpha channel")
+    max_pixels: PositiveInt | None = Field(
+        None, description="largest picture (width x height) read, checked from the header before decoding "
+        "(default ~89 M, Pillow's decompression-bomb threshold; STYLEFARM_MAX_PIXELS sets it per machine)")
+    exif_orientation: bool = Field(True, description="turn JPEG/WebP pictures upright by their EXIF orientation")
 
     @model_validator(mode="after")
     def _one_of(self) -> ImageSourceOptions:
@@ -123,9 +127,10 @@ class ImageSource(Source):
 
     def _loader(self, path: Path):
         keep_alpha = self.options.alpha == "keep"
+        limit, upright = self.options.max_pixels, self.options.exif_orientation
 
         def load() -> Item:
-            rgb, alpha, depth = read_image(path)
+            rgb, alpha, depth = read_image(path, limit, upright)
             h, w = rgb.shape[:2]
             return Item(source=str(path), index=0, image=rgb, alpha=alpha if keep_alpha else None,
                         bit_depth=depth, size=(w, h))

@@ -70,10 +70,21 @@ def test_doctor_names_the_broken_plugin_and_the_missing_weights_with_fixes(broke
     assert any(line.startswith("ok    weights cache") for line in lines)
 
 
-def test_doctor_json_lists_each_check_with_level_and_fix(broken_install):
-    checks = json.loads(doctor(broken_install, "--json").stdout)
-    by_name = {c["name"]: c for c in checks}
-    assert by_name["plugin acme"]["level"] == "fail" and by_name["weights acme/net"]["fix"]
+def test_doctor_checks_as_json_have_level_and_fix(broken_install, monkeypatch):
+    import importlib
+
+    from stylefarm.doctor import check_backends, check_plugins, check_weights
+    from stylefarm.host import PluginHost
+
+    monkeypatch.syspath_prepend(broken_install["PYTHONPATH"].split(os.pathsep)[0])  # the fake site folder
+    monkeypatch.setenv("STYLEFARM_WEIGHTS_DIR", broken_install["STYLEFARM_WEIGHTS_DIR"])
+    importlib.invalidate_caches()
+    host = PluginHost()
+    checks = [c.as_dict() for c in check_plugins(host) + check_weights(host) + check_backends()]
+    by_name = {c["name"]: c for c in json.loads(json.dumps(checks))}
+    assert by_name["plugin acme"]["level"] == "fail" and "acme_missing_module_xyz" in by_name["plugin acme"]["message"]
+    assert by_name["weights acme/net"]["fix"] == "stylefarm weights add acme/net /path/to/acme_net.pth"
+    assert by_name["weights acme/bad"]["level"] == "fail"
     assert {c["level"] for c in checks} <= {"ok", "warn", "fail"}
     assert by_name["ray"]["level"] in ("ok", "warn") and by_name["dask"]["level"] in ("ok", "warn")
 

@@ -51,7 +51,8 @@ class Perceptual:
         return f"vgg_normalised.pth ({path})"
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.array(image, np.float32))  # a copy: frames may be read-only.permute(2, 0, 1)[None].to(self.device)
+        pixels = np.array(image, np.float32)  # a copy: frames may be read-only
+        t = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(self.device)
         h, w = t.shape[-2:]
         scale = self.size / max(h, w)
         if scale < 1:

@@ -99,19 +99,40 @@ def _tile(length: int, tile: int) -> int | None:
     return size if length % size == 0 else None
 
 
-def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per axis, for tiles of `tile` queries: key block positions [n_tiles, span], and for every
-    (tile, query in tile, key in block) whether the key is in the query's window and its bias index."""
+def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
+    """Per axis, for tiles of `tile` queries: key block positions [n_tiles, span], runs of tiles
+    sharing one window pattern [(first, end, pattern)], and per pattern [tile, span] whether each
+    key is in each query's window and its bias index. Interior tiles share one pattern, so only
+    the border tiles get their own."""
     span = min(tile + kernel - 1, length)
     i = torch.arange(length, device=device)
     start = (i - kernel // 2).clamp(min=0).clamp(max=length - kernel)  # window start (shifted at borders)
     block = torch.minimum(start[::tile], torch.tensor(length - span, device=device))  # [n_tiles]
     keys = block[:, None] + torch.arange(span, device=device)  # [n_tiles, span]
-    query = i.view(-1, tile)  # [n_tiles, tile]
     rel = keys[:, None, :] - start.view(-1, tile)[:, :, None]  # key - window start
     valid = (rel >= 0) & (rel < kernel)
-    bias = (keys[:, None, :] - query[:, :, None] + kernel - 1).clamp(0, 2 * kernel - 2)
-    return keys, valid, bias
+    bias = (keys[:, None, :] - i.view(-1, tile)[:, :, None] + kernel - 1).clamp(0, 2 * kernel - 2)
+    runs, patterns = [], []
+    for t in range(keys.shape[0]):
+        if t and torch.equal(valid[t], valid[t - 1]) and torch.equal(bias[t], bias[t - 1]):
+            runs[-1][1] = t + 1
+            continue
+        runs.append([t, t + 1, len(patterns)])
+        patterns.append(t)
+    return keys, runs, valid[patterns], bias[patterns]
+
+
+def _bias_table(rpb: torch.Tensor | None, rows: tuple, cols: tuple, dtype) -> torch.Tensor:
+    """[heads or 1, row patterns, col patterns, th * tw, sh * sw]: bias inside windows, -inf outside."""
+    (r_ok, r_bias), (c_ok, c_bias) = rows, cols
+    ok = r_ok[:, None, :, None, :, None] & c_ok[None, :, None, :, None, :]  # [pr, pc, th, tw, sh, sw]
+    if rpb is None:
+        table = torch.zeros(ok.shape, dtype=dtype, device=ok.device)[None]
+    else:
+        table = rpb[:, r_bias[:, None, :, None, :, None], c_bias[None, :, None, :, None, :]]
+    table = table.masked_fill(~ok, float("-inf"))
+    pr, pc, th, tw, sh, sw = ok.shape
+    return table.reshape(table.shape[0], pr, pc, th * tw, sh * sw)
 
 
 def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rpb: torch.Tensor | None,
@@ -120,24 +141,23 @@ def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rp
     its windows, with -inf outside each query's window, so the work is matrix products."""
     n, heads, h, w, d = q.shape
     th, tw = _tile(h, tile), _tile(w, tile)
-    rows, row_ok, row_bias = _tile_axis(h, kernel, th, q.device)
-    cols, col_ok, col_bias = _tile_axis(w, kernel, tw, q.device)
-    nh, nw, sh, sw = h // th, w // tw, rows.shape[1], cols.shape[1]
+    rows, row_runs, *row_pat = _tile_axis(h, kernel, th, q.device)
+    cols, col_runs, *col_pat = _tile_axis(w, kernel, tw, q.device)
+    table = _bias_table(rpb, row_pat, col_pat, q.dtype)
+    nh, nw = h // th, w // tw
     qt = q.reshape(n, heads, nh, th, nw, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, th * tw, d)
-    kb = _blocks(k, rows, cols)
-    vb = _blocks(v, rows, cols)
+    kb, vb = _blocks(k, rows, cols), _blocks(v, rows, cols)
     out = torch.empty_like(qt)
-    step = max(1, chunk_elements // max(1, n * heads * nw * th * tw * sh * sw))
+    step = max(1, chunk_elements // max(1, n * heads * nw * table.shape[-2] * table.shape[-1]))
     for r0 in range(0, nh, step):
-        r = slice(r0, min(nh, r0 + step))
-        ok = row_ok[r, None, :, None, :, None] & col_ok[None, :, None, :, None, :]  # [c, nw, th, tw, sh, sw]
-        if rpb is None:
-            bias = torch.zeros(ok.shape, dtype=q.dtype, device=q.device)[None]
-        else:
-            bias = rpb[:, row_bias[r, None, :, None, :, None], col_bias[None, :, None, :, None, :]]
-        bias = bias.masked_fill(~ok, float("-inf")).reshape(bias.shape[0], -1, nw, th * tw, sh * sw)
-        logits = torch.matmul(qt[:, :, r], kb[:, :, r].transpose(-1, -2)) + bias
-        out[:, :, r] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r])
+        r1 = min(nh, r0 + step)
+        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1].transpose(-1, -2))
+        for a0, a1, pr in row_runs:
+            a0, a1 = max(a0, r0) - r0, min(a1, r1) - r0
+            for c0, c1, pc in col_runs:
+                if a0 < a1:
+                    logits[:, :, a0:a1, c0:c1] += table[:, pr, pc, None, None]
+        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1])
     return out.view(n, heads, nh, nw, th, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, h, w, d)
 
 
