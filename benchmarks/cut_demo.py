@@ -38,7 +38,7 @@ SHARED = REPO.parent / "shared" / "media" / "images" / "content"
 STYLE = 19
 TRAIN_ARGS = ["--mode", "qsattn", "--qs-mode", "global", "--ngf", "16", "--n-blocks", "6", "--ndf", "32",
               "--load-size", "160", "--crop-size", "64", "--num-patches", "64", "--n-epochs", "150",
-              "--n-epochs-decay", "150", "--max-minutes", "24", "--threads", "2", "--print-every", "50",
+              "--n-epochs-decay", "150", "--max-minutes", "24", "--threads", "1", "--print-every", "50",
               "--preview-every", "100", "--save-every", "50"]
 RECIPE = """version: 1
 inputs:

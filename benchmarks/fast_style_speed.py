@@ -57,9 +57,12 @@ def measure(layout: str, size: tuple[int, int], n: int, rounds: int) -> dict:
     time_step(step, images[:1])  # warm-up
     time_bare(step.net, step.styles[0], images[:1])
     step_s, bare_s = [], []
-    for _ in range(rounds):
+    for r in range(rounds):  # alternate the order too: load on a shared machine drifts within a round
+        if r % 2:
+            bare_s.append(time_bare(step.net, step.styles[0], images))
         step_s.append(time_step(step, images))
-        bare_s.append(time_bare(step.net, step.styles[0], images))
+        if not r % 2:
+            bare_s.append(time_bare(step.net, step.styles[0], images))
     ratios = [b / s for s, b in zip(step_s, bare_s, strict=True)]
     return {"layout": layout, "size": f"{size[0]}x{size[1]}", "frames": n,
             "step_fps": n / statistics.median(step_s), "bare_fps": n / statistics.median(bare_s),

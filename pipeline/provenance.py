@@ -232,6 +232,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         if order.get(report.get("status"), 3) > order[status]:
             status = report.get("status") if report.get("status") in order else "failed"
     merged["status"] = status
+    merged["started"] = min((r["started"] for r in reports if r.get("started")), default="")
     for key in ("videos", "eval"):
         found = [r[key] for r in reports if r.get(key)]
         if found:

@@ -234,3 +234,39 @@ def chain_warmup(chain: list) -> int:
     """Lead-in frames a shard of this chain needs: the most any of its temporal steps asks for."""
     return max((call.temporal.warmup_frames for call in chain if getattr(call, "temporal", None) is not None),
                default=0)
+
+
+class LeadIn:
+    """Driver-side memory of the last frames handed out per source, so that a batch retried on
+    another worker (whose filter has no state for that source) is preceded by warm-up copies of
+    the frames before it. Holds copies of the items (the runner frees the originals' pixels)."""
+
+    def __init__(self, frames: int, sources: int = 32):
+        self.frames, self.sources = frames, sources
+        self.recent: OrderedDict[str, OrderedDict[int, Item]] = OrderedDict()
+
+    def remember(self, items: list[Item]) -> None:
+        if not self.frames:
+            return
+        from dataclasses import replace
+
+        for item in items:
+            kept = self.recent.setdefault(item.source, OrderedDict())
+            self.recent.move_to_end(item.source)
+            kept[item.index] = replace(item, meta={**item.meta, WARMUP_META: True})
+            while len(kept) > self.frames + 64:  # a unit may be retried after later ones were sent
+                kept.popitem(last=False)
+        while len(self.recent) > self.sources:
+            self.recent.popitem(last=False)
+
+    def before(self, items: list[Item]) -> list[Item]:
+        """Warm-up items for the consecutive frames just before `items[0]` (oldest first)."""
+        if not self.frames or not items:
+            return []
+        kept = self.recent.get(items[0].source, {})
+        lead: list[Item] = []
+        index = items[0].index - 1
+        while len(lead) < self.frames and index in kept:
+            lead.insert(0, kept[index])
+            index -= 1
+        return lead

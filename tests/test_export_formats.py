@@ -171,3 +171,22 @@ def test_opencue_shards_for_stills_run_as_the_farm_substitutes_them(cli, tmp_pat
     run_opencue_frame(assemble, 1, 1)
     local = cli("--log-level", "error", "run", str(wf), "-o", str(tmp_path / "local"), "--no-progress")
     assert local.returncode == 0 and output_hashes(tmp_path / "job" / "out") == output_hashes(tmp_path / "local")
+
+
+@pytest.mark.video
+def test_frame_selection_with_holes_never_chunks_across_them(cli, tmp_path):
+    import yaml
+
+    wf = video_job(tmp_path / "shot", frames=24)
+    picked = ("--frames", "1001-1005,1010-1020")
+    for fmt in ("deadline", "opencue"):  # their chunks are runs of the frame list: refused
+        result = cli("export", fmt, str(wf), *picked, "-o", str(tmp_path / fmt))
+        assert result.returncode == 2 and "leaves out frames" in result.stderr
+    result = cli("export", "openjd", str(wf), *picked, "--chunk-size", "4", "--no-task-chunking",
+                 "-o", str(tmp_path / "oj"))
+    assert result.returncode == 0, result.stderr
+    template = yaml.safe_load((tmp_path / "oj" / "template.yaml").read_text())
+    ranges = template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]["range"]
+    assert ranges == ["1001-1004", "1005-1005", "1010-1013", "1014-1017", "1018-1020"]
+    encode = template["steps"][1]["script"]["actions"]["onRun"]["args"]
+    assert encode[-3:] == ["--frames", "1001-1005,1010-1020", "--no-progress"]  # as `run --frames` would

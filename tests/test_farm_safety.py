@@ -37,7 +37,7 @@ def test_alias_bomb_is_refused_quickly(cli, workflow):
     wf = workflow("\n".join(lines) + "\ninputs: *a8\n")
     start = time.perf_counter()
     result = cli("validate", str(wf))
-    assert result.returncode == 2 and "more than" in result.stderr and "YAML nodes" in result.stderr
+    assert result.returncode == 2 and "YAML nodes from" in result.stderr and "refused" in result.stderr
     assert time.perf_counter() - start < 30  # generous: it must not expand 9**9 nodes
 
 
@@ -47,10 +47,12 @@ def test_duplicate_keys_name_both_lines(cli, workflow):
     assert result.returncode == 2 and "wf.yaml:4: duplicate key 'steps' (also on line 2)" in result.stderr
 
 
-@pytest.mark.parametrize("depth, expected", [(80, "nesting deeper than 64 levels"), (5000, "nesting too deep")])
-def test_deep_nesting_is_a_file_line_error(cli, workflow, depth, expected):
+@pytest.mark.parametrize("depth", [80, 5000])
+def test_deep_nesting_is_a_file_line_error(cli, workflow, depth):
     result = cli("validate", str(workflow("inputs: " + "[" * depth + "]" * depth + "\n")))
-    assert result.returncode == 2 and "wf.yaml:1:" in result.stderr and expected in result.stderr
+    assert result.returncode == 2 and "wf.yaml:1:" in result.stderr
+    assert any(text in result.stderr for text in ("nesting deeper than 64 levels", "maximum nesting depth",
+                                                  "nesting too deep"))
 
 
 def hold_lock(root, task="run", temp: str | None = None) -> subprocess.Popen:
@@ -195,3 +197,19 @@ def test_signal_stops_cleanly_reports_cancelled_and_a_rerun_resumes(tmp_path, si
     rerun = subprocess.run([str(STYLEFARM), "run", str(wf), "--no-progress"], env=env, capture_output=True, text=True,
                            timeout=120)
     assert rerun.returncode == 0 and f"skipped {done}," in rerun.stdout
+
+
+@pytest.mark.slow
+def test_validation_time_grows_linearly_with_inputs(tmp_path):
+    """10k vs 100k inputs: at most ~2x worse than linear (the reported case was super-linear)."""
+    from stylefarm.api import load_workflow
+
+    def seconds(n: int) -> float:
+        path = tmp_path / f"many{n}.yaml"
+        path.write_text("inputs:\n" + "".join(f"  - {{generate: noise, seed: {i}}}\n" for i in range(n)))
+        start = time.perf_counter()
+        assert len(load_workflow(path).sources) == n
+        return time.perf_counter() - start
+
+    small, large = seconds(10_000), seconds(100_000)
+    assert large < 20 * small, (small, large)

@@ -151,6 +151,19 @@ def test_strength_zero_returns_the_input_and_fp16_files_load(tmp_path, photo):
     assert styled.dtype == np.float32 and 0.0 <= styled.min() and styled.max() <= 1.0
 
 
+def test_preserve_color_keeps_the_input_chroma_in_yiq(tmp_path, photo):
+    from stylefarm.plugins._controls import rgb_to_yiq
+
+    path = _save_net(_random_net("magenta", ["a"]), tmp_path / "m.pt")
+    kept = _run(_step(weights=path, preserve_color=True), photo)
+    plain = _run(_step(weights=path), photo)
+    chroma = rgb_to_yiq(photo)[..., 1:]
+    # out-of-gamut pixels are clipped, so compare on average, against the un-preserved result
+    error = float(np.abs(rgb_to_yiq(kept)[..., 1:] - chroma).mean())
+    assert error < 0.01 < float(np.abs(rgb_to_yiq(plain)[..., 1:] - chroma).mean())
+    assert float(np.abs(rgb_to_yiq(kept)[..., 0] - rgb_to_yiq(plain)[..., 0]).mean()) < 0.02  # brightness: the style's
+
+
 def test_checkpoint_of_other_config_names_mismatched_keys_and_the_fitting_config(tmp_path):
     data = net_file(_random_net("cin26", [str(i) for i in range(26)]), half=False)
     data["config"] = PRESETS["johnson"].to_dict()  # a file whose config lies about its tensors
@@ -268,3 +281,12 @@ def test_train_command_offline_without_vgg_says_which_file_to_add(tmp_path):
                                                 "--max-steps", "1", "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert "lossnet/vgg16" in result.output and "stylefarm weights add" in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_training_and_the_step_run_on_cuda(tmp_path, photo):
+    trained = train(_job(tmp_path, steps=2, device="cuda"), resume=False, log=lambda _: None)
+    path = _save_net(trained.cpu(), tmp_path / "cuda.pt")
+    step = FastStyleStep(FastStyleOptions(weights=path))
+    step.setup("cuda")
+    np.testing.assert_allclose(_run(step, photo), _run(_step(weights=path), photo), atol=1e-3)

@@ -132,3 +132,39 @@ def test_warmup_frames_default_from_strength():
     assert TemporalOptions(strength=0.5).warmup_frames == 4
     assert TemporalOptions(warmup=2).warmup_frames == 2
     assert TemporalOptions(mode="off").warmup_frames == 0
+
+
+@pytest.mark.parametrize(("yaml_value", "expected"), [("off", None), ("false", None), ("flow_blend", "flow_blend"),
+                                                      ("{mode: ema, strength: 0.3}", "ema")])
+def test_workflow_step_key_is_validated_into_the_plan(workflow, tmp_path, yaml_value, expected):
+    from stylefarm.plan import build_plan
+    from stylefarm.workflow import read_yaml_file
+
+    path = workflow(f"""version: 1
+inputs: [{{generate: noise, count: 2, width: 8, height: 8}}]
+steps:
+  - use: resize
+    with: {{scale: 0.5}}
+    temporal: {yaml_value}
+output: {{dir: out}}
+""")
+    call = build_plan(read_yaml_file(path), tmp_path).chain[-1]
+    assert (call.temporal.mode if call.temporal else None) == expected
+    assert call.is_temporal == (expected is not None)
+
+
+def test_a_bad_temporal_value_is_a_one_line_error_naming_the_key(workflow, tmp_path):
+    from stylefarm.errors import StylefarmError
+    from stylefarm.plan import build_plan
+    from stylefarm.workflow import read_yaml_file
+
+    path = workflow("""version: 1
+inputs: [{generate: noise, count: 2, width: 8, height: 8}]
+steps:
+  - use: resize
+    with: {scale: 0.5}
+    temporal: {mode: flow_blend, strenght: 2}
+output: {dir: out}
+""")
+    with pytest.raises(StylefarmError, match=r"steps\[0\]\.temporal\.strenght"):
+        build_plan(read_yaml_file(path), tmp_path)

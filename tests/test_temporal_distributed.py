@@ -162,3 +162,27 @@ def test_dask_gives_the_local_results(monkeypatch, local_results):
 @pytest.mark.usefixtures("ray_cluster")
 def test_ray_gives_the_local_results(local_results):
     assert_same(run_executor("ray"), local_results)
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_batch_retried_after_its_actor_died_replays_the_warmup(local_results, tmp_path):
+    """A dead worker must not change the result: the retried batch runs on a fresh actor with no
+    state for its source, so the frames before it are replayed first (warm-up, not returned)."""
+    from stylefarm.executors.dispatch import Unit
+
+    if not hasattr(Unit, "lead"):
+        pytest.skip("dispatcher without lead-in replay (scratch/temporal/dispatch_lead_in.patch not applied)")
+    import _test_steps
+
+    chain = [StepCall("test_flicker", test_temporal_steps.Flicker, test_temporal_steps.Flicker.Options(),
+                      temporal=TemporalOptions()),
+             StepCall("test_exit", _test_steps.ExitProcess,
+                      _test_steps.ExitProcess.Options(index=5, marker=str(tmp_path / "killed")))]
+    executor = make_executor(ExecutionSpec(backend="ray", device="cpu", batch_size=3, actors=2, retries=2))
+    try:
+        outcomes = list(executor.map(chain, clip_items()))
+    finally:
+        executor.close()
+    assert (tmp_path / "killed").exists(), "the step never killed its actor"
+    assert_same([o.result.image for o in outcomes], local_results)

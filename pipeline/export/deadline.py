@@ -55,6 +55,7 @@ def _plugin_info(job: FarmJob, argv: list[str]) -> bytes:
 
 def files(job: FarmJob, group: str | None = None, pool: str | None = None) -> dict[str, bytes]:
     """File name -> content of the submission."""
+    job.refuse_holes("deadline")
     group = group or ("gpu" if job.gpu else None)
     if job.frames is not None:
         frames, chunk = job.frames_text, job.chunk_size

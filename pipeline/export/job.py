@@ -53,16 +53,24 @@ class FarmJob:
     priority: int = 50
     aggregates: list[str] = field(default_factory=list)
     seek_input: int | None = None  # the one video input: tasks also narrow its `frames:` (no decode before)
+    holes: bool = False  # --frames left out frames that exist between selected ones
+    selection: str | None = None  # the export's --frames: the final step keeps to it as well
+
+    def refuse_holes(self, fmt: str) -> None:
+        """Deadline 10 / OpenCue chunks are runs of the frame list: a chunk spanning a left-out
+        stretch would render it (`--frames A-B` covers the gap). OpenJD's chunks stop at gaps."""
+        if self.holes:
+            raise WorkflowError(f"{fmt}: --frames {self.frames_text} leaves out frames between the selected ones; "
+                                f"a {fmt} chunk could span them: export each range on its own, or use openjd")
 
     @property
     def frames_text(self) -> str:
         return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in self.frames or [])
 
     def chunks(self) -> list[tuple[int, int]]:
-        """Contiguous frame-number ranges of at most `chunk_size` frames (frame mode)."""
-        numbers = [n for a, b in self.frames or [] for n in range(a, b + 1)]
-        groups = [numbers[i : i + self.chunk_size] for i in range(0, len(numbers), self.chunk_size)]
-        return [(g[0], g[-1]) for g in groups]
+        """Ranges of at most `chunk_size` frames, never across a gap (as OpenJD's CONTIGUOUS chunks)."""
+        size = self.chunk_size
+        return [(s, min(s + size - 1, b)) for a, b in self.frames or [] for s in range(a, b + 1, size)]
 
     def base_argv(self) -> list[str]:
         """`stylefarm run WF [--output DIR] [--set ...]` (both steps start with this)."""
@@ -78,7 +86,8 @@ class FarmJob:
         return [*self.base_argv(), *self.task_args, *selector, "--no-progress"]
 
     def assemble_argv(self) -> list[str]:
-        return [*self.base_argv(), "--no-progress"]
+        frames = ["--frames", self.frames_text] if self.selection else []
+        return [*self.base_argv(), *frames, "--no-progress"]
 
 
 def default_stylefarm() -> str:
@@ -133,6 +142,12 @@ def _seek_input(plan: Plan) -> int | None:
     return None
 
 
+def _has_holes(available: list, kept: list[int]) -> bool:
+    """Frames that exist between the first and last kept one but were left out by --frames."""
+    lo, hi = min(kept), max(kept)
+    return any(n is not None and lo <= n <= hi for n in set(available) - set(kept))
+
+
 def wants_gpu(plan: Plan) -> bool:
     ex = plan.workflow.execution
     return ex.device.startswith("cuda") or ex.gpus_per_actor > 0
@@ -150,8 +165,9 @@ def _split(total: int, chunk_size: int | None, chunks: int | None) -> int:
 def build_job(plan: Plan, workflow: Path, sets: tuple[str, ...] = (), chunk_size: int | None = None,
               chunks: int | None = None, frames: str | None = None, **extra) -> FarmJob:
     """Analyse a plan into a FarmJob (frame or shard mode, aggregates, GPU)."""
-    numbers = [n for source in plan.sources for n in _frame_numbers(source)]
+    available = [n for source in plan.sources for n in _frame_numbers(source)]
     selected = parse_frames(frames) if frames else None
+    numbers = available
     if selected:
         numbers = [n for n in numbers if n is not None and any(a <= n <= b for a, b in selected)]
     if not numbers:
@@ -175,8 +191,10 @@ def build_job(plan: Plan, workflow: Path, sets: tuple[str, ...] = (), chunk_size
         stylefarm=extra.pop("stylefarm", None) or default_stylefarm(),
         output_dir=None if "{" in out_dir else plan.root, run_args=run_args, task_args=task_args,
         frames=compress(unique) if frame_mode else None, items=len(numbers), chunk_size=size,
-        shards=math.ceil(len(unique) / size), gpu=wants_gpu(plan), assemble=assemble, aggregates=aggregates,
+        shards=sum(math.ceil((b - a + 1) / size) for a, b in compress(unique)) if frame_mode
+        else math.ceil(len(unique) / size), gpu=wants_gpu(plan), assemble=assemble, aggregates=aggregates,
         seek_input=_seek_input(plan) if frame_mode else None,
+        selection=frames, holes=frame_mode and _has_holes(available, unique),
         **{k: v for k, v in extra.items() if v is not None})
 
 

@@ -51,6 +51,7 @@ def _layer(layers: ET.Element, job: FarmJob, name: str, kind: str, argv: list[st
 
 def spec(job: FarmJob, show: str | None = None, shot: str | None = None) -> ET.Element:
     """The <spec> element of the job (children in the DTD's order)."""
+    job.refuse_holes("opencue")
     root = ET.Element("spec")
     _sub(root, "show", token(show or "stylefarm"))
     _sub(root, "shot", token(shot or job.workflow.stem))

@@ -1,4 +1,4 @@
-"""Pure maths for fast_style: which style rows a request means, and the training losses' plumbing."""
+"""Pure maths for fast_style: which style rows a request means, and strength (masks, colour: `_controls`)."""
 
 from __future__ import annotations
 
@@ -33,27 +33,8 @@ def style_vector(indices: Sequence[int], weights: Sequence[float] | None, num_st
     return out / total
 
 
-def pad_to(image: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """Reflect-pad bottom/right so both sides are multiples of `multiple` (two stride-2 convs)."""
-    h, w = image.shape[:2]
-    if not (h % multiple or w % multiple):
-        return image
-    return np.pad(image, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="reflect")
-
-
 def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
     """Linear mix: 1 = all style, 0 = the content unchanged."""
     if strength >= 1.0:
         return stylized
     return (content + strength * (stylized - content)).astype(np.float32)
-
-
-def composite_regions(content: np.ndarray, layers: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-pixel mix of stylized layers by masks (H, W); uncovered pixels keep the content."""
-    stack = np.stack(masks).astype(np.float32)
-    total = stack.sum(axis=0)
-    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-8), 1.0)
-    out = content * np.clip(1.0 - total, 0.0, 1.0)[..., None]
-    for layer, mask in zip(layers, stack * scale, strict=True):
-        out = out + layer * mask[..., None]
-    return out.astype(np.float32)

