@@ -85,9 +85,10 @@ class FarmJob:
     def stylize_argv(self, selector: list[str]) -> list[str]:
         return [*self.base_argv(), *self.task_args, *selector, "--no-progress"]
 
-    def assemble_argv(self) -> list[str]:
-        frames = ["--frames", self.frames_text] if self.selection else []
-        return [*self.base_argv(), *frames, "--no-progress"]
+    def assemble_argv(self, frames_token: str | None = None) -> list[str]:
+        """The final step; `frames_token` (a farm parameter) or the export's --frames restrict it."""
+        token = frames_token or (self.frames_text if self.selection else None)
+        return [*self.base_argv(), *(["--frames", token] if token else []), "--no-progress"]
 
 
 def default_stylefarm() -> str:

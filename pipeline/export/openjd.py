@@ -96,6 +96,7 @@ def template(job: FarmJob, base: Path, chunking: bool = True) -> dict[str, Any]:
         "parameterSpace": {"taskParameterDefinitions": [space]},
         "script": {"actions": {"onRun": _action(job, job.stylize_argv(selector))}},
     }
+    frames = "{{Param.Frames}}" if job.frames is not None else None  # a Frames given at submission: both steps
     if job.gpu:
         stylize["hostRequirements"] = {"amounts": [{"name": "amount.worker.gpu", "min": 1}]}
     steps = [stylize]
@@ -103,7 +104,7 @@ def template(job: FarmJob, base: Path, chunking: bool = True) -> dict[str, Any]:
         steps.append({"name": job.assemble.capitalize(),
                       "description": f"{job.assemble}: {', '.join(job.aggregates)} from the stylized frames",
                       "dependencies": [{"dependsOn": STYLIZE}],
-                      "script": {"actions": {"onRun": _action(job, job.assemble_argv())}}})
+                      "script": {"actions": {"onRun": _action(job, job.assemble_argv(frames))}}})
     out: dict[str, Any] = {"specificationVersion": "jobtemplate-2023-09"}
     if chunking:
         out["extensions"] = ["TASK_CHUNKING"]
