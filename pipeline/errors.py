@@ -59,6 +59,26 @@ class ItemError(StylefarmError):
     """One item failed (bad file, poisoned frame); the run goes on and reports it."""
 
 
+class ClusterError(StylefarmError):
+    """A Ray or Dask cluster cannot be reached or joined."""
+
+
+def reachable(address: str, timeout: float, what: str) -> None:
+    """Fail in `timeout` seconds with one line when nothing answers at host:port (a cluster client
+    would otherwise retry for minutes)."""
+    import socket
+
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port (e.g. Ray's `auto`): the client says what is wrong itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the {what} at {address} within {timeout:g} s "
+                           f"({exc.strerror or type(exc).__name__}); check --address / execution.address, "
+                           f"or leave it out to start a local cluster") from None
+
+
 class Cancelled(BaseException):
     """SIGTERM or SIGINT (a farm cancelling the task, Ctrl-C): stop now, keep finished work.
 

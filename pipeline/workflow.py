@@ -60,6 +60,8 @@ class ExecutionSpec(BaseModel):
     gpus_per_actor: float = Field(0.0, ge=0)
     cpus_per_actor: float = Field(1.0, gt=0)
     address: str | None = Field(None, description="existing Ray/Dask cluster address (default: start a local one)")
+    connect_timeout: float = Field(30.0, gt=0, description="seconds to reach a cluster at `address` before "
+                                   "giving up with an error")
     retries: int = Field(2, ge=0, description="retries of a failed batch before its items are reported failed")
     max_in_flight: PositiveInt | None = Field(None, description="bound on batches in flight (default 2 x actors)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads per worker (default: torch's choice)")

@@ -224,7 +224,21 @@ def test_dask_worker_process_killed_mid_run_outputs_stay_identical(
     assert run.exit_code == EXIT_OK
     assert_same_as_local(tmp_path / "out", local_outputs)
     assert sum(r["lost_batches"] for r in report["workers"].values()) >= 1
+    assert any(r["died"] is True for r in report["workers"].values())  # not `died: null`
 
+
+@pytest.mark.parametrize("backend", ["ray", "dask"])
+def test_unreachable_cluster_address_fails_within_the_timeout(cli, workflow, backend):
+    import socket
+
+    with socket.socket() as sock:  # a free local port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"127.0.0.1:{port}" if backend == "ray" else f"tcp://127.0.0.1:{port}"
+    wf = workflow("inputs: [{generate: noise}]\nexecution: {connect_timeout: 3}\n")
+    result = cli("run", str(wf), "--backend", backend, "--address", address, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot reach the {'Ray cluster' if backend == 'ray' else 'Dask scheduler'} at {address}" in result.stderr
 
 @pytest.mark.parametrize("total", [10, None], ids=["contiguous", "round-robin"])
 def test_shards_partition_the_job(total):

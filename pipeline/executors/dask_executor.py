@@ -19,6 +19,7 @@ import threading
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
+from ..errors import ClusterError, first_line, reachable
 from ..item import Item
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
@@ -126,11 +127,16 @@ def start_client(execution: ExecutionSpec) -> tuple[Any, Any]:
     import dask
     from distributed import Client, LocalCluster
 
-    address = execution.address
-    if address and address.endswith(".json"):
-        return Client(scheduler_file=address), None
-    if address:
-        return Client(address), None
+    address, timeout = execution.address, execution.connect_timeout
+    try:
+        if address and address.endswith(".json"):
+            return Client(scheduler_file=address, timeout=f"{timeout}s"), None
+        if address:
+            reachable(address, timeout, "Dask scheduler")
+            return Client(address, timeout=f"{timeout}s"), None
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot join the Dask scheduler at {address} within {timeout:g} s: "
+                           f"{first_line(exc)}") from None
     processes = os.environ.get("STYLEFARM_DASK_PROCESSES", "1") not in ("0", "false", "no")
     resources = {"GPU": max(1.0, execution.gpus_per_actor)} if execution.gpus_per_actor > 0 else None
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):

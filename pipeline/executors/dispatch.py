@@ -153,7 +153,9 @@ class Dispatcher:
         try:
             done = self.pool.collect(handle)
         except WorkerLost as lost:
-            self._stats(lost.worker)["lost_batches"] += 1
+            stats = self._stats(lost.worker)
+            stats["lost_batches"] += 1
+            stats["died"] = True  # same for every backend (Ray's pool also marks it)
             for h in [lost.culprit, *lost.handles]:
                 affected = self.in_flight.pop(h, None)
                 if affected is not None and h == lost.culprit:
@@ -212,7 +214,7 @@ class Dispatcher:
     def _stats(self, worker: str) -> dict[str, Any]:
         row = self.workers.setdefault(worker, {})
         for key, zero in (("items", 0), ("failures", 0), ("batches", 0), ("seconds", 0.0), ("errors", 0),
-                          ("lost_batches", 0)):
+                          ("lost_batches", 0), ("died", False)):
             row.setdefault(key, zero)
         return row
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
-from ..errors import StylefarmError
+from ..errors import StylefarmError, reachable
 from ..item import Item
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
@@ -59,6 +59,7 @@ def connect(execution: ExecutionSpec) -> bool:
         return False
     common = {"logging_level": logging.WARNING}
     if execution.address:
+        reachable(execution.address, execution.connect_timeout, "Ray cluster")
         ray.init(address=execution.address, **common)
         return True
     cpus = max(os.cpu_count() or 1, math.ceil(execution.actors * execution.cpus_per_actor))
