@@ -1,6 +1,6 @@
 """CUT inference speed: the `cut` step through `stylefarm run` vs a bare generator loop.
 
-    .venv/bin/python benchmarks/cut_speed.py             # 256 and 512 px, 2 images x 3 repeats
+    .venv/bin/python benchmarks/cut_speed.py             # 256 and 512 px, 2 images x 2 repeats, 1 thread
     .venv/bin/python benchmarks/cut_speed.py --quick     # 1 image x 1 repeat
 
 RANDOM WEIGHTS (seeded, official `resnet_9blocks` config and key names, saved as a
@@ -91,10 +91,10 @@ def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    count, repeats = (1, 1) if args.quick else (2, 3)
+    count, repeats = (1, 1) if args.quick else (2, 2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--official-qs", default=str(REPO / "scratch" / "cut" / "official_qs"))
     parser.add_argument("--iters", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--side", default="ours", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="cut", help=argparse.SUPPRESS)

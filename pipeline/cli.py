@@ -77,7 +77,7 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 @click.option("--address", help="Existing Ray/Dask cluster address (execution.address).")
 @click.option("--device", help="cpu | cuda | cuda:N | auto (execution.device).")
 @click.option("--batch-size", type=int, help="Override execution.batch_size.")
-@click.option("--output", "-o", help="Override output.dir.")
+@click.option("--output", "-o", help="Override output.dir (relative to the current directory).")
 @click.option("--force", is_flag=True, help="Redo items already recorded in the manifest.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--no-progress", is_flag=True, help="Log lines instead of a progress bar.")
@@ -96,6 +96,8 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     """
     from .api import load_workflow
 
+    if output is not None:  # -o is a path the user typed in this shell: relative to the cwd
+        output = str(Path(output).expanduser().resolve())
     plan = load_workflow(workflow, _overrides(sets, backend=backend, device=device, batch_size=batch_size,
                                               output=output, address=address))
     if dry_run:
@@ -106,6 +108,9 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     runner = _farm_run(plan, force, not no_progress, shard, frames)
     cancel_on_signals()
     report = runner.execute()
+    warning = runner.item_filter.nothing_selected() if runner.item_filter else None
+    if warning:
+        log.warning("%s", warning)
     counts = report["counts"]
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
                f"in {report['seconds']:.1f}s; report: {runner.report_path}")
@@ -231,9 +236,10 @@ def report_command(directory, as_json, html_path):
       stylefarm report out/shots
       stylefarm report out/shots --json > merged.json
     """
-    from .provenance import load_reports, merge_reports, summary
+    from .provenance import load_reports, merge_reports, recorded_items, summary
 
     merged = merge_reports(load_reports(directory))
+    merged["recorded"] = recorded_items(directory)  # progress of tasks still running (no report yet)
     if html_path:
         from .report_html import write_html
 
@@ -438,7 +444,9 @@ def weights_verify(name):
             click.echo(f"{n}: missing")
             continue
         wm.verify(n, path)
-        click.echo(f"{n}: ok ({path})")
+        declared = wm.lookup(n).sha256
+        click.echo(f"{n}: ok ({path})" if declared else f"{n}: present, UNVERIFIED: no sha256 is declared for it "
+                   f"(file sha256 {wm.sha256_of(path)}) ({path})")
 
 
 @weights.command("add")
@@ -448,7 +456,11 @@ def weights_add(name, file):
     """Copy a downloaded weights file into the cache after checking its hash."""
     from . import weights as wm
 
-    click.echo(wm.add(name, file))
+    dest = wm.add(name, file)
+    click.echo(dest)
+    if not wm.lookup(name).sha256:
+        click.echo(f"note: no sha256 is declared for {name}, so the file was copied UNVERIFIED "
+                   f"(its sha256: {wm.sha256_of(dest)}); make sure it is the file the message named", err=True)
 
 
 class TrainGroup(click.Group):

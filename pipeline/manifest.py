@@ -23,12 +23,16 @@ Status = Literal["done", "changed", "todo"]
 
 
 class Manifest:
-    def __init__(self, root: Path, fresh: bool = False, recipe: Any = None):
+    def __init__(self, root: Path, fresh: bool = False, recipe: Any = None, restart: bool = False):
+        """`fresh`: ignore what is recorded (--force); `restart`: also start the file anew (a whole
+        --force run redoes everything, so the old lines would only pile up; farm shards append)."""
         self.path = root / STATE_DIR / "manifest.jsonl"
         self.root = root
         self.recipe = recipe  # stylefarm.recipe.Recipe of this run, or None (no recipe checks)
         self.done: dict[str, list[str]] = {}
         self.recipes: dict[str, str | None] = {}  # key -> recipe hash it was made with
+        if restart and self.path.is_file():
+            atomic_write_bytes(self.path, b"")
         if not fresh:
             self._read()
 

@@ -191,11 +191,20 @@ def load_reports(directory: Path) -> list[dict[str, Any]]:
             continue  # a report being written right now
         data["_file"] = path.name
         reports.append(data)
-    if not reports:
+    if not reports and not (state / "manifest.jsonl").is_file():
         from .errors import InputError
 
         raise InputError(f"no stylefarm reports in {state} (is this a job's output folder?)")
     return reports
+
+
+def recorded_items(directory: Path) -> int:
+    """Items the manifest holds as finished: the progress of a job whose tasks are still running
+    (reports are written when a task ends; the manifest after every item)."""
+    from .manifest import STATE_DIR, Manifest
+
+    root = directory.parent if directory.name == STATE_DIR else directory
+    return len(Manifest(root).done)
 
 
 def _merge_steps(reports: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -213,7 +222,8 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     joined, workers keyed by task; the status is the worst of the tasks'."""
     order = {"ok": 0, "running": 1, "partial": 2, "failed": 3}
     merged: dict[str, Any] = {
-        "workflow": reports[-1].get("workflow"), "tasks": [], "counts": {"done": 0, "skipped": 0, "failed": 0},
+        "workflow": reports[-1].get("workflow") if reports else None, "tasks": [],
+        "counts": {"done": 0, "skipped": 0, "failed": 0},
         "outputs": [], "failures": [], "workers": {}, "steps": _merge_steps(reports), "seconds": 0.0,
         "provenance": next((r["provenance"] for r in reversed(reports) if r.get("provenance")), {}),
     }
@@ -231,7 +241,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         merged["seconds"] += report.get("seconds") or 0.0
         if order.get(report.get("status"), 3) > order[status]:
             status = report.get("status") if report.get("status") in order else "failed"
-    merged["status"] = status
+    merged["status"] = status if reports else "running"
     merged["started"] = min((r["started"] for r in reports if r.get("started")), default="")
     for key in ("videos", "eval"):
         found = [r[key] for r in reports if r.get(key)]
@@ -243,9 +253,10 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
 def summary(report: dict[str, Any]) -> str:
     """A few lines people read in a terminal."""
     counts, prov = report["counts"], report.get("provenance") or {}
-    lines = [f"{report.get('workflow')}: {report['status']} - done {counts['done']}, skipped {counts['skipped']}, "
-             f"failed {counts['failed']} in {report.get('seconds', 0):.1f}s over {len(report.get('tasks', []))} "
-             f"report(s)"]
+    recorded = f"; {report['recorded']} items recorded in the manifest" if "recorded" in report else ""
+    lines = [f"{report.get('workflow') or 'job'}: {report['status']}{recorded} - done {counts['done']}, "
+             f"skipped {counts['skipped']}, failed {counts['failed']} in {report.get('seconds', 0):.1f}s over "
+             f"{len(report.get('tasks', []))} report(s)"]
     for task in report.get("tasks", []):
         c = task.get("counts") or {}
         lines.append(f"  task {task['task']:<28} {task.get('status') or '?':<8} done {c.get('done', 0)}, "

@@ -184,7 +184,8 @@ class Run:
     def _execute(self) -> dict:
         plan = self.plan
         recipe = Recipe(plan.chain, recipe_output(plan))
-        manifest = self._manifest = Manifest(plan.root, fresh=self.force, recipe=recipe)
+        manifest = self._manifest = Manifest(plan.root, fresh=self.force, recipe=recipe,
+                                             restart=self.force and self.item_filter is None)
         manifest.save_recipe()
         self.report.data["recipe"] = recipe.hash
         sinks = self._make_sinks()

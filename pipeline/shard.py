@@ -61,22 +61,40 @@ def shard_of(position: int, total: int | None, count: int) -> int:
     return position % count + 1
 
 
-def make_filter(shard: Shard | None = None, frames: list[tuple[int, int]] | None = None,
-                total: int | None = None) -> ItemFilter | None:
-    """A `Run(item_filter=...)` predicate; it sees every item of the job once, in order."""
-    if shard is None and not frames:
-        return None
-    position = 0
+class ItemSelection:
+    """A `Run(item_filter=...)` predicate; it sees every item of the job once, in order, and
+    remembers the frame numbers it saw, so a range past the clip's end can say what exists."""
 
-    def keep(source_index: int, item: Item) -> bool:
-        nonlocal position
-        if frames and (item.frame is None or not any(a <= item.frame <= b for a, b in frames)):
+    def __init__(self, shard: Shard | None, frames: list[tuple[int, int]] | None, total: int | None):
+        self.shard, self.frames, self.total = shard, frames, total
+        self.position = self.kept = 0
+        self.seen: tuple[int, int] | None = None  # lowest and highest frame number of the inputs
+
+    def __call__(self, source_index: int, item: Item) -> bool:
+        if item.frame is not None:
+            low, high = self.seen or (item.frame, item.frame)
+            self.seen = (min(low, item.frame), max(high, item.frame))
+        if self.frames and (item.frame is None or not any(a <= item.frame <= b for a, b in self.frames)):
             return False
-        mine = shard is None or shard_of(position, total, shard.count) == shard.index
-        position += 1
+        mine = self.shard is None or shard_of(self.position, self.total, self.shard.count) == self.shard.index
+        self.position += 1
+        self.kept += mine
         return mine
 
-    return keep
+    def nothing_selected(self) -> str | None:
+        """The warning for `--frames` that matched no item, naming the frames the inputs have."""
+        if not self.frames or self.position:
+            return None
+        wanted = ",".join(f"{a}-{b}" if a != b else str(a) for a, b in self.frames)
+        have = f"frames {self.seen[0]}-{self.seen[1]}" if self.seen else "no numbered frames (stills)"
+        return f"--frames {wanted} selects nothing: the inputs have {have}"
+
+
+def make_filter(shard: Shard | None = None, frames: list[tuple[int, int]] | None = None,
+                total: int | None = None) -> ItemSelection | None:
+    if shard is None and not frames:
+        return None
+    return ItemSelection(shard, frames, total)
 
 
 def known_total(counts: list[int | None]) -> int | None:

@@ -120,7 +120,9 @@ def add(name: str, source: str | os.PathLike) -> Path:
     verify(name, src)
     dest = cached_path(wf)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
+    from .runlock import temp_name
+
+    tmp = dest.parent / temp_name(dest)
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
     return dest

@@ -221,3 +221,14 @@ def test_float16_on_cuda_stays_close_to_float32(cut_fixture, small_g_file):
         step.setup("cuda")
         outs.append(step.translate([image])[0])
     assert np.abs(outs[0] - outs[1]).max() < 2e-2
+
+
+def test_sizes_off_the_4_grid_are_rounded_and_resampled_like_the_official_loader():
+    from PIL import Image
+
+    pixels = np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    # __make_power_2(base=4): int(round(side / 4) * 4), Python's round: 50 / 4 = 12.5 -> 12 -> 48
+    official = np.asarray(Image.fromarray(pixels).resize((72, 48), Image.BICUBIC))
+    ours = ops.official_preprocess(pixels.astype(np.float32) / 255, "none", 256, 256, eight_bit=True)
+    assert ours.shape == (48, 72, 3) and np.array_equal(np.rint(ours * 255).astype(np.uint8), official)
+    assert ops.multiple_of_4(70, 49) == (72, 48) and ops.multiple_of_4(64, 64) == (64, 64)

@@ -96,3 +96,29 @@ def test_export_of_a_job_without_items_in_the_frame_range_is_one_line(cli, tmp_p
     wf = stills_job(tmp_path / "job", count=1)
     result = cli("export", "openjd", str(wf), "--frames", "1-10", "-o", str(tmp_path / "b"))
     assert result.returncode == 2 and "no items" in result.stderr.strip().splitlines()[-1]
+
+
+def _video_only(wf: Path) -> Path:
+    images = '  pattern: "{input.stem}.{frame:04d}.png"\n  sheet: {thumb: 48}\n'
+    wf.write_text(wf.read_text().replace(images, "  images: false\n"))
+    return wf
+
+
+@pytest.mark.video
+def test_video_without_frame_images_hands_frames_over_in_the_state_folder(cli, tmp_path):
+    wf = _video_only(video_job(tmp_path / "shot", frames=10))
+    template = export(cli, "openjd", wf, tmp_path / "bundle", "--chunks", "2")
+    handover = "output.frames.pattern=.stylefarm/farm-frames/{input.stem}/{input.stem}.{frame:06d}.png"
+    for step in template["steps"]:  # both steps plan the same frame files, so encode resumes from them
+        assert handover in step["script"]["actions"]["onRun"]["args"]
+
+
+@pytest.mark.slow
+@pytest.mark.video
+def test_video_only_job_run_by_openjd_matches_a_local_run(cli, tmp_path):
+    wf = _video_only(video_job(tmp_path / "shot", frames=24))
+    export(cli, "openjd", wf, tmp_path / "bundle", "--chunks", "3")
+    ran = openjd("run", str(tmp_path / "bundle" / "template.yaml"), "--step", "Encode", "--run-dependencies",
+                 cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert output_hashes(tmp_path / "shot" / "out") == local_run(cli, wf, tmp_path / "local")  # the video only

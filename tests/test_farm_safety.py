@@ -199,3 +199,43 @@ def test_signal_stops_cleanly_reports_cancelled_and_a_rerun_resumes(tmp_path, si
                            timeout=120)
     assert rerun.returncode == 0 and f"skipped {done}," in rerun.stdout
 
+
+
+def test_output_option_is_relative_to_the_shell_directory(tmp_path):
+    from conftest import STYLEFARM
+
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "shell").mkdir()
+    (tmp_path / "wf" / "wf.yaml").write_text(WF)
+    result = subprocess.run([str(STYLEFARM), "run", str(tmp_path / "wf" / "wf.yaml"), "-o", "here"],
+                            cwd=tmp_path / "shell", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "shell" / "here").glob("noise.*.png"))) == 2 and not (tmp_path / "wf" / "here").exists()
+
+
+@pytest.mark.video
+def test_frame_range_past_the_end_warns_with_the_real_length(cli, workflow):
+    from conftest import REPO
+
+    clip = REPO / "workflows" / "media" / "testsrc.mp4"
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput: {{dir: out}}\n")
+    result = cli("run", str(wf), "--frames", "5000-6000")
+    assert result.returncode == 0
+    assert "--frames 5000-6000 selects nothing: the inputs have frames 0-" in result.stderr
+
+
+def test_force_reruns_do_not_pile_up_the_manifest(workflow, tmp_path):
+    wf = workflow(WF)
+    for _ in range(3):
+        run_workflow(wf, force=True)
+    lines = (tmp_path / "out" / ".stylefarm" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_weights_added_without_a_declared_checksum_say_so(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLEFARM_WEIGHTS_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "decoder.pth"
+    src.write_bytes(b"anything at all")
+    added = cli("weights", "add", "adain/decoder", str(src))
+    assert added.returncode == 0 and "UNVERIFIED" in added.stderr and "no sha256 is declared" in added.stderr
+    assert "UNVERIFIED" in cli("weights", "verify", "adain/decoder").stdout

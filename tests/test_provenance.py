@@ -124,10 +124,21 @@ def test_report_command_merges_shard_reports(cli, workflow, tmp_path):
         assert cli("--log-level", "error", "run", str(wf), "--shard", shard, "--no-progress").returncode == 0
     text = cli("report", str(tmp_path / "out"))
     assert text.returncode == 0, text.stderr
-    assert "ok - done 7, skipped 0, failed 0" in text.stdout and text.stdout.count("  task shard-") == 3
+    assert "ok; 7 items recorded in the manifest - done 7, skipped 0, failed 0" in text.stdout
+    assert text.stdout.count("  task shard-") == 3
     merged = json.loads(cli("report", str(tmp_path / "out"), "--json").stdout)
     assert merged["counts"]["done"] == 7 and merged["steps"]["resize"]["items"] == 7
     assert len(merged["workers"]) == 3 and merged["provenance"]["workflow"]["path"] == str(wf)
+
+
+def test_report_command_shows_a_running_job_from_its_manifest(cli, workflow, tmp_path):
+    wf = workflow("version: 1\ninputs: [{generate: checker, count: 4, width: 16, height: 16}]\n"
+                  "output: {dir: out}\nexecution: {device: cpu}\n")
+    assert cli("--log-level", "error", "run", str(wf), "--shard", "1/2", "--no-progress").returncode == 0
+    for report in (tmp_path / "out/.stylefarm").glob("report*.json"):
+        report.unlink()  # as if the task were still running: only the manifest has been written
+    text = cli("report", str(tmp_path / "out"))
+    assert text.returncode == 0 and "running; 2 items recorded in the manifest" in text.stdout
 
 
 def test_report_command_on_a_folder_without_reports_is_one_line(cli, tmp_path):

@@ -156,24 +156,24 @@ def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rp
     step = max(1, chunk_elements // max(1, n * heads * nw * table.shape[-2] * table.shape[-1]))
     for r0 in range(0, nh, step):
         r1 = min(nh, r0 + step)
-        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1])
+        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1].transpose(-1, -2))
         for a0, a1, pr in row_runs:
             a0, a1 = max(a0, r0) - r0, min(a1, r1) - r0
             for c0, c1, pc in col_runs:
                 if a0 < a1:
                     logits[:, :, a0:a1, c0:c1] += table[:, pr, pc, None, None]
-        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1].transpose(-1, -2))
+        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1])
     return out.view(n, heads, nh, nw, th, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, h, w, d)
 
 
 def _blocks(x: torch.Tensor, kernel: int, th: int, tw: int) -> torch.Tensor:
-    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, d, span_h * span_w]:
+    """[n, heads, H, W, d] -> key blocks [n, heads, n_row_tiles, n_col_tiles, span_h * span_w, d]:
     strided windows of the zero-padded map (one copy); padding is masked out by the bias table."""
     n, heads, h, w, d = x.shape
     ph, pw = _pad(h, kernel, th), _pad(w, kernel, tw)
     padded = F.pad(x, (0, 0, pw, pw, ph, ph)) if ph or pw else x
     blocks = padded.unfold(2, th + 2 * ph, th).unfold(3, tw + 2 * pw, tw)  # [n, heads, nh, nw, d, sh, sw]
-    return blocks.reshape(n, heads, h // th, w // tw, d, -1)
+    return blocks.permute(0, 1, 2, 3, 5, 6, 4).reshape(n, heads, h // th, w // tw, -1, d)
 
 
 def na2d_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, dilation: int = 1,
