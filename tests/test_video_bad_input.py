@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from video_fixtures import make_clip
+from video_fixtures import make_clip, read_code
 
 from stylefarm.api import load_workflow, run_workflow
 from stylefarm.errors import OutputError, StylefarmError, WorkflowError
+from stylefarm.images import read_image
 from stylefarm.video.ffmpeg import ffmpeg_exe
 from stylefarm.video.segments import join
 
@@ -121,3 +122,24 @@ def test_join_with_audio_from_a_silent_video_is_an_error(tmp_path):
     silent = make_clip(tmp_path / "s.mp4", frames=4, audio=False)
     with pytest.raises(StylefarmError, match="no audio"):
         join([silent], tmp_path / "j.mp4", audio_from=silent)
+
+
+def test_frames_lost_in_the_middle_keep_their_true_numbers(tmp_path, workflow):
+    """Intra-only (MJPEG) clip with damaged frames in the middle: ffmpeg drops them; the frames
+    after the hole keep their own numbers and the lost ones are reported as failed, by number."""
+    clip = make_clip(tmp_path / "mj.mkv", frames=60, size="64x48", audio=False,
+                     extra=["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"])
+    data = bytearray(clip.read_bytes())
+    data[int(len(data) * 0.45):int(len(data) * 0.55)] = bytes(int(len(data) * 0.55) - int(len(data) * 0.45))
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(bytes(data))
+    wf = workflow(f"inputs: [{{path: {broken}}}]\noutput: {{dir: out, pattern: 'f.{{frame:04d}}.png'}}\n")
+    report = run_workflow(wf)
+    lost = sorted(int(f["item"].rsplit("#", 1)[1]) for f in report["failures"])
+    assert lost and lost == list(range(lost[0], lost[-1] + 1)), lost  # one contiguous hole
+    assert all("could not be decoded" in f["error"] for f in report["failures"])
+    written = sorted(int(p.stem.split(".")[1]) for p in (tmp_path / "out").glob("f.*.png"))
+    assert sorted(written + lost) == list(range(60))
+    for number in (lost[0] - 1, lost[-1] + 1, 59):  # each written frame shows its own code
+        image, _, _ = read_image(tmp_path / "out" / f"f.{number:04d}.png")
+        assert read_code(image) == number

@@ -94,10 +94,15 @@ class Pipe:
     """
 
     def __init__(self, argv: list[str], reading: bool):
-        self._err = tempfile.TemporaryFile()
+        self._err = tempfile.NamedTemporaryFile(prefix="stylefarm-ffmpeg-", suffix=".log")
         pipes = {"stdout": subprocess.PIPE, "stdin": subprocess.DEVNULL} if reading else \
                 {"stdin": subprocess.PIPE, "stdout": subprocess.DEVNULL}
         self.proc = subprocess.Popen(argv, stderr=self._err, bufsize=1 << 20, **pipes)
+
+    def stderr_lines(self):
+        """A reader of ffmpeg's stderr as it is written: its own file offset (ffmpeg's is shared
+        with our handle), so reading here never moves where ffmpeg writes."""
+        return open(self._err.name, "rb")  # noqa: SIM115 - the caller closes it
 
     def stderr(self) -> str:
         self._err.seek(0)

@@ -105,9 +105,27 @@ def _packets(path: Path, info: VideoInfo) -> None:
     base = Fraction(int(tb.group(1)), int(tb.group(2)))
     span = (pts[-1] + max(durations[-1], 0) - pts[0]) * base
     steps = [b - a for a, b in zip(pts, pts[1:])]
+    slots = _slots_with_holes(steps)
+    if slots and info.damage is None:  # a constant rate with frames missing, not a variable rate
+        info.damage = f"{slots - len(pts)} frame(s) missing (the timestamps jump)"
+        info.frames = slots
     rate = Fraction(len(pts)) / span if span > 0 else Fraction(0)
     info.fps = snap_rate(rate, durations, base, trust_span=info.damage is None)
     info.vfr = info.damage is None and bool(steps) and max(steps) - min(steps) > max(2, min(steps) // 10)
+
+
+def _slots_with_holes(steps: list[int]) -> int | None:
+    """Frame slots of a constant-rate stream whose timestamps skip whole frames (packets lost to
+    damage), or None when the steps are even (no hole) or uneven (variable frame rate)."""
+    if len(steps) < 4:
+        return None
+    typical = sorted(steps)[len(steps) // 2]
+    if typical <= 0:
+        return None
+    multiples = [round(step / typical) for step in steps]
+    if any(m < 1 or abs(step - m * typical) > typical // 10 for step, m in zip(steps, multiples)):
+        return None
+    return sum(multiples) + 1 if max(multiples) > 1 else None
 
 
 def snap_rate(rate: Fraction, durations: list[int], base: Fraction, trust_span: bool = True) -> Fraction:

@@ -19,6 +19,8 @@ fails with a message saying at which frame decoding stopped, so the run exits wi
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from functools import cached_property
@@ -108,7 +110,11 @@ class VideoSource(Source):
         stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
         out = {"format": "rawvideo", "pix_fmt": "rgb24", "frames:v": hi - lo + 1}
         out.update({"fps_mode": "cfr", "r": str(fps)} if retime else {"fps_mode": "passthrough"})
-        return ffmpeg_python.output(stream, "pipe:", **out).global_args(*ffmpeg.QUIET).compile(cmd=ffmpeg.ffmpeg_exe())
+        quiet = ffmpeg.QUIET
+        if not retime:  # frames are numbered by their presentation time, logged by showinfo
+            stream = stream.filter("showinfo")
+            quiet = [*ffmpeg.QUIET[:-1], "level+info"]
+        return ffmpeg_python.output(stream, "pipe:", **out).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 
     def _meta(self) -> dict[str, Any]:
         lo, hi = self.span
@@ -117,32 +123,37 @@ class VideoSource(Source):
                           "start": float(lo / self.info.fps), "audio": self.info.audio_codec}}
 
     def items(self) -> Iterator[Item]:
-        info, (lo, _) = self.info, self.span
+        info, (lo, hi) = self.info, self.span
         w, h, fps = info.width, info.height, info.fps
         size, meta = w * h * 3, self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
-        decoded = 0
+        clock = FrameClock(pipe, fps, lo) if not (info.vfr and self.options.vfr == "cfr") else None
+        index = lo  # the next frame expected
         try:
             while len(buf := pipe.proc.stdout.read(size)) == size:
+                at = clock.index() if clock else index
+                for lost in range(index, min(at, hi + 1)):  # frames the decoder dropped: failed, true numbers
+                    yield self._lost(lost)
+                if at > hi:
+                    break
                 image = np.frombuffer(buf, np.uint8).reshape(h, w, 3).astype(np.float32)
                 image *= np.float32(1 / 255)
-                index = lo + decoded
-                yield Item(source=str(info.path), index=index, frame=self.options.start_number + index,
-                           image=image, fps=fps, pts=float(index / fps), size=(w, h), meta=meta)
-                decoded += 1
+                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at,
+                           image=image, fps=fps, pts=float(at / fps), size=(w, h), meta=meta)
+                index = at + 1
             rc = pipe.wait()
-            if decoded < self._expected() or rc != 0:
-                yield self._stopped(lo + decoded, rc, pipe.stderr())
+            if index - lo < self._expected() or rc != 0:
+                yield self._stopped(index, rc, pipe.stderr())
         finally:
+            if clock:
+                clock.close()
             pipe.kill()
 
-    def _stopped(self, index: int, rc: int, stderr: str) -> Item:
-        """A failing item that reports where decoding stopped (the runner records it)."""
-        reason = self.info.damage or ffmpeg.last_error(stderr)
-        message = (f"{self.info.path.name}: video is damaged or truncated: decoding stopped at frame "
-                   f"{self.options.start_number + index} after {index - self.span[0]} of "
-                   f"{self._expected()} frames (ffmpeg exit {rc}: {reason})")
+    def _lost(self, index: int) -> Item:
+        return self._failing(index, f"{self.info.path.name}: frame {self.options.start_number + index} could not "
+                             "be decoded (damaged); the frames around it are numbered by their time, not shifted")
 
+    def _failing(self, index: int, message: str) -> Item:
         def fail() -> Item:
             raise ItemError(message)
 
@@ -150,5 +161,58 @@ class VideoSource(Source):
         return Item(source=str(self.info.path), index=index, frame=self.options.start_number + index,
                     fps=self.info.fps, loader=fail)
 
+    def _stopped(self, index: int, rc: int, stderr: str) -> Item:
+        """A failing item that reports where decoding stopped (the runner records it)."""
+        reason = self.info.damage or ffmpeg.last_error(stderr)
+        message = (f"{self.info.path.name}: video is damaged or truncated: decoding stopped at frame "
+                   f"{self.options.start_number + index} after {index - self.span[0]} of "
+                   f"{self._expected()} frames (ffmpeg exit {rc}: {reason})")
+        return self._failing(index, message)
+
     def describe(self) -> str:
         return f"video: {self.options.path} {self.options.frames or 'all frames'}"
+
+
+class FrameClock:
+    """Frame indices from presentation times (ffmpeg's showinfo lines), so a frame the decoder
+    drops leaves a gap instead of shifting every later frame onto the wrong number."""
+
+    PTS = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
+
+    def __init__(self, pipe: ffmpeg.Pipe, fps: Fraction, first: int):
+        self.reader, self.fps, self.first = pipe.stderr_lines(), fps, first
+        self.start: float | None = None
+        self.counted = 0
+        self._partial = b""
+
+    def index(self) -> int:
+        """Index of the frame just read (its showinfo line is written before its pixels)."""
+        pts = self._next_pts()
+        self.counted += 1
+        if pts is None:  # no timing line (should not happen): fall back to counting
+            return self.first + self.counted - 1
+        if self.start is None:
+            self.start = pts
+        return self.first + round((pts - self.start) * self.fps)
+
+    def _next_pts(self) -> float | None:
+        for _ in range(400):  # up to ~2 s for the line to land in the log
+            line = self._line()
+            while line is not None:
+                match = self.PTS.search(line)
+                if match:
+                    return float(match[1])
+                line = self._line()
+            time.sleep(0.005)
+        return None
+
+    def _line(self) -> bytes | None:
+        chunk = self.reader.readline()
+        if not chunk.endswith(b"\n"):
+            self._partial += chunk
+            return None
+        line, self._partial = self._partial + chunk, b""
+        return line
+
+    def close(self) -> None:
+        self.reader.close()
