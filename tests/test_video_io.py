@@ -11,7 +11,7 @@ import pytest
 from video_fixtures import decode_codes, make_clip, read_code
 
 from stylefarm.api import run_workflow
-from stylefarm.images import encode_image
+from stylefarm.images import encode_image, read_image
 from stylefarm.video.ffmpeg import ffmpeg_exe
 from stylefarm.video.probe import probe
 from stylefarm.video.sequence import SequenceOptions, SequenceSource
@@ -158,3 +158,36 @@ output:
     assert read_image(tmp_path / "out" / "sh010.1003.png")[2] == 16
     out = probe(tmp_path / "out" / "sh010.mov")
     assert (out.frames, out.fps) == (6, NTSC)
+
+
+def _deep_clip(path: Path) -> Path:
+    """A 10-bit clip whose luma ramps through 1024 levels (8 bits could hold 256)."""
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "nullsrc=s=1024x8:r=24,format=yuv444p10le,geq=lum='X':cb=512:cr=512", "-frames:v", "3",
+                    "-c:v", "ffv1", str(path)], check=True)
+    return path
+
+
+def test_10bit_video_keeps_its_depth_in_frames_and_10bit_video(tmp_path, workflow):
+    clip = _deep_clip(tmp_path / "deep.mkv")
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output:
+  dir: out
+  pattern: "f.{{frame:04d}}.png"
+  video: {{path: deep_out.mkv, codec: ffv1, pix_fmt: yuv444p10le}}
+""")
+    run_workflow(wf)
+    frame, _, depth = read_image(tmp_path / "out" / "f.0000.png")
+    assert depth == 16 and len(np.unique(frame[..., 1])) > 600  # an 8-bit path gives at most 256
+    out = source(tmp_path / "out" / "deep_out.mkv")
+    first = next(iter(out.items()))
+    assert first.bit_depth == 16 and len(np.unique(first.image[..., 1])) > 600
+
+
+def test_10bit_video_into_an_8bit_encoder_says_so(tmp_path, workflow, caplog):
+    clip = _deep_clip(tmp_path / "deep.mkv")
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput: {{dir: out, images: false, video: {{path: v.mp4}}}}\n")
+    with caplog.at_level("WARNING"):
+        run_workflow(wf)
+    assert any("10-bit frames but libx264 yuv420p keeps 8 bits" in r.message for r in caplog.records)

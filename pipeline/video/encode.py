@@ -8,6 +8,7 @@ cleanup of dead runs, see `stylefarm.runlock`) and the muxer is named explicitly
 from __future__ import annotations
 
 import os
+import re
 import signal
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -48,6 +49,22 @@ class EncodeSpec:
     options: dict[str, Any] = field(default_factory=dict)  # extra output options (crf, preset, b:v ...)
     audio: AudioPlan | None = None
 
+    @property
+    def deep(self) -> bool:
+        """The encoder keeps more than 8 bits: frames go in as 16-bit RGB (rgb48le)."""
+        return pix_fmt_depth(self.pix_fmt) > 8
+
+
+def pix_fmt_depth(pix_fmt: str) -> int:
+    """Bits per component of an ffmpeg pixel format name (yuv420p10le -> 10, rgb48le -> 16, nv12 -> 8)."""
+    name = pix_fmt.split("(")[0]
+    if name in ("p010le", "p010be"):
+        return 10
+    if name.startswith(("rgb48", "bgr48", "rgba64", "bgra64", "gray16", "ya16")):
+        return 16
+    match = re.search(r"p(9|1[0-6])(le|be)$", name) or re.search(r"(1[0-6])(le|be)$", name)
+    return int(match[1]) if match else 8
+
 
 def temp_path(final: Path) -> Path:
     return final.parent / temp_name(final)
@@ -61,10 +78,11 @@ def container(path: Path) -> str:
 
 
 def encode_argv(spec: EncodeSpec, out: Path, fmt: str) -> list[str]:
-    """ffmpeg argv (built with ffmpeg-python) for raw rgb24 on stdin -> `out`."""
+    """ffmpeg argv (built with ffmpeg-python) for raw rgb24 / rgb48le on stdin -> `out`."""
     import ffmpeg as ffmpeg_python
 
-    video = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{spec.width}x{spec.height}",
+    video = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt="rgb48le" if spec.deep else "rgb24",
+                                s=f"{spec.width}x{spec.height}",
                                 framerate=str(spec.fps))
     streams, opts = [video.video], {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
     if spec.audio is not None:
@@ -91,7 +109,7 @@ class Encoder:
         self.pipe = ffmpeg.Pipe(encode_argv(spec, self.temp, fmt), reading=False)
 
     def send(self, frame: np.ndarray) -> None:
-        """`frame`: uint8 (height, width, 3) RGB, already the encoder's size."""
+        """`frame`: uint8 (or uint16 for a deep encoder) (height, width, 3) RGB, at the encoder's size."""
         try:
             self.pipe.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except (BrokenPipeError, OSError):

@@ -28,7 +28,7 @@ from ..errors import OutputError
 from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
-from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container
+from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container, pix_fmt_depth
 from .sequence import parse_fps
 
 log = logging.getLogger("stylefarm.video")
@@ -82,10 +82,6 @@ def fit(frame: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frame
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return quantize(image, 8)
-
-
 class _Track:
     """One output video: its encoder (started on the first frame) and the reorder buffer."""
 
@@ -97,6 +93,7 @@ class _Track:
         self.pending: dict[int, np.ndarray] = {}
         self.encoder: Encoder | None = None
         self.lost: str | None = None  # why this video cannot be complete
+        self.deep: bool | None = None  # encoder keeps > 8 bits (decided at the first frame)
 
     def add(self, index: int, frame: np.ndarray, start) -> None:
         """Queue a frame and feed the encoder every frame that is now in order."""
@@ -171,12 +168,26 @@ class VideoSink(Sink):
 
     def _push(self, item: Item, image: np.ndarray) -> None:
         track = self._track_for(item)
-        frame = to_uint8(image)
+        depth = 16 if self._deep(track, item) else 8
+        frame = quantize(image, depth)
         if self.size is not None and frame.shape[1::-1] != self.size:
             log.warning("%s: frame size %s differs from the video's %s; resized", item.key, frame.shape[1::-1],
                         self.size)
-            frame = to_uint8(resize(image, *self.size))
+            frame = quantize(resize(image, *self.size), depth)
         track.add(item.index, frame, lambda first: self._start(track, item, first))
+
+    def _deep(self, track: _Track, item: Item) -> bool:
+        """Whether this video's encoder keeps more than 8 bits (then frames are sent as 16-bit);
+        a deeper source into an 8-bit encoder is said once, with how to keep the depth."""
+        if track.deep is None:
+            codec = self.options.codec or default_codec(container(track.path))
+            pix_fmt = self.options.pix_fmt or default_pix_fmt(codec)
+            track.deep = pix_fmt_depth(pix_fmt) > 8
+            if item.bit_depth > 8 and not track.deep:
+                log.warning("%s: the source has %d-bit frames but %s %s keeps 8 bits; for 10-bit output use "
+                            "codec: prores_ks (yuv422p10le), or libx265 / ffv1 with pix_fmt: yuv420p10le",
+                            track.path.name, item.meta.get("video", {}).get("bits", item.bit_depth), codec, pix_fmt)
+        return track.deep
 
     def _start(self, track: _Track, item: Item, frame: np.ndarray) -> Encoder:
         h, w = frame.shape[:2]

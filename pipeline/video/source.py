@@ -34,6 +34,7 @@ from ..errors import InputError, ItemError
 from ..item import Item
 from ..sources import Source, SourceOptions
 from . import ffmpeg
+from .encode import pix_fmt_depth
 from .probe import VideoInfo, probe
 from .ranges import parse_range
 
@@ -108,7 +109,7 @@ class VideoSource(Source):
         seek = Fraction(lo) if retime else lo - Fraction(1, 2)
         kwargs = {"ss": f"{float(seek / fps):.6f}"} if lo > 0 else {}
         stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
-        out = {"format": "rawvideo", "pix_fmt": "rgb24", "frames:v": hi - lo + 1}
+        out = {"format": "rawvideo", "pix_fmt": "rgb48le" if self.bits > 8 else "rgb24", "frames:v": hi - lo + 1}
         out.update({"fps_mode": "cfr", "r": str(fps)} if retime else {"fps_mode": "passthrough"})
         quiet = ffmpeg.QUIET
         if not retime:  # frames are numbered by their presentation time, logged by showinfo
@@ -116,16 +117,22 @@ class VideoSource(Source):
             quiet = [*ffmpeg.QUIET[:-1], "level+info"]
         return ffmpeg_python.output(stream, "pipe:", **out).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 
+    @cached_property
+    def bits(self) -> int:
+        """Bits per component of the stored frames: deeper sources are decoded as 16-bit RGB."""
+        return pix_fmt_depth(self.info.pix_fmt)
+
     def _meta(self) -> dict[str, Any]:
         lo, hi = self.span
         whole = lo == 0 and hi == self.info.frames - 1
         return {"video": {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
-                          "start": float(lo / self.info.fps), "audio": self.info.audio_codec}}
+                          "start": float(lo / self.info.fps), "audio": self.info.audio_codec, "bits": self.bits}}
 
     def items(self) -> Iterator[Item]:
         info, (lo, hi) = self.info, self.span
         w, h, fps = info.width, info.height, info.fps
-        size, meta = w * h * 3, self._meta()
+        deep = self.bits > 8
+        size, meta = w * h * (6 if deep else 3), self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
         clock = FrameClock(pipe, fps, lo) if not (info.vfr and self.options.vfr == "cfr") else None
         index = lo  # the next frame expected
@@ -136,10 +143,10 @@ class VideoSource(Source):
                     yield self._lost(lost)
                 if at > hi:
                     break
-                image = np.frombuffer(buf, np.uint8).reshape(h, w, 3).astype(np.float32)
-                image *= np.float32(1 / 255)
-                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at,
-                           image=image, fps=fps, pts=float(at / fps), size=(w, h), meta=meta)
+                image = np.frombuffer(buf, "<u2" if deep else np.uint8).reshape(h, w, 3).astype(np.float32)
+                image *= np.float32(1 / (65535 if deep else 255))
+                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at, image=image,
+                           fps=fps, pts=float(at / fps), size=(w, h), bit_depth=16 if deep else 8, meta=meta)
                 index = at + 1
             rc = pipe.wait()
             if index - lo < self._expected() or rc != 0:
