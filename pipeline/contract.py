@@ -25,8 +25,9 @@ def freeze(item: Item) -> Item:
     return item
 
 
-def output_problem(result: object) -> str | None:
-    """Why a step's result breaks the image contract, or None when it is fine."""
+def output_problem(result: object, uint8_ok: bool = False) -> str | None:
+    """Why a step's result breaks the image contract, or None when it is fine (`uint8_ok`: the
+    step declared `pixel_types` with "uint8", so an 8-bit (H, W, 3) result is fine too)."""
     if not isinstance(result, Item):
         return f"returned {type(result).__name__} instead of an Item (use item.with_image(array))"
     image = result.image
@@ -35,6 +36,8 @@ def output_problem(result: object) -> str | None:
     if image.ndim != 3 or image.shape[2] != 3:
         hint = " (channels-first? expected H, W, 3)" if image.ndim == 3 and image.shape[0] == 3 else ""
         return f"returned an image of shape {tuple(image.shape)}, expected (H, W, 3){hint}"
+    if image.dtype == np.uint8 and uint8_ok:
+        return None
     if image.dtype != np.float32:
         return f"returned a {image.dtype} image, expected float32 in [0, 1]"
     if not np.isfinite(image).all():

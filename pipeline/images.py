@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import first_line
+from .item import as_float
 from .runlock import temp_name
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
@@ -143,7 +144,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None,
 
 
 def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float [0, 1] -> uint8/uint16 (rounded) or float32; one temporary (hot path for video)."""
+    """Float [0, 1] -> uint8/uint16 (rounded) or float32; one temporary (hot path for video).
+    8-bit frames that never became floats pass through untouched at 8 bits."""
+    if pixels.dtype == np.uint8:
+        if bit_depth == 8:
+            return pixels
+        return pixels.astype(np.uint16) * np.uint16(257) if bit_depth == 16 else as_float(pixels)
     if bit_depth == 32:
         return np.clip(pixels, 0.0, 1.0).astype(np.float32)
     top = np.float32(65535.0 if bit_depth == 16 else 255.0)
@@ -157,6 +163,8 @@ def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_dep
                  quality: int = 95) -> bytes:
     """Encode to bytes in the format named by `suffix` (so the file write can be atomic)."""
     suffix = suffix.lower()
+    if alpha is not None:
+        rgb = as_float(rgb)
     pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
     if suffix == ".png":
         import cv2

@@ -3,6 +3,9 @@
 Layout (documented contract for plugins):
 - `image`: numpy float32 array, shape (H, W, 3), RGB, values in [0, 1], C-contiguous.
   Steps return new arrays; they never need to keep alpha in sync (the sink does).
+  8-bit video frames travel as uint8 (H, W, 3) until the first step that needs floats: the host
+  converts them once, right before that step; steps that can work on uint8 declare it
+  (`pixel_types`), and so do sinks (an identity or resize transcode never touches floats).
 - `alpha`: optional float32 (H, W) in [0, 1]; passed through untouched and resized to the
   final image size by the sink when a step changed the size.
 - metadata (`source`, `index`, `frame`, `fps`, ...) identifies the item for naming outputs,
@@ -61,10 +64,21 @@ class Item:
         return self
 
     def with_image(self, image: np.ndarray) -> Item:
-        """A copy of this item carrying a new image (what a step returns)."""
+        """A copy of this item carrying a new image (what a step returns): float32, or uint8 kept
+        as uint8 for steps that declare `pixel_types = ("uint8", "float32")`."""
         from dataclasses import replace
 
-        return replace(self, image=np.ascontiguousarray(image, dtype=np.float32))
+        dtype = np.uint8 if image.dtype == np.uint8 else np.float32
+        return replace(self, image=np.ascontiguousarray(image, dtype=dtype))
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """An image as float32 in [0, 1] (uint8 frames from the decoder are converted once, here)."""
+    if image.dtype == np.uint8:
+        out = image.astype(np.float32)
+        out *= np.float32(1 / 255)
+        return out
+    return image
 
 
 Batch = list[Item]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError
 from .executors import make_executor
+from .executors.base import floats
 from .item import Item
 from .manifest import STATE_DIR, Manifest
 from .plan import Plan
@@ -134,6 +135,20 @@ class Run:
         if processed and self._order:
             self._order.popleft()  # outcomes come in input order: this is the outcome's item
 
+    @staticmethod
+    def _write(sinks: list[Sink], result: Item) -> list[Path]:
+        """Each sink gets the item as it can take it: 8-bit frames as they are where the sink says
+        so, float32 (converted once for all of them) elsewhere."""
+        as_floats = None
+        outputs: list[Path] = []
+        for sink in sinks:
+            if "uint8" in sink.pixel_types:
+                outputs += sink.write(result)
+                continue
+            as_floats = as_floats or floats(result, original=True, stages=True)
+            outputs += sink.write(as_floats)
+        return outputs
+
     def _close_sinks(self, sinks: list[Sink]) -> list[Path]:
         """Finish aggregates (videos). One that cannot finish because items failed is one more
         failure of a partial run (exit 3, frames kept for the rerun), not a fatal error."""
@@ -204,7 +219,7 @@ class Run:
                     self._fail(item, outcome.error, progress)
                     continue
                 try:
-                    outputs = [path for sink in sinks for path in sink.write(outcome.result)]
+                    outputs = self._write(sinks, outcome.result)
                 except OSError as exc:
                     raise OutputError(f"cannot write output for {item.key}: {exc}") from None
                 if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)

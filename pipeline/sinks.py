@@ -57,6 +57,9 @@ class SinkOptions(BaseModel):
 class Sink:
     key: ClassVar[str] = ""
     Options: ClassVar[type[SinkOptions]] = SinkOptions
+    pixel_types: ClassVar[tuple[str, ...]] = ("float32",)
+    """Add "uint8" when `write` takes 8-bit frames as they are (images and video do): the runner
+    hands every other sink float32 items."""
 
     def __init__(self, options: Any, ctx: OutputContext):
         self.options = options
@@ -87,6 +90,7 @@ class ImageSink(Sink):
     """One image file per item, named by `output.pattern`; bit depth and alpha explicit."""
 
     key = "images"
+    pixel_types = ("uint8", "float32")
 
     def planned(self, item: Item) -> list[Path]:
         template = self.ctx.spec.pattern or default_pattern(item, bool(self.ctx.stages))

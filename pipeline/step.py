@@ -73,6 +73,9 @@ class Step:
     temporal: ClassVar[bool] = False
     """True when the step keeps state across frames of one source (needs them in order, on
     one worker). Executors keep a temporal step's frames of one source on one instance."""
+    pixel_types: ClassVar[tuple[str, ...]] = ("float32",)
+    """What `process` accepts and returns: add "uint8" when the step works on 8-bit frames as they
+    are (e.g. a resize), so I/O-bound chains skip the float conversion (see `stylefarm.item`)."""
     uses_device: ClassVar[bool] = True
     """False for numpy-only steps: a chain of them never imports torch to pick a device."""
     summary: ClassVar[str] = ""

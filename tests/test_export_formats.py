@@ -189,4 +189,6 @@ def test_frame_selection_with_holes_never_chunks_across_them(cli, tmp_path):
     ranges = template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]["range"]
     assert ranges == ["1001-1004", "1005-1005", "1010-1013", "1014-1017", "1018-1020"]
     encode = template["steps"][1]["script"]["actions"]["onRun"]["args"]
-    assert encode[-3:] == ["--frames", "1001-1005,1010-1020", "--no-progress"]  # as `run --frames` would
+    assert encode[-3:] == ["--frames", "{{Param.Frames}}", "--no-progress"]  # as `run --frames` would
+    frames = next(p for p in template["parameterDefinitions"] if p["name"] == "Frames")
+    assert frames["default"] == "1001-1005,1010-1020"

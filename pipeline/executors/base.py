@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import numpy as np
+
 from ..contract import freeze, output_problem
 from ..errors import first_line
-from ..item import Item
+from ..item import Item, as_float
 from ..step import Step, StepOptions
 from ..workflow import ExecutionSpec
 
@@ -146,6 +148,10 @@ class ChainRunner:
     def _inputs(self, call: StepCall, items: list[Item]) -> list[Item]:
         if call.from_original:
             items = [it.with_image(it.original) if it.original is not None else it for it in items]
+        if call.name in self.filters:  # flow and blending work on floats, the input frame too
+            items = [floats(it, original=True) for it in items]
+        elif "uint8" not in call.cls.pixel_types:
+            items = [floats(it) for it in items]
         return [freeze(it) for it in items]
 
     def _call(self, call: StepCall, step: Step, items: list[Item]) -> list[Item]:
@@ -174,8 +180,9 @@ class ChainRunner:
             inputs = self._inputs(call, [items[i] for i in todo])
             out = self._call(call, step, inputs)
             good: list[tuple[int, Item, Item]] = []
+            uint8_ok = "uint8" in call.cls.pixel_types and call.name not in self.filters
             for i, item_in, result in zip(todo, inputs, out):
-                problem = output_problem(result)
+                problem = output_problem(result, uint8_ok)
                 if problem:
                     errors[i] = f"step {call.name!r} {problem}"
                 else:
@@ -211,6 +218,26 @@ class ChainRunner:
 
     def timings_dict(self) -> dict[str, dict[str, Any]]:
         return {name: vars(t).copy() for name, t in self.timings.items()}
+
+
+def floats(item: Item, original: bool = False, stages: bool = False) -> Item:
+    """The item with float32 pixels: 8-bit frames are converted here, once, for the first step
+    (or sink) that needs floats. `original` (the input frame) and saved `stages` follow when asked
+    or when they are the same array."""
+    from dataclasses import replace
+
+    def conv(array):
+        return as_float(array) if isinstance(array, np.ndarray) and array.dtype == np.uint8 else array
+
+    if not any(isinstance(a, np.ndarray) and a.dtype == np.uint8 for a in (item.image, item.original)) and \
+            not (stages and item.meta.get("stages")):
+        return item
+    image = conv(item.image)
+    first = image if item.original is item.image else (conv(item.original) if original else item.original)
+    meta = item.meta
+    if stages and meta.get("stages"):
+        meta = {**meta, "stages": {name: conv(a) for name, a in meta["stages"].items()}}
+    return replace(item, image=image, original=first, meta=meta)
 
 
 class ChainError(Exception):

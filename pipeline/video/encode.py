@@ -111,7 +111,7 @@ class Encoder:
     def send(self, frame: np.ndarray) -> None:
         """`frame`: uint8 (or uint16 for a deep encoder) (height, width, 3) RGB, at the encoder's size."""
         try:
-            self.pipe.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            self.pipe.proc.stdin.write(np.ascontiguousarray(frame).data)  # no extra copy
         except (BrokenPipeError, OSError):
             raise self._failure() from None
         self.frames += 1

@@ -130,6 +130,7 @@ class VideoSink(Sink):
 
     key = "video"
     Options = VideoOptions
+    pixel_types = ("uint8", "float32")
 
     def __init__(self, options: VideoOptions, ctx: OutputContext):
         super().__init__(options, ctx)
@@ -264,6 +265,7 @@ class FramesSink(Sink):
     """An image sequence beside (or instead of) the video: `output.frames: {pattern: ...}`."""
 
     key = "frames"
+    pixel_types = ("uint8", "float32")
     Options = FramesOptions
 
     def __init__(self, options: FramesOptions, ctx: OutputContext):

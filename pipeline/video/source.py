@@ -143,8 +143,10 @@ class VideoSource(Source):
                     yield self._lost(lost)
                 if at > hi:
                     break
-                image = np.frombuffer(buf, "<u2" if deep else np.uint8).reshape(h, w, 3).astype(np.float32)
-                image *= np.float32(1 / (65535 if deep else 255))
+                image = np.frombuffer(buf, "<u2" if deep else np.uint8).reshape(h, w, 3)
+                if deep:  # 8-bit frames stay uint8 until a step needs floats (`stylefarm.item`)
+                    image = image.astype(np.float32)
+                    image *= np.float32(1 / 65535)
                 yield Item(source=str(info.path), index=at, frame=self.options.start_number + at, image=image,
                            fps=fps, pts=float(at / fps), size=(w, h), bit_depth=16 if deep else 8, meta=meta)
                 index = at + 1

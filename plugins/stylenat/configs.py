@@ -199,9 +199,9 @@ def mismatch(shapes: dict[str, tuple[int, ...]], cfg: GeneratorConfig) -> list[s
     """Keys whose presence or shape differs from what `cfg` expects (empty: it fits)."""
     have = converted_shapes(shapes, cfg) if is_legacy(shapes) else shapes
     want = expected_shapes(cfg)
-    problems = [f"{k} missing" for k in want if k not in have]
+    problems = [f"{k} {tuple(have[k])} != {want[k]}" for k in want if k in have and tuple(have[k]) != want[k]]
+    problems += [f"{k} missing" for k in want if k not in have]
     problems += [f"{k} unexpected" for k in have if k not in want]
-    problems += [f"{k} {tuple(have[k])} != {want[k]}" for k in want if k in have and tuple(have[k]) != want[k]]
     return problems
 
 
@@ -261,7 +261,7 @@ def choose_config(shapes: dict[str, tuple[int, ...]], wanted: GeneratorConfig | 
         if not problems:
             return wanted
         fits = next((n for n, c in CONFIGS.items() if not mismatch(shapes, c)), None)
-        hint = f"; it fits config {fits!r}" if fits else ""
+        hint = f"; it fits config {fits!r}" if fits else _looks_like(shapes, wanted)
         raise ValueError(f"checkpoint does not fit config {wanted.name!r}: {_summary(problems)}{hint}")
     for cfg in CONFIGS.values():
         if not mismatch(shapes, cfg):
@@ -271,6 +271,17 @@ def choose_config(shapes: dict[str, tuple[int, ...]], wanted: GeneratorConfig | 
     if problems:
         raise ValueError(f"checkpoint fits no StyleNAT config: {_summary(problems)}")
     return inferred
+
+
+def _looks_like(shapes: dict[str, tuple[int, ...]], wanted: GeneratorConfig) -> str:
+    """'; the checkpoint looks like size=64, mlp_ratio=2.0' (the fields an inferred config changes)."""
+    try:
+        inferred = infer_config(shapes)
+    except ValueError:
+        return ""
+    fields = ("size", "style_dim", "n_mlp", "channel_multiplier", "mlp_ratio", "min_heads", "qkv_bias")
+    diff = [f"{f}={getattr(inferred, f)}" for f in fields if getattr(inferred, f) != getattr(wanted, f)]
+    return f"; the checkpoint looks like {', '.join(diff)}" if diff else ""
 
 
 def _summary(problems: list[str], limit: int = 4) -> str:

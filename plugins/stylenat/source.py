@@ -157,7 +157,10 @@ class StyleNATSource(Source):
         name = release_name(wanted_config(opts.config))
         if name is None:
             raise WeightsError("a custom StyleNAT `config:` has no registered release: give `weights:` (the .pt)")
-        return str(resolve(name))
+        try:
+            return str(resolve(name))
+        except WeightsError as exc:  # the override lives on the input here, not on a step
+            raise WeightsError(str(exc).replace("the step's `weights:` option", "the input's `weights:` key")) from None
 
     def check(self) -> GeneratorConfig:
         """Plan-time check on the driver: weights present, config fits, size matches (shapes only)."""
@@ -165,6 +168,10 @@ class StyleNATSource(Source):
             return self._config
         opts = self.options
         wanted = wanted_config(opts.config)
+        if opts.random_weights:  # said on the driver too: worker logs may not reach it (Ray, Dask)
+            from stylefarm.weights import announce_random_weights
+
+            announce_random_weights("stylenat source")
         self._weights = self._weights_path()
         cfg = wanted or CONFIGS["ffhq256"]
         if self._weights is not None:

@@ -47,6 +47,7 @@ class StyleNATGenerator(Step):
     Options = StyleNATOptions
 
     def setup(self, device: str) -> None:
+        """Build/load the generator once per worker. The CUDA path is untested on CUDA (no GPU here)."""
         import torch
 
         super().setup(device)

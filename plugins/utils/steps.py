@@ -47,6 +47,7 @@ class ResizeStep(Step):
     kind = "util"
     uses_device = False
     Options = ResizeOptions
+    pixel_types = ("uint8", "float32")  # OpenCV resizes 8-bit frames as they are (I/O-bound jobs)
 
     def process(self, batch: Batch) -> Batch:
         out = []
