@@ -120,7 +120,9 @@ def p2_video(size: str) -> dict[str, float]:
                       f"video: {{path: out.mp4, preset: veryfast}}}}\nexecution: {{batch_size: 4}}\n")
         plan = load_workflow(wf)
         plan.chain = [StepCall("bench_conv", ConvStack, ConvOptions())]
-        items = [it.load() for it in plan.sources[0].items()]
+        from stylefarm.item import as_float
+
+        items = [it.with_image(as_float(it.load().image)) for it in plan.sources[0].items()]  # as a step sees them
         step = ConvStack(ConvOptions())
         step.setup("cpu")
         model = timed(lambda: [step.process(items[i : i + 4]) for i in range(0, len(items), 4)])

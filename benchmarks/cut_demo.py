@@ -195,7 +195,7 @@ def evaluate(work: Path, export: Path | None, size: int) -> dict:
 
     from stylefarm.images import read_image
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     nets, weights = translators(work / "run", export)
     target_of, vgg = cin26_target(), RandomVGG()
     b_stats = colour_stats([read_image(p)[0] for p in sorted((work / "data" / "B").glob("*.png"))])

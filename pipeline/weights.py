@@ -158,7 +158,7 @@ def load_into(module, state: dict[str, Any], path: Path | str, strict: bool = Tr
 
 
 RANDOM_WEIGHTS_WARNING = (
-    "!!! {step}: RANDOM WEIGHTS (test-only mode) - the output is NOT a stylization; "
+    "!!! {step}: RANDOM WEIGHTS (test-only mode) - the output is noise, NOT what the model makes; "
     "install the official weights with `stylefarm weights add` !!!"
 )
 

@@ -85,7 +85,10 @@ class CondInstanceNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        # style: (N, num_styles), one blend per image, so one batch may hold several blends
+        # style: (N, num_styles), one blend per image, so one batch may hold several blends;
+        # (1, num_styles) = one blend for the whole batch: torch's fused affine instance norm
+        if style.shape[0] == 1:
+            return F.instance_norm(x, weight=(style @ self.gamma)[0], bias=(style @ self.beta)[0], eps=EPS)
         gamma = (style @ self.gamma)[:, :, None, None]
         beta = (style @ self.beta)[:, :, None, None]
         # addcmul: scale and shift in one pass over the (large) activation
@@ -116,7 +119,7 @@ class ConvLayer(nn.Module):
 
 
 class TransformerNet(nn.Module):
-    """Image (N,3,H,W) in [0,1] + style weights (N,num_styles) -> stylized image (N,3,H,W).
+    """Image (N,3,H,W) in [0,1] + style weights (N or 1, num_styles) -> stylized image (N,3,H,W).
 
     H and W should be multiples of 4 (two stride-2 convs); the step pads to that.
     """
@@ -133,7 +136,7 @@ class TransformerNet(nn.Module):
 
     def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         if style is None:
-            style = image.new_full((image.shape[0], self.config.num_styles), 1.0 / self.config.num_styles)
+            style = image.new_full((1, self.config.num_styles), 1.0 / self.config.num_styles)
         x = image * self.config.pixel_scale if self.config.pixel_scale != 1.0 else image
         inplace = not torch.is_grad_enabled()  # in-place ReLU saves a pass over memory at inference
         for layer in self.contract:

@@ -232,3 +232,18 @@ def test_sizes_off_the_4_grid_are_rounded_and_resampled_like_the_official_loader
     ours = ops.official_preprocess(pixels.astype(np.float32) / 255, "none", 256, 256, eight_bit=True)
     assert ours.shape == (48, 72, 3) and np.array_equal(np.rint(ours * 255).astype(np.uint8), official)
     assert ops.multiple_of_4(70, 49) == (72, 48) and ops.multiple_of_4(64, 64) == (64, 64)
+
+
+def test_shipped_demo_model_loads_by_name_and_moves_colours_towards_its_domain(one_torch_thread):
+    """cut/demo (fp16, in the package) = photo -> cin26 style 19 (blue / yellow); see docs/translate.md."""
+    from pathlib import Path
+
+    from stylefarm.images import read_image
+
+    photo = Path(__file__).resolve().parent.parent / "workflows" / "media" / "chelsea.jpg"
+    image = ops.pil_resize(read_image(photo)[0], 96, 64, eight_bit=True)
+    step = CUTStep(CUTOptions(model="cut/demo", ngf=16, n_blocks=6))
+    step.setup("cpu")
+    out = step.translate([image])[0]
+    blue_minus_red = lambda im: float(im[..., 2].mean() - im[..., 0].mean())  # noqa: E731
+    assert out.shape == image.shape and blue_minus_red(out) > blue_minus_red(image) + 0.1

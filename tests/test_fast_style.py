@@ -290,3 +290,14 @@ def test_training_and_the_step_run_on_cuda(tmp_path, photo):
     step = FastStyleStep(FastStyleOptions(weights=path))
     step.setup("cuda")
     np.testing.assert_allclose(_run(step, photo), _run(_step(weights=path), photo), atol=1e-3)
+
+
+def test_shipped_example_net_is_a_registered_fp16_file_under_10_mb(photo):
+    from stylefarm.weights import load_weights, resolve
+
+    path = resolve("fast_style/hubble_cpu")
+    assert path.stat().st_size < 10e6
+    data, _ = load_weights("fast_style/hubble_cpu")  # checks the pinned sha256
+    assert {v.dtype for v in data["state_dict"].values()} == {torch.float16}
+    out = _run(_step(weights="fast_style/hubble_cpu"), photo)
+    assert out.shape == photo.shape and float(np.abs(out - photo).mean()) > 0.05

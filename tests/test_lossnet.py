@@ -192,3 +192,13 @@ def test_inception_trunk_from_the_package_matches_magenta_predictor():
         pooled = net(x)["head"].mean(dim=(2, 3), keepdim=True)
         embedding = predictor.bottleneck(pooled).flatten(1)
         assert torch.allclose(embedding, predictor(x), atol=1e-5)
+
+
+def test_tapped_conv_output_survives_the_in_place_relu_and_gradients_flow():
+    net = L.LossNet("vgg19", ("conv1_2", "relu1_2", "relu2_1"), random_weights=True)
+    x = torch.rand(1, 3, 10, 10, requires_grad=True)
+    out = net(x)
+    assert float(out["conv1_2"].detach().min()) < 0
+    assert torch.equal(out["relu1_2"], out["conv1_2"].clamp_min(0))
+    sum(v.square().mean() for v in out.values()).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0

@@ -64,6 +64,33 @@ def test_na_float32_matches_float64_definition():
     assert (got.double() - want).abs().max() < 1e-5
 
 
+def _largest_temporary(side: int, dilation: int) -> int:
+    """Elements of the biggest tensor any op creates inside one NA call (traced, not timed)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        most = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor):
+                    Largest.most = max(Largest.most, t.numel())
+            return out
+
+    q, k, v = (torch.randn(1, 1, side, side, 8) for _ in range(3))
+    with Largest():
+        ops.na2d_torch(q, k, v, 7, dilation, torch.randn(1, 13, 13), chunk_elements=1 << 16)
+    return Largest.most
+
+
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_na_memory_grows_linearly_with_pixels_never_hw_squared(dilation):
+    small, large = _largest_temporary(64, dilation), _largest_temporary(128, dilation)
+    assert large < (128 * 128) ** 2 / 100  # no (HW x HW) matrix
+    assert large <= 4.5 * small  # 4x the pixels -> ~4x the memory (quadratic would be 16x)
+
+
 def test_na_rejects_a_map_smaller_than_kernel_times_dilation():
     q, k, v = _qkv(8, 8)
     with pytest.raises(ValueError, match="kernel \\* dilation"):

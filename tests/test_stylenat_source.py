@@ -130,7 +130,7 @@ def test_exotic_fixture_checkpoint_via_source_reproduces_official_inference(shar
     assert np.abs(np.stack(images) - want).max() <= 1e-4
 
 
-def test_checkpoint_of_other_config_is_a_plan_error_naming_keys(shared, tmp_path, workflow):
+def test_checkpoint_of_other_config_is_a_plan_error_naming_keys(shared, tmp_path):
     fixture = torch.load(shared / "reference" / "stylenat" / "fixture.pt", weights_only=True)
     torch.save({"g": {}, "g_ema": fixture["state_dicts"]["main_legacy"]}, tmp_path / "old.pt")
     src = StyleNATSource(StyleNATSourceOptions.model_validate(

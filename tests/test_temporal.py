@@ -168,3 +168,16 @@ output: {dir: out}
 """)
     with pytest.raises(StylefarmError, match=r"steps\[0\]\.temporal\.strenght"):
         build_plan(read_yaml_file(path), tmp_path)
+
+
+def test_uint8_input_frames_give_the_same_result_as_floats(pan):
+    """8-bit video frames may travel as uint8 until a step needs floats; `original` stays uint8."""
+    frames8 = [(f * 255 + 0.5).astype(np.uint8) for f in pan[:4]]
+    floats8 = [f.astype(np.float32) / 255 for f in frames8]
+    as_float = run(TemporalFilter(TemporalOptions()), floats8)
+    filt = TemporalFilter(TemporalOptions())
+    for t, (f8, ff) in enumerate(zip(frames8, floats8)):
+        item = Item(source="clip", index=t, image=ff, original=f8)
+        got = filt.apply([item], [item.with_image(flicker(ff, t))])[0]
+        np.testing.assert_allclose(got.image, as_float[t].image, atol=1e-6)
+        assert got.meta["temporal"]["keyframe"] == (t == 0)

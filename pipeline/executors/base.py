@@ -178,6 +178,8 @@ class ChainRunner:
                 continue
             start = time.perf_counter()
             inputs = self._inputs(call, [items[i] for i in todo])
+            if call.name in self.filters:  # the warped previous result, for steps that start from it
+                inputs = self.filters[call.name].prepare(inputs)
             out = self._call(call, step, inputs)
             good: list[tuple[int, Item, Item]] = []
             uint8_ok = "uint8" in call.cls.pixel_types and call.name not in self.filters

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..item import Item
+from ..temporal import LeadIn, chain_warmup
 from .base import ChainRunner, Outcome, batched
 
 log = logging.getLogger("stylefarm.executor")
@@ -35,6 +36,7 @@ class Unit:
     avoid: str | None = None  # worker it last failed on: retry elsewhere when possible
     route: str | None = None  # temporal chains: all units of one source go to one worker
     ticket: int = 0  # submission order, to settle finished units oldest first
+    lead: int = 0  # leading warm-up copies (a temporal retry replays the frames before it): results dropped
 
 
 @dataclass
@@ -98,12 +100,13 @@ class Dispatcher:
     """Drives a pool: `run(items)` yields one Outcome per item, in input order."""
 
     def __init__(self, pool: Pool, batch_size: int, max_in_flight: int, retries: int,
-                 workers: dict[str, dict[str, Any]], temporal: bool = False):
+                 workers: dict[str, dict[str, Any]], temporal: bool = False, lead_in: int = 0):
         self.pool, self.batch_size, self.retries = pool, batch_size, retries
         self.max_in_flight = max_in_flight
         self.window = 4 * max_in_flight  # batches pulled but not yet yielded (bounds memory)
         self.workers = workers
         self.temporal = temporal
+        self.lead_in = LeadIn(lead_in) if temporal and lead_in else None
         self.timings: dict[str, dict[str, dict[str, Any]]] = {}
         self.in_flight: dict[Hashable, Unit] = {}
         self.retry: deque[Unit] = deque()
@@ -146,6 +149,8 @@ class Dispatcher:
         seq, self.pulled = self.pulled, self.pulled + 1
         self.slots[seq] = [None] * len(batch)
         route = batch[0].source if self.temporal else None
+        if self.lead_in is not None:
+            self.lead_in.remember(batch)
         return Unit(seq, 0, batch, route=route)
 
     def _settle(self, handle: Hashable) -> None:
@@ -161,7 +166,7 @@ class Dispatcher:
                 if affected is not None and h == lost.culprit:
                     self._charge(affected, lost.worker, str(lost))
                 elif affected is not None:
-                    self.retry.append(affected)  # was only queued behind the culprit: no charge
+                    self.retry.append(self._replayed(affected))  # was only queued behind the culprit: no charge
             return
         except BatchCrashed as crash:
             del self.in_flight[handle]
@@ -178,15 +183,23 @@ class Dispatcher:
         if unit.attempts <= self.retries:
             log.warning("batch of %d item(s) from %s failed on %s (%s); retry %d/%d",
                         len(unit.items), unit.items[0].key, worker, message, unit.attempts, self.retries)
-            self.retry.append(unit)
-        elif len(unit.items) > 1:
+            self.retry.append(self._replayed(unit))
+        elif len(unit.items) - unit.lead > 1:
             log.warning("batch from %s keeps failing (%s); retrying its items one by one",
                         unit.items[0].key, message)
-            for i, item in enumerate(unit.items):  # each gets one more attempt
-                self.retry.append(Unit(unit.seq, unit.offset + i, [item], self.retries, worker, unit.route))
+            for i, item in enumerate(unit.items[unit.lead:]):  # each gets one more attempt
+                single = Unit(unit.seq, unit.offset + i, [item], self.retries, worker, unit.route)
+                self.retry.append(self._replayed(single) if i == 0 else single)
         else:
             error = f"{message} (gave up after {unit.attempts} attempt{'s' * (unit.attempts > 1)})"
-            self._place(unit, [(None, error)], worker)
+            self._place(unit, [(None, error)] * len(unit.items), worker)
+
+    def _replayed(self, unit: Unit) -> Unit:
+        """A temporal unit retried (maybe on a fresh worker) first replays the frames before it."""
+        if self.lead_in is not None and unit.lead == 0:
+            lead = self.lead_in.before(unit.items)
+            unit.items, unit.lead = lead + unit.items, len(lead)
+        return unit
 
     def _record(self, unit: Unit, done: Done) -> None:
         stats = self._stats(done.worker)
@@ -199,7 +212,7 @@ class Dispatcher:
     def _place(self, unit: Unit, results: list[Result], worker: str) -> None:
         stats = self._stats(worker)
         slot = self.slots[unit.seq]
-        for i, (item, (result, error)) in enumerate(zip(unit.items, results)):
+        for i, (item, (result, error)) in enumerate(zip(unit.items[unit.lead:], results[unit.lead:])):
             if result is not None and result.original is None:
                 result.original = item.original
             stats["items"] += 1
@@ -231,7 +244,8 @@ def dispatch(executor: Any, pool: Pool, chain: list, items: Iterable[Item]) -> I
     """Run `items` through a pool with the executor's settings; fill its timings and worker stats."""
     ex = executor.execution
     dispatcher = Dispatcher(pool, ex.batch_size, ex.max_in_flight or 2 * ex.actors, ex.retries,
-                            executor.workers, temporal=any(call.is_temporal for call in chain))
+                            executor.workers, temporal=any(call.is_temporal for call in chain),
+                            lead_in=chain_warmup(chain))
     try:
         yield from dispatcher.run(items)
     finally:

@@ -10,6 +10,7 @@ import numpy as np
 
 from stylefarm.errors import InputError
 from stylefarm.images import read_image
+from stylefarm.item import as_float
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp"}
 
@@ -20,7 +21,7 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
     for count, frame in enumerate(_frames(Path(path))):
         if max_frames is not None and count >= max_frames:
             return
-        yield frame
+        yield as_float(frame)
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:

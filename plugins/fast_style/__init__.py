@@ -15,6 +15,15 @@ from stylefarm.hookspecs import hookimpl
 from stylefarm.weights import WeightFile, cache_dir
 
 PREFIX = "fast_style__"  # cache folder of weights `fast_style/<name>` (the weights manager's layout)
+SHIPPED = [
+    WeightFile(
+        name="fast_style/hubble_cpu", filename="hubble_cpu.pt",
+        packaged="stylefarm.plugins.fast_style:weights/hubble_cpu.pt",
+        sha256="c9c49cdbcb3b585c5a434a09056abeaa56e94ae2a2f112885378108fed0b2cee",
+        license="CC0 (trained by stylefarm on its public-domain / CC0 demo media)",
+        note="example: cin26 layout, one style (hubble); 3272 steps, 25 min on one CPU core, inception-trunk loss",
+    ),
+]
 
 
 def installed_nets() -> list[WeightFile]:
@@ -57,7 +66,7 @@ def stylefarm_register_steps():
 
 @hookimpl
 def stylefarm_register_weights():
-    return installed_nets()
+    return SHIPPED + installed_nets()
 
 
 @hookimpl

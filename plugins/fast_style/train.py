@@ -245,7 +245,7 @@ def _load_checkpoint(ckpt: Path, job: TrainJob, log) -> dict:
     if saved["styles"] != styles:
         raise StylefarmError(f"{ckpt} trains styles {saved['styles']}, not {styles}: use another --out, "
                              "or --fresh to start over")
-    log(f"resuming from {ckpt} at step {saved['state']['step']}")
+    log(f"resuming from {ckpt} at step {saved['state']['step']} (its recipe and net; --fresh to start over)")
     return saved
 
 
@@ -287,7 +287,7 @@ class _Loop:
     def step(self) -> dict[str, float]:
         i = int(self.sampler.rng.integers(len(self.rows)))  # one style per batch
         x = self.sampler.batch(self.recipe.batch_size).to(self.job.device)
-        y = self.net(x, one_hot(self.rows[i], self.net.config.num_styles, x.shape[0], x.device))
+        y = self.net(x, one_hot(self.rows[i], self.net.config.num_styles, 1, x.device))  # one style per batch
         terms = self.losses(x, y, i)
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()

@@ -102,7 +102,7 @@ class PaintTransformerStep(Step):
                             border_all_strokes=opts.border_all_strokes, serial=opts.serial,
                             patch_batch=opts.patch_batch, jitter=opts.jitter, seed=opts.seed, pad=opts.pad,
                             color=opts.color)
-        img = torch.from_numpy(np.ascontiguousarray(item.load().image)).permute(2, 0, 1)[None].to(self.device)
+        img = torch.tensor(item.load().image).permute(2, 0, 1)[None].to(self.device)  # inputs are read-only
         frames = FrameRecorder(opts.animate_frames) if opts.animate else None
         memory = self._memory(item.source, img.shape) if opts.stroke_reuse > 0 else None
         before = (memory.reused, memory.predicted) if memory else (0, 0)

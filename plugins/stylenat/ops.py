@@ -6,8 +6,8 @@ kernel k, dilation d): keys come from i's dilation group (positions with the sam
 L_g of them); with i' = i div d the window in that group starts at clamp(i' - k div 2, 0,
 L_g - k) and holds k positions spaced d apart, so at the borders the window is *shifted* to
 stay inside the map (never padded or masked). The bias of a key is
-rpb[h, (key - query) / d + k - 1] per axis. Memory grows linearly with the pixels: keys are
-gathered per kernel row for a chunk of query rows, never an (H*W) x (H*W) matrix.
+rpb[h, (key - query) / d + k - 1] per axis. Memory grows linearly with the pixels (tiles of
+queries against their key blocks, in bounded chunks), never an (H*W) x (H*W) matrix.
 """
 
 from __future__ import annotations
@@ -153,17 +153,26 @@ def _na_tiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: int, rp
     qt = q.reshape(n, heads, nh, th, nw, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, nh, nw, th * tw, d)
     kb, vb = _blocks(k, kernel, th, tw), _blocks(v, kernel, th, tw)
     out = torch.empty_like(qt)
-    step = max(1, chunk_elements // max(1, n * heads * nw * table.shape[-2] * table.shape[-1]))
-    for r0 in range(0, nh, step):
-        r1 = min(nh, r0 + step)
-        logits = torch.matmul(qt[:, :, r0:r1], kb[:, :, r0:r1].transpose(-1, -2))
-        for a0, a1, pr in row_runs:
-            a0, a1 = max(a0, r0) - r0, min(a1, r1) - r0
-            for c0, c1, pc in col_runs:
-                if a0 < a1:
-                    logits[:, :, a0:a1, c0:c1] += table[:, pr, pc, None, None]
-        out[:, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[:, :, r0:r1])
+    per_row = heads * nw * table.shape[-2] * table.shape[-1]  # logits of one tile row of one map
+    rows_step = max(1, chunk_elements // (n * per_row))
+    maps_step = n if rows_step > 1 else max(1, chunk_elements // per_row)  # big folded batches: split it too
+    for m0 in range(0, n, maps_step):
+        m = slice(m0, m0 + maps_step)
+        for r0 in range(0, nh, rows_step):
+            r1 = min(nh, r0 + rows_step)
+            logits = torch.matmul(qt[m, :, r0:r1], kb[m, :, r0:r1].transpose(-1, -2))
+            _add_bias(logits, table, row_runs, col_runs, r0, r1)
+            out[m, :, r0:r1] = torch.matmul(logits.softmax(dim=-1), vb[m, :, r0:r1])
     return out.view(n, heads, nh, nw, th, tw, d).permute(0, 1, 2, 4, 3, 5, 6).reshape(n, heads, h, w, d)
+
+
+def _add_bias(logits: torch.Tensor, table: torch.Tensor, row_runs: list, col_runs: list, r0: int, r1: int) -> None:
+    """Add each run of same-pattern tiles its bias/mask pattern (broadcast, nothing materialised)."""
+    for a0, a1, pr in row_runs:
+        a0, a1 = max(a0, r0) - r0, min(a1, r1) - r0
+        for c0, c1, pc in col_runs:
+            if a0 < a1:
+                logits[:, :, a0:a1, c0:c1] += table[:, pr, pc, None, None]
 
 
 def _blocks(x: torch.Tensor, kernel: int, th: int, tw: int) -> torch.Tensor:
