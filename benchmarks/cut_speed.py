@@ -1,6 +1,7 @@
 """CUT inference speed: the `cut` step through `stylefarm run` vs a bare generator loop.
 
-    .venv/bin/python benchmarks/cut_speed.py             # 256 and 512 px, 2 images x 2 repeats, 1 thread
+    .venv/bin/python benchmarks/cut_speed.py --sizes 256 --images 6   # as in docs/translate.md
+    .venv/bin/python benchmarks/cut_speed.py --sizes 512 --images 2
     .venv/bin/python benchmarks/cut_speed.py --quick     # 1 image x 1 repeat
 
 RANDOM WEIGHTS (seeded, official `resnet_9blocks` config and key names, saved as a
@@ -8,7 +9,8 @@ latest_net_G.pth): speed does not depend on the weight values. Inputs are the sh
 photos centre-cropped to size x size 8-bit PNGs. The pipeline side is one `run_workflow` call
 (plugin discovery, weights load, PNG reads, translate, PNG writes, manifest); the bare side
 loads the same file and runs the generator on the already decoded images. The order of the
-sides rotates each repeat (the shared cores drift); each side runs once unmeasured first. Writes benchmarks/results/cut_speed.json.
+sides rotates each repeat (the shared cores drift); each side runs once unmeasured first.
+Writes benchmarks/results/cut_speed.json (other --sizes: cut_speed_<sizes>.json).
 """
 
 from __future__ import annotations

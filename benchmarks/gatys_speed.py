@@ -232,11 +232,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--neural-style-pt", type=Path, default=None, help="scratch checkout of neural-style-pt")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="only these sizes (256, 512)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per size (default 3 at 256, 2 at 512)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     plan = [(128, (2, 10), 1)] if args.quick else [(256, (2, 8), 3), (512, (2, 5), 2)]
+    plan = [(size, counts, args.repeats or reps) for size, counts, reps in plan if size in (args.sizes or [size])]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         weights = work / "vgg19-random.pth"  # neural-style-pt picks the architecture from "vgg" + "19"

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from .images import atomic_write_bytes, encode_image, quantize, read_image, resize, to_float
-from .item import Item
+from .item import Item, as_float
 from .naming import confine, render
 from .workflow import OutputSpec
 
@@ -144,7 +144,7 @@ class SheetSink(Sink):
     def _thumb(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         height = self.options.thumb
-        return resize(image, max(1, round(w * height / h)), height)
+        return resize(as_float(image), max(1, round(w * height / h)), height)  # resumed frames may be 8-bit
 
     def write(self, item: Item) -> list[Path]:
         self._add(item, [(name, self._as_written(item, img)) for name, img in self.ctx.results(item)])

@@ -80,6 +80,7 @@ def test_doctor_checks_as_json_have_level_and_fix(broken_install, monkeypatch):
     monkeypatch.setenv("STYLEFARM_WEIGHTS_DIR", broken_install["STYLEFARM_WEIGHTS_DIR"])
     importlib.invalidate_caches()
     host = PluginHost()
+    monkeypatch.setattr("stylefarm.host._HOST", host)  # the weights manager resolves through the process's host
     checks = [c.as_dict() for c in check_plugins(host) + check_weights(host) + check_backends()]
     by_name = {c["name"]: c for c in json.loads(json.dumps(checks))}
     assert by_name["plugin acme"]["level"] == "fail" and "acme_missing_module_xyz" in by_name["plugin acme"]["message"]

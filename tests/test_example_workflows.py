@@ -10,9 +10,17 @@ REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / "workflows").glob("*.yaml"))
 
 
+# Generated inputs check their weights when the plan is built (the driver reads the checkpoint's
+# shapes): offline, these stop at validation with the weights message, which is the documented behaviour.
+WEIGHTS_AT_PLAN = {"stylenat_walk.yaml": "stylefarm weights add stylenat/ffhq256"}
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
 def test_shipped_workflow_validates(cli, path):
     result = cli("validate", str(path))
+    if path.name in WEIGHTS_AT_PLAN and result.returncode != 0:
+        assert result.returncode == 2 and WEIGHTS_AT_PLAN[path.name] in result.stderr, result.stderr
+        return
     assert result.returncode == 0, result.stderr
 
 
