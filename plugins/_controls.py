@@ -162,3 +162,31 @@ def region_masks(region_map: np.ndarray, colors: Sequence[str], tolerance: float
     nearest = dist.argmin(-1)
     close = dist.min(-1) <= tolerance
     return [((nearest == k) & close).astype(np.float32) for k in range(len(colors))]
+
+
+# --- YCbCr colour keeping of the pretrained steps (cin26, magenta_arbitrary) ----------------
+# BT.601 full-range luma, the YCbCr image libraries use for "keep the colours"; kept as they are
+# (not YIQ above) so those steps' outputs do not change.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    y = rgb @ _LUMA
+    cb = (rgb[..., 2] - y) * 0.564 + 0.5
+    cr = (rgb[..., 0] - y) * 0.713 + 0.5
+    return np.stack([y, cb, cr], axis=-1)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    y, cb, cr = ycc[..., 0], ycc[..., 1] - 0.5, ycc[..., 2] - 0.5
+    r = y + 1.402 * cr
+    b = y + 1.772 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def keep_color(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Brightness from the stylized image, chroma from the content (colour-preserving transfer)."""
+    ycc = rgb_to_ycbcr(content)
+    ycc[..., 0] = rgb_to_ycbcr(stylized)[..., 0]
+    return ycbcr_to_rgb(ycc)

@@ -1,4 +1,4 @@
-"""The VGG-19 "normalised" encoder shared by AdaIN and StyA2K, and its checkpoint formats.
+"""The VGG-19 "normalised" encoder and decoder layers shared by AdaIN and StyA2K, and the checkpoint formats.
 
 Both models use the same file, `vgg_normalised.pth` of naoto0804/pytorch-AdaIN: an
 `nn.Sequential` of 53 modules whose state_dict keys are the module indices (`0.weight`,
@@ -113,6 +113,22 @@ def encoder_state(state: dict[str, Any], depth: int, path: str = "vgg") -> dict[
         if index.isdigit() and int(index) < depth:
             kept[key] = value
     return kept
+
+
+def decoder_layers(plan: list[int | str], in_channels: int, relu_last: bool = False) -> list[nn.Module]:
+    """Reflection-padded 3x3 convs, each followed by ReLU except the last (unless asked)."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    last_conv = max(i for i, spec in enumerate(plan) if spec != "U")
+    for i, spec in enumerate(plan):
+        if spec == "U":
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            continue
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, int(spec), 3)]
+        if i != last_conv or relu_last:
+            layers.append(nn.ReLU(inplace=True))
+        channels = int(spec)
+    return layers
 
 
 # --- weights plumbing shared by the model plugins (belongs in pipeline/weights.py) -------

@@ -85,3 +85,17 @@ def test_installed_wheel_runs_its_own_copy(wheel, tmp_path):
             f"p.__file__.startswith({str(site)!r}), sorted(i.name for i in h.plugins if i.error))")
     result = python(code, tmp_path, {"PYTHONPATH": str(site)})
     assert result.stdout.strip().split(None, 2) == ["True", "True", "[]"], result.stderr[-2000:]
+
+
+def test_plugins_never_import_each_other():
+    """Shared helpers live in private modules (`stylefarm.plugins._*`), not in a sibling plugin."""
+    import re
+
+    offenders = []
+    for folder in sorted(p for p in (REPO / "plugins").iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for path in folder.rglob("*.py"):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                match = re.match(r"\s*(?:from|import)\s+stylefarm\.plugins\.([a-z]\w*)", line)
+                if match and match[1] != folder.name:
+                    offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not offenders, offenders

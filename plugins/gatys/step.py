@@ -12,10 +12,10 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputPath, OneOrList, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -26,12 +26,12 @@ log = logging.getLogger("stylefarm.gatys")
 class GatysOptions(StepOptions):
     """Options follow `adain`'s names where they mean the same, neural-style's for the rest."""
 
-    style: list[InputPath] = Field(description="style image path, or a list (blend, masks, regions)")
+    style: OneOrList[InputPath] = Field(description="style image path, or a list (blend, masks, regions)")
     style_weights: list[float] | None = Field(None, description="blend weights of the styles' statistics "
                                               "(normalised by their sum), as neural-style's -style_blend_weights")
-    mask: list[InputPath] | None = Field(None, description="spatial control: one mask per style over the content "
+    mask: OneOrList[InputPath] | None = Field(None, description="spatial control: one mask per style over the content "
                                          "(white = this style); guided Gram matrices per region")
-    style_mask: list[InputPath] | None = Field(None, description="one mask per style image: take that style's "
+    style_mask: OneOrList[InputPath] | None = Field(None, description="one mask per style image: take that style's "
                                                "statistics only from the white part")
     region_map: InputPath | None = Field(None, description="colour-coded region map over the content "
                                          "(alternative to mask); colours name styles through region_styles")
@@ -94,11 +94,6 @@ class GatysOptions(StepOptions):
     weights: InputPath | None = Field(None, description="loss network file (torchvision vgg19/vgg16, "
                                       "vgg_conv.pth, vgg_normalised.pth, predictor .onnx) or a weights name")
     random_weights: bool = Field(False, description="TEST ONLY: random loss network, output is not a stylization")
-
-    @field_validator("style", "mask", "style_mask", mode="before")
-    @classmethod
-    def _listify(cls, value):
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> GatysOptions:

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 from stylefarm.errors import WeightsError
+from stylefarm.plugins._cin import converted_path, package_model_path
 from stylefarm.plugins._inception import dequantized_convs
-from stylefarm.plugins.cin26.convert import converted_path, package_model_path
 from stylefarm.weights import load_state_dict
 
 FILES = {"predict": "arbitrary_predict.onnx", "transform": "arbitrary_transform.onnx"}

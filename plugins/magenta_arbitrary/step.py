@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.plugins.cin26 import ops
+from stylefarm.plugins import _controls
 from stylefarm.step import InputPath, OneOrList, Step, StepOptions
 
 STYLE_SIZE = 256  # the style predictor's input side (package and Magenta default)
@@ -96,7 +96,7 @@ class MagentaArbitraryStep(Step):
             embedding = opts.strength * embedding + (1.0 - opts.strength) * self.embed(content)
         out = resize(self.stylize(small, embedding), w, h)
         if opts.preserve_color:
-            out = ops.keep_color(out, content)
+            out = _controls.keep_color(out, content)
         return item.with_image(np.clip(out, 0.0, 1.0))
 
     def stylize(self, image: np.ndarray, embedding) -> np.ndarray:

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylefarm.plugins._vgg import VGGEncoder
-from stylefarm.plugins.adain.model import decoder_layers
+from stylefarm.plugins._vgg import VGGEncoder, decoder_layers
 from stylefarm.plugins.stya2k import ops
 
 HEADS = 8

@@ -42,7 +42,7 @@ class StyA2KOptions(StepOptions):
 
 def fit_size(image: np.ndarray, size: int, keep_aspect: bool) -> np.ndarray:
     """The official test resize (bicubic to size x size), or short side to size; 0 = keep."""
-    from stylefarm.plugins.adain.ops import pil_resize
+    from stylefarm.plugins._images import pil_resize
 
     h, w = image.shape[:2]
     if not size:
@@ -96,7 +96,7 @@ class StyA2KStep(Step):
     def _style_keys(self, style: np.ndarray):
         import torch
 
-        from stylefarm.plugins.adain.ops import to_tensor
+        from stylefarm.plugins._images import to_tensor
 
         with torch.inference_mode():
             return self.model.style_keys(to_tensor(style).to(self.device, self.dtype))
@@ -115,7 +115,7 @@ class StyA2KStep(Step):
         """Stylize same-size HxWx3 images; the output keeps their size."""
         import torch
 
-        from stylefarm.plugins.adain.ops import coral, to_image, to_tensor
+        from stylefarm.plugins._images import coral, to_image, to_tensor
         from stylefarm.plugins.stya2k.ops import expand_keys
 
         if self.keys is None:  # coral: the style is recoloured per content image
@@ -134,7 +134,7 @@ class StyA2KStep(Step):
         return [to_image(o) for o in out]
 
     def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:
-        from stylefarm.plugins.adain.ops import keep_luminance_only
+        from stylefarm.plugins._controls import recombine_luminance as keep_luminance_only
 
         if self.options.preserve_color and self.options.color_method == "luminance":
             out = keep_luminance_only(out, content)
