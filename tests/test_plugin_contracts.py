@@ -26,7 +26,8 @@ OPTIONS: dict[str, dict | None] = {
     "cin26": {"style": 3} if HAS_STLITE else None,
     "magenta_arbitrary": {"style": STYLE, "content_size": 0, "style_size": 64} if HAS_STLITE else None,
     "cut": {"random_weights": True, "ngf": 8, "n_blocks": 1},
-    "gatys": {"style": STYLE, "random_weights": True, "iterations": 2, "content_size": 0, "style_size": 64},
+    # gatys starts from noise like neural-style (-init random): a seed makes it repeatable
+    "gatys": {"style": STYLE, "random_weights": True, "iterations": 2, "content_size": 0, "style_size": 64, "seed": 0},
     "fast_style": {"random_weights": True},
 }
 
