@@ -190,3 +190,24 @@ def keep_color(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
     ycc = rgb_to_ycbcr(content)
     ycc[..., 0] = rgb_to_ycbcr(stylized)[..., 0]
     return ycbcr_to_rgb(ycc)
+
+
+# --- style mixing and strength of the feed-forward nets (cin26, fast_style) ------------------
+
+def style_vector(indices: Sequence[int], weights: Sequence[float] | None, num_styles: int) -> np.ndarray:
+    """One weight per style row, summing to 1: what the conditional IN layers mix (one-hot for one style)."""
+    out = np.zeros(num_styles, dtype=np.float32)
+    weights = [1.0] * len(indices) if weights is None else weights
+    for index, weight in zip(indices, weights, strict=True):
+        out[index] += weight
+    total = float(out.sum())
+    if total <= 0:
+        raise ValueError("style weights must have a positive sum")
+    return out / total
+
+
+def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
+    """Linear mix: 1 = all style, 0 = the content unchanged."""
+    if strength >= 1.0:
+        return stylized
+    return (content + strength * (stylized - content)).astype(np.float32)

@@ -10,29 +10,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stylefarm.plugins._controls import keep_color, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401 (shared, re-exported)
+from stylefarm.plugins._controls import (  # noqa: F401 (shared, re-exported)
+    keep_color,
+    mix,
+    rgb_to_ycbcr,
+    style_vector,
+    ycbcr_to_rgb,
+)
 
 NUM_STYLES = 26  # styles in multistyle26.onnx (its norm.gamma rows)
 
-
-
-def style_vector(indices: Sequence[int], blend: Sequence[float] | None, num_styles: int) -> np.ndarray:
-    """One weight per built-in style, summing to 1 (what the network's CIN layers mix)."""
-    weights = np.zeros(num_styles, dtype=np.float32)
-    blend = [1.0] * len(indices) if blend is None else blend
-    for index, weight in zip(indices, blend, strict=True):
-        weights[index] += weight
-    total = float(weights.sum())
-    if total <= 0:
-        raise ValueError("style weights must have a positive sum")
-    return weights / total
-
-
-def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
-    """Linear mix: 1 = all style, 0 = the content unchanged."""
-    if strength >= 1.0:
-        return stylized
-    return (content + strength * (stylized - content)).astype(np.float32)
 
 
 def composite_regions(content: np.ndarray, layers: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:

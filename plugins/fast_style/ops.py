@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from stylefarm.errors import StylefarmError
+from stylefarm.plugins._controls import mix, style_vector  # noqa: F401 (shared with cin26)
 
 
 def style_index(value: int | str, names: Sequence[str]) -> int:
@@ -21,20 +20,3 @@ def style_index(value: int | str, names: Sequence[str]) -> int:
                          f"index 0..{len(names) - 1} or a name ({shown})")
 
 
-def style_vector(indices: Sequence[int], weights: Sequence[float] | None, num_styles: int) -> np.ndarray:
-    """One weight per style row, summing to 1: what the conditional IN layers mix (one-hot for one style)."""
-    out = np.zeros(num_styles, dtype=np.float32)
-    weights = [1.0] * len(indices) if weights is None else weights
-    for index, weight in zip(indices, weights, strict=True):
-        out[index] += weight
-    total = float(out.sum())
-    if total <= 0:
-        raise StylefarmError("style_weights must have a positive sum")
-    return out / total
-
-
-def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
-    """Linear mix: 1 = all style, 0 = the content unchanged."""
-    if strength >= 1.0:
-        return stylized
-    return (content + strength * (stylized - content)).astype(np.float32)
