@@ -18,8 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stylefarm.plugins._inception import MOBILENET as _MOBILENET
-from stylefarm.plugins._inception import ActivationQuant, ConvBias, InvertedResidual, same_pad
+from stylefarm.plugins._inception import ActivationQuant, ConvBias, InvertedResidual, StyleTrunk, same_pad
 
 __all__ = ["ActivationQuant", "ConvBias", "InvertedResidual", "same_pad", "StylePredictor", "StyleTransformer"]
 
@@ -28,19 +27,12 @@ EPS = 1e-5
 EMBED_QDQ = "mobilenet_conv/Conv/BiasAdd_int8"  # the embedding's int8 tensor in both graphs
 
 
-class StylePredictor(nn.Module):
-    """Style image (N,3,H,W) in [0,1] -> embedding (N,100)."""
+class StylePredictor(StyleTrunk):
+    """Style image (N,3,H,W) in [0,1] -> embedding (N,100): the shared MobileNetV2 trunk plus the
+    bottleneck (same module names, so the converted weights load by their keys)."""
 
     def __init__(self, quant: ActivationQuant | None = None):
-        super().__init__()
-        self.q = quant if quant is not None else ActivationQuant()
-        self.stem = ConvBias(3, 32, 3, 2)
-        blocks, cin = [InvertedResidual(32, 16, 1, 1, "MobilenetV2/expanded_conv", self.q)], 16
-        for i, (expansion, cout, stride) in enumerate(_MOBILENET, start=1):
-            blocks.append(InvertedResidual(cin, cout, expansion, stride, f"MobilenetV2/expanded_conv_{i}", self.q))
-            cin = cout
-        self.blocks = nn.ModuleList(blocks)
-        self.head = ConvBias(cin, 1280, 1)
+        super().__init__(quant)
         self.bottleneck = ConvBias(1280, EMBED, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
