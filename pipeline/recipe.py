@@ -21,15 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .executors.base import StepCall
-
-
-@lru_cache(maxsize=256)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from .provenance import file_sha256
 
 
 def _files_in(value: Any, found: dict[str, str]) -> None:
@@ -41,11 +33,9 @@ def _files_in(value: Any, found: dict[str, str]) -> None:
         for v in value:
             _files_in(v, found)
     elif isinstance(value, str) and len(value) < 4096 and ("/" in value or "." in value):
-        path = Path(value)
         try:
-            if path.is_file():
-                stat = path.stat()
-                found[value] = _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+            if Path(value).is_file() and (digest := file_sha256(value)):
+                found[value] = digest
         except OSError:
             pass
 
