@@ -1,20 +1,24 @@
-"""AdaIN speed: our `adain` step through the pipeline vs a bare loop of the same network,
-and vs the official pytorch-AdaIN `style_transfer` (test.py) timed in the same run.
+"""AdaIN speed on video frames: `stylefarm run` of the `adain` step (default options) vs the
+official pytorch-AdaIN `test.py` logic, and vs a bare loop of our networks, timed in one run.
 
-    .venv/bin/python benchmarks/adain_speed.py            # 512 and 1024 px, ~4-5 min on 2 busy cores
-    .venv/bin/python benchmarks/adain_speed.py --quick    # one repeat, fewer images
+    .venv/bin/python benchmarks/adain_speed.py                 # 512 and 1024 px, ~6 min on 2 busy cores
+    .venv/bin/python benchmarks/adain_speed.py --quick         # fewer frames, one repeat
     .venv/bin/python benchmarks/adain_speed.py --official scratch/official_adain  # net.py, function.py, test.py
 
-RANDOM WEIGHTS: all three sides load the same seeded random state_dict (official key names),
-so no download is needed; speed does not depend on the weight values. The official side
-imports the unmodified `net.py` + `function.py` of naoto0804/pytorch-AdaIN from a scratch
-checkout (never committed) and runs test.py's `style_transfer` as the shared fixture README
-describes (test.py itself imports torchvision, which is not installed). It encodes the style
-for every content image, as test.py does; our step encodes it once per run.
-Inputs are the shipped demo photos, centre-cropped to size x size PNGs; content_size 0,
-style_size 512. Per-image time = one whole run / images: the pipeline and the bare loop pay
-weights loading and the style encode once per run (so few images make both look slower).
-Default: 2 images x 2 repeats at 512, 1 x 1 at 1024; --quick: 1 x 1 everywhere.
+RANDOM WEIGHTS: all sides load the same seeded random state_dict (official key names), so no
+download is needed; speed does not depend on the weight values.
+
+- `official`: the unmodified `net.py` + `function.py` of naoto0804/pytorch-AdaIN from a scratch
+  checkout (never committed) and test.py's own `style_transfer`, called per frame as test.py /
+  test_video.py do (the style image is encoded again for every frame). Frames are handed to it
+  already decoded, as float tensors: its decode/encode are NOT charged (conservative for us).
+- `pipeline`: one `run_workflow` over the clip with the step's default options (content_size 0 so
+  the frame keeps its size on both sides; style_size 512 as the official default): ffmpeg decode,
+  setup (weights, style statistics once), batches of 4 frames, 8-bit PNG frames written. All charged.
+- `bare`: our encoder/decoder in a plain loop, same layout as the step (channels-last), the style
+  statistics computed once, batches of 4 frames; no I/O. pipeline/bare = what the host costs.
+
+Clip: a pan across a demo photo, size x size, H.264 crf 16. Per-frame time = one whole run / frames.
 Writes benchmarks/results/adain_speed.json and prints a table.
 """
 
@@ -38,7 +42,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from stylefarm.images import encode_image, read_image  # noqa: E402
+from stylefarm.images import read_image  # noqa: E402
+from stylefarm.plugins._precision import Placement, inference  # noqa: E402
 from stylefarm.plugins._vgg import randomize_convs  # noqa: E402
 from stylefarm.plugins.adain import model  # noqa: E402
 from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
@@ -46,55 +51,80 @@ from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, officia
 MEDIA = REPO / "workflows" / "media"
 STYLE = MEDIA / "style" / "hubble_deep_field.jpg"
 STYLE_SIZE = 512
+BATCH = 4
 OUT = REPO / "benchmarks" / "results" / "adain_speed.json"
 
 
 def random_weights(path: Path) -> None:
     """Seeded random encoder/decoder saved as one {vgg, decoder} file (official keys)."""
+    torch.manual_seed(0)
     enc, dec = model.encoder(), model.Decoder()
     randomize_convs([enc, dec])
     torch.save({"vgg": enc.layers.state_dict(), "decoder": dec.state_dict()}, path)
 
 
-def make_inputs(folder: Path, size: int, count: int) -> list[np.ndarray]:
-    """`count` demo photos as size x size PNGs (what the pipeline reads) and arrays (bare loops)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    photos = sorted(MEDIA.glob("*.jpg"))
-    images = []
-    for i in range(count):
-        image = official_resize(read_image(photos[i % len(photos)])[0], size, crop=True)
-        (folder / f"c{i}.png").write_bytes(encode_image(".png", image, None, 8))
-        images.append(read_image(folder / f"c{i}.png")[0])  # the same 8-bit values the step reads
-    return images
+def make_clip(path: Path, size: int, frames: int) -> list[np.ndarray]:
+    """A size x size pan across a demo photo as H.264; returns the decoded frames (what both sides get)."""
+    import imageio_ffmpeg
+
+    photo = official_resize(read_image(MEDIA / "astronaut.jpg")[0], size + 4 * frames, crop=True)
+    writer = imageio_ffmpeg.write_frames(str(path), (size, size), fps=24, codec="libx264",
+                                         output_params=["-crf", "16", "-preset", "veryfast"], macro_block_size=8)
+    writer.send(None)
+    for i in range(frames):
+        writer.send(np.ascontiguousarray((photo[2 * i:2 * i + size, 4 * i:4 * i + size] * 255).round()
+                                         .astype(np.uint8)))
+    writer.close()
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    meta = next(reader)
+    width, height = meta["size"]
+    return [np.frombuffer(f, np.uint8).reshape(height, width, 3).astype(np.float32) / 255 for f in reader]
 
 
-def pipeline_runner(work: Path, size: int, weights: Path) -> Callable[[], None]:
-    """One `run_workflow` call over the folder of inputs: setup, reads, stylize, writes."""
+def pipeline_runner(work: Path, size: int, weights: Path, cache: Path, extra: str = "",
+                    out: str = "") -> Callable[[], dict]:
+    """One `run_workflow` call over the clip: setup, decode, stylize, 8-bit PNG frames out.
+
+    `cache` is the compile cache this run sees (STYLEFARM_COMPILE_DIR): an empty one = a cold
+    machine, where `compile: auto` stays eager for a short clip; a filled one = after `stylefarm warmup`."""
     from stylefarm.api import run_workflow
 
-    workflow = work / f"adain_{size}.yaml"
+    workflow = work / f"adain_{size}{out}.yaml"
     workflow.write_text(
         "version: 1\n"
-        f"inputs:\n  - glob: in{size}/*.png\n"
+        f"inputs:\n  - path: clip{size}.mp4\n"
         "steps:\n  - use: adain\n"
-        f"    with: {{style: {STYLE}, weights: {weights}, content_size: 0, style_size: {STYLE_SIZE}}}\n"
-        f"output:\n  dir: out{size}\n  pattern: \"{{input.stem}}.png\"\n"
-        "execution: {backend: local, device: cpu, batch_size: 1}\n")
-    return lambda: run_workflow(workflow, force=True)
+        f"    with: {{style: {STYLE}, weights: {weights}, content_size: 0, style_size: {STYLE_SIZE}{extra}}}\n"
+        f"output:\n  dir: out{size}{out}\n  pattern: \"{{frame:04d}}.png\"\n"
+        f"execution: {{backend: local, device: cpu, batch_size: {BATCH}}}\n")
+
+    def run() -> None:
+        os.environ["STYLEFARM_COMPILE_DIR"] = str(cache)
+        try:
+            return run_workflow(workflow, force=True)
+        finally:
+            del os.environ["STYLEFARM_COMPILE_DIR"]
+
+    return run
 
 
-def bare_runner(images: list[np.ndarray], weights: Path) -> Callable[[], list[torch.Tensor]]:
-    """The same network in a plain loop: weights load + style statistics once, then each image."""
+def bare_runner(frames: list[np.ndarray], weights: Path) -> Callable[[], list[torch.Tensor]]:
+    """Our networks in a plain loop, as the step lays them out: stats once, batches of frames."""
     style = official_resize(read_image(STYLE)[0], STYLE_SIZE, crop=False)
 
     def run() -> list[torch.Tensor]:
         state = torch.load(weights, weights_only=True)
-        enc, dec = model.encoder().eval(), model.Decoder().eval()
+        enc, dec = model.encoder(), model.Decoder()
         enc.layers.load_state_dict(state["vgg"])
         dec.load_state_dict(state["decoder"])
-        with torch.inference_mode():
-            mean, std = calc_mean_std(enc(to_tensor(style))[0])
-            return [dec(adain_from_stats(enc(to_tensor(im))[0], mean, std)) for im in images]
+        place = Placement("cpu")
+        place.modules(enc, dec)
+        outs = []
+        with inference(place):
+            mean, std = calc_mean_std(enc(place.images_in([style]))[0])
+            for i in range(0, len(frames), BATCH):
+                outs += list(dec(adain_from_stats(enc(place.images_in(frames[i:i + BATCH]))[0], mean, std)))
+        return [o[None] for o in outs]
 
     return run
 
@@ -116,8 +146,8 @@ def official_style_transfer(folder: Path) -> Callable:
     return scope["style_transfer"]
 
 
-def official_runner(folder: str, images: list[np.ndarray], weights: Path) -> Callable[[], list[torch.Tensor]]:
-    """test.py's logic: `net.vgg[:31]` + `net.decoder`, `style_transfer` per content image."""
+def official_runner(folder: str, frames: list[np.ndarray], weights: Path) -> Callable[[], list[torch.Tensor]]:
+    """test.py's logic: `net.vgg[:31]` + `net.decoder`, `style_transfer` per frame (style encoded each time)."""
     root = Path(folder).resolve()
     sys.path.insert(0, str(root))
     net = importlib.import_module("net")
@@ -131,86 +161,132 @@ def official_runner(folder: str, images: list[np.ndarray], weights: Path) -> Cal
         vgg.load_state_dict(state["vgg"])
         decoder.load_state_dict(state["decoder"])
         with torch.no_grad():
-            return [style_transfer(vgg, decoder, to_tensor(im), style) for im in images]
+            return [style_transfer(vgg, decoder, to_tensor(f), style) for f in frames]
 
     return run
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus reaped children (the ffmpeg decoder / encoder)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds, result): CPU time is steadier on a shared, oversubscribed machine."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = fn()
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, cpu_seconds() - cpu, result
 
 
-def measure(runners: dict[str, Callable], count: int, repeats: int) -> tuple[dict[str, list[float]], dict]:
-    """Per-image seconds and each side's first outputs; the order of the sides rotates
-    each repeat (busy shared cores drift)."""
+def measure(runners: dict[str, Callable], count: int, repeats: int) -> tuple[dict, dict, dict]:
+    """Per-frame wall and CPU seconds and each side's first outputs; the order of the sides
+    rotates each repeat (busy shared cores drift)."""
     names = list(runners)
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     outputs: dict[str, object] = {}
     for rep in range(repeats):
         for name in names[rep % len(names):] + names[:rep % len(names)]:
-            seconds, result = timed(runners[name])
+            seconds, cpu_s, result = timed(runners[name])
             times[name].append(seconds / count)
+            cpu[name].append(cpu_s / count)
             outputs.setdefault(name, result)
-    return times, outputs
+    return times, cpu, outputs
 
 
 def same_picture(outputs: dict, folder: Path, count: int) -> dict[str, float]:
     """Max abs difference of the sides' outputs (clamped to [0, 1]; the pipeline's are 8-bit PNGs)."""
     def as_images(tensors) -> list[np.ndarray]:
-        return [t[0].clamp(0, 1).permute(1, 2, 0).numpy() for t in tensors]
+        return [t[0].float().clamp(0, 1).permute(1, 2, 0).numpy() for t in tensors]
 
     bare = as_images(outputs["bare"])
-    diffs = {"pipeline_vs_bare": max(float(np.abs(read_image(folder / f"c{i}.png")[0] - bare[i]).max())
-                                     for i in range(count))}
+    written = sorted(folder.glob("*.png"))
+    assert len(written) == count, f"pipeline wrote {len(written)} frames, expected {count}"
+    diffs = {"pipeline_vs_bare": max(float(np.abs(read_image(p)[0] - b).max()) for p, b in zip(written, bare))}
     if "official" in outputs:
         diffs["official_vs_bare"] = max(float(np.abs(o - b).max())
                                         for o, b in zip(as_images(outputs["official"]), bare))
     return diffs
 
 
-def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path, official: str | None) -> dict:
-    images = make_inputs(work / f"in{size}", size, count)
-    runners: dict[str, Callable] = {"pipeline": pipeline_runner(work, size, weights),
-                                    "bare": bare_runner(images, weights)}
+def compile_decisions(report: dict) -> dict:
+    """What `compile: auto` did per network and frame size in that run (from the run report)."""
+    info = next(iter(report.get("steps", {}).values()), {}).get("compile") or {}
+    return {part: {size: row.get("decision") for size, row in (data or {}).get("sizes", {}).items()}
+            for part, data in info.items()}
+
+
+def warm_cache(work: Path, size: int, weights: Path, cache: Path) -> float:
+    """`compile: true` once (what `stylefarm warmup` does): fills `cache`; returns the cold compile seconds."""
+    start = time.perf_counter()
+    pipeline_runner(work, size, weights, cache, ", compile: true", "_warmup")()
+    return time.perf_counter() - start
+
+
+def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path, official: str | None,
+               warm: bool) -> dict:
+    frames = make_clip(work / f"clip{size}.mp4", size, count)
+    runners: dict[str, Callable] = {"pipeline": pipeline_runner(work, size, weights, work / "cold_cache"),
+                                    "bare": bare_runner(frames, weights)}
+    compile_s = None
+    if warm:
+        compile_s = warm_cache(work, size, weights, work / "warm_cache")
+        runners["pipeline_warm"] = pipeline_runner(work, size, weights, work / "warm_cache", out="_warm")
     if official:
-        runners["official"] = official_runner(official, images, weights)
-    times, outputs = measure(runners, count, repeats)
+        runners["official"] = official_runner(official, frames, weights)
+    times, cpu, outputs = measure(runners, count, repeats)
     diffs = same_picture(outputs, work / f"out{size}", count)
     med = {name: statistics.median(t) for name, t in times.items()}
-    row = {"size": size, "images": count, "repeats": repeats, "seconds_per_image": med,
-           "samples": times, "max_abs_diff": diffs,
-           "ratio_bare_over_pipeline": med["bare"] / med["pipeline"]}
+    med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
+    row = {"size": size, "frames": count, "repeats": repeats, "seconds_per_frame": med,
+           "cpu_seconds_per_frame": med_cpu, "samples": times, "cpu_samples": cpu, "max_abs_diff": diffs,
+           "ratio_bare_over_pipeline": med["bare"] / med["pipeline"], "warm_cache_compile_s": compile_s,
+           "compile_decisions": {side: compile_decisions(outputs[side]) for side in ("pipeline", "pipeline_warm")
+                                 if side in outputs}}
     if official:
-        row["speedup_vs_official"] = med["official"] / med["pipeline"]
+        for side in [s for s in ("pipeline", "pipeline_warm") if s in med]:
+            suffix = "" if side == "pipeline" else "_warm_cache"
+            row[f"speedup_vs_official{suffix}"] = med["official"] / med[side]
+            row[f"speedup_vs_official{suffix}_cpu_time"] = med_cpu["official"] / med_cpu[side]
+            row[f"speedup_vs_official{suffix}_per_repeat"] = [o / p for o, p in zip(times["official"], times[side])]
     return row
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\nAdaIN per-image seconds (CPU, RANDOM WEIGHTS; median)")
-    print(f"{'size':>5} {'n':>2} {'pipeline':>9} {'bare':>8} {'official':>9} {'bare/pipe':>10} {'official/pipe':>14}")
+    print("\nAdaIN per-frame seconds on video frames (CPU, RANDOM WEIGHTS; median wall / CPU seconds)")
+    print(f"{'size':>5} {'n':>3} {'side':>14} {'wall s':>8} {'cpu s':>8} {'official/side':>14} {'(cpu time)':>11}")
     for r in rows:
-        s = r["seconds_per_image"]
-        off = f"{s['official']:9.3f}" if "official" in s else f"{'-':>9}"
-        speed = f"{r['speedup_vs_official']:14.2f}" if "speedup_vs_official" in r else f"{'-':>14}"
-        print(f"{r['size']:>5} {r['images']:>2} {s['pipeline']:9.3f} {s['bare']:8.3f} {off} "
-              f"{r['ratio_bare_over_pipeline']:10.3f} {speed}")
-    print("goal: bare/pipe >= 0.95 (pipeline at least 95% of the bare loop's speed)")
+        wall, cpu = r["seconds_per_frame"], r["cpu_seconds_per_frame"]
+        for side in wall:
+            speed = (f"{wall['official'] / wall[side]:14.2f} {cpu['official'] / cpu[side]:11.2f}"
+                     if "official" in wall else f"{'-':>14} {'-':>11}")
+            print(f"{r['size']:>5} {r['frames']:>3} {side:>14} {wall[side]:8.3f} {cpu[side]:8.3f} {speed}")
+        if r["warm_cache_compile_s"]:
+            print(f"{'':>9} cold compile that filled the warm cache: {r['warm_cache_compile_s']:.1f} s")
+    print("goal: official/pipeline >= 1.5 at 512 and 1024 px (issue 20), default options")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat, fewer images")
+    parser.add_argument("--quick", action="store_true", help="fewer frames, one repeat")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--frames", type=int, default=0, help="frames per clip (default: 8 at <=512 px, else 4)")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--official", default=str(REPO / "scratch" / "official_adain"),
-                        help="folder with the official net.py + function.py ('' to skip)")
+                        help="folder with the official net.py + function.py + test.py ('' to skip)")
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm compile-cache side")
     parser.add_argument("--out", default=str(OUT))
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    # one thread count for every side: the pipeline otherwise picks its own from the load average
+    # (executors/base.py default_threads) and torch's setting is process-wide
+    os.environ.setdefault("STYLEFARM_THREADS", str(torch.get_num_threads()))
     official = args.official if args.official and (Path(args.official) / "net.py").is_file() else None
     if args.official and not official:
         print(f"official code not found in {args.official}: timing pipeline vs bare only", file=sys.stderr)
@@ -219,17 +295,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         random_weights(work / "weights.pt")
-        bench_size(work, 32, 1, 1, work / "weights.pt", official)  # warm-up: imports, plugin discovery
+        bench_size(work, 64, 2, 1, work / "weights.pt", official, False)  # warm-up: imports, plugin discovery
         for size in args.sizes:
-            count = 1 if args.quick or size >= 1024 else 2
-            repeats = 1 if args.quick or size >= 1024 else 2
-            rows.append(bench_size(work, size, count, repeats, work / "weights.pt", official))
+            count = args.frames or (2 if args.quick else 8 if size <= 512 else 4)
+            rows.append(bench_size(work, size, count, 1 if args.quick else args.repeats, work / "weights.pt",
+                                   official, not (args.quick or args.no_warm)))
             print(f"done {size} px", flush=True)
     print_table(rows)
-    report = {"benchmark": "adain_speed", "weights": "random (seeded, same for all sides)",
-              "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-              "torch": torch.__version__, "python": platform.python_version(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "official_code": official, "results": rows}
+    report = {"benchmark": "adain_speed", "input": "H.264 clip, size x size frames (pan across a demo photo)",
+              "weights": "random (seeded, same for all sides)", "device": "cpu",
+              "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "official_code": official, "results": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")

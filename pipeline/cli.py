@@ -57,7 +57,8 @@ def cli(ctx: click.Context, log_level: str, debug: bool) -> None:
 
 def _overrides(sets: tuple[str, ...], **flags) -> list[str]:
     mapping = {"backend": "execution.backend", "device": "execution.device",
-               "batch_size": "execution.batch_size", "output": "output.dir", "address": "execution.address"}
+               "batch_size": "execution.batch_size", "output": "output.dir", "address": "execution.address",
+               "unit": "execution.unit"}
     out = list(sets)
     for key, value in flags.items():
         if value is not None:
@@ -77,13 +78,17 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 @click.option("--address", help="Existing Ray/Dask cluster address (execution.address).")
 @click.option("--device", help="cpu | cuda | cuda:N | auto (execution.device).")
 @click.option("--batch-size", type=int, help="Override execution.batch_size.")
+@click.option("--unit", type=click.Choice(["auto", "frame", "segment"]),
+              help="What a Ray/Dask worker gets (execution.unit): decoded frames from the driver, or frame "
+                   "ranges it decodes and writes itself on shared storage (docs/distributed.md).")
 @click.option("--output", "-o", help="Override output.dir (relative to the current directory).")
 @click.option("--force", is_flag=True, help="Redo items already recorded in the manifest.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--no-progress", is_flag=True, help="Log lines instead of a progress bar.")
 @click.option("--shard", help="Farm task I/N: run only the I-th of N parts of the job (1-based).")
 @click.option("--frames", help="Only items with these frame numbers, e.g. 1001-1100 or 1001-1050,1090.")
-def run(workflow, sets, backend, address, device, batch_size, output, force, dry_run, no_progress, shard, frames):
+def run(workflow, sets, backend, address, device, batch_size, unit, output, force, dry_run, no_progress, shard,
+        frames):
     """Run a workflow. Finished outputs are skipped on a rerun (resume).
 
     \b
@@ -92,6 +97,7 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     Example:
       stylefarm run workflows/quickstart.yaml --set execution.batch_size=2
       stylefarm run shots.yaml --backend ray --address auto --force
+      stylefarm run film.yaml --backend ray --address auto --unit segment   # workers decode + encode
       stylefarm run shots.yaml --shard 3/10 --no-progress    # one render-farm task
     """
     from .api import load_workflow
@@ -99,7 +105,7 @@ def run(workflow, sets, backend, address, device, batch_size, output, force, dry
     if output is not None:  # -o is a path the user typed in this shell: relative to the cwd
         output = str(Path(output).expanduser().resolve())
     plan = load_workflow(workflow, _overrides(sets, backend=backend, device=device, batch_size=batch_size,
-                                              output=output, address=address))
+                                              output=output, address=address, unit=unit))
     if dry_run:
         from .describe import describe_plan
 
@@ -245,6 +251,36 @@ def report_command(directory, as_json, html_path):
 
         write_html(merged, html_path)
     click.echo(json.dumps(merged, indent=2) if as_json else summary(merged))
+
+
+@cli.command("warmup")
+@workflow_arg
+@set_option
+@click.option("--size", "sizes", multiple=True, metavar="WxH",
+              help="Frame size to compile for (repeatable); default: each input's first frame.")
+@click.option("--threads", type=int, help="torch threads, as the farm's workers use (execution.threads).")
+@click.option("--device", help="cpu | cuda | cuda:N | auto (execution.device).")
+def warmup_command(workflow, sets, sizes, threads, device):
+    """Compile a workflow's networks ahead into the shared compile cache.
+
+    Steps with `compile: auto` (the default) then load the compiled network in about a second
+    instead of compiling for 30-70 s per frame size. Run it once in a farm's node image, with the
+    threads and device the tasks use; the cache is $STYLEFARM_COMPILE_DIR, else the user cache.
+
+    \b
+    Example:
+      stylefarm warmup shots.yaml
+      stylefarm warmup shots.yaml --size 1920x1080 --size 1280x720 --threads 4
+    """
+    from .api import load_workflow
+    from .warmup import parse_size, warmup
+
+    extra = [f"execution.threads={threads}"] if threads else []
+    plan = load_workflow(workflow, _overrides(sets, device=device) + extra)
+    result = warmup(plan, [parse_size(s) for s in sizes] or None)
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"warmup done for {', '.join(f'{w}x{h}' for w, h in result.sizes)}")
 
 
 @cli.command("doctor")

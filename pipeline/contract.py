@@ -33,6 +33,13 @@ def output_problem(result: object, uint8_ok: bool = False) -> str | None:
     image = result.image
     if not isinstance(image, np.ndarray):
         return f"returned an item whose image is {type(image).__name__}, expected a numpy array"
+    if result.layout != "rgb":  # only steps that declared the decoder's format get (and return) it
+        from .video.yuv import LAYOUT, frame_problem
+
+        why = frame_problem(image) if result.layout == LAYOUT else f"unknown layout {result.layout!r}"
+        if why is None and not uint8_ok:
+            why = "a yuv420p frame but does not declare 8-bit pixel_types"
+        return f"returned {why}" if why else None
     if image.ndim != 3 or image.shape[2] != 3:
         hint = " (channels-first? expected H, W, 3)" if image.ndim == 3 and image.shape[0] == 3 else ""
         return f"returned an image of shape {tuple(image.shape)}, expected (H, W, 3){hint}"

@@ -22,4 +22,10 @@ def describe_plan(plan: Plan, force: bool = False) -> str:
     ex = wf.execution
     lines.append(f"execution: backend={ex.backend} device={ex.device} batch_size={ex.batch_size} "
                  f"actors={ex.actors} gpus_per_actor={ex.gpus_per_actor}")
+    from .segment_run import segment_unit
+
+    unit = segment_unit(plan, None)
+    detail = f" of {ex.segment_frames} frames, decoded and written by the workers" if unit == "segment" else ""
+    probe = " (if the workers see the files)" if unit == "segment" and ex.unit == "auto" else ""
+    lines.append(f"  unit: {unit}{detail}{probe} [execution.unit={ex.unit}]")
     return "\n".join(lines)

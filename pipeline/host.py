@@ -26,7 +26,7 @@ from .errors import PluginError, first_line
 log = logging.getLogger("stylefarm.host")
 GROUP = "stylefarm"
 BUILTIN_COMMANDS = frozenset({"run", "plan", "validate", "plugins", "steps", "schema", "join", "weights", "train",
-                              "export", "report", "doctor"})
+                              "export", "report", "doctor", "warmup"})
 """Names of the CLI's own commands: a plugin command with one of these names is an error
 (tests keep this list equal to the CLI's)."""
 STEP_KINDS = ("stylize", "paint", "translate", "generate", "util")

@@ -6,6 +6,9 @@ Layout (documented contract for plugins):
   8-bit video frames travel as uint8 (H, W, 3) until the first step that needs floats: the host
   converts them once, right before that step; steps that can work on uint8 declare it
   (`pixel_types`), and so do sinks (an identity or resize transcode never touches floats).
+- `layout`: "rgb" (the above, what every step gets unless it says otherwise) or "yuv420p": the
+  decoder's own 8-bit 4:2:0 planes as one (H * 3 / 2, W) uint8 array (`stylefarm.video.yuv`),
+  used only when every step and sink of the workflow declares "yuv420p" in `pixel_types`.
 - `alpha`: optional float32 (H, W) in [0, 1]; passed through untouched and resized to the
   final image size by the sink when a step changed the size.
 - metadata (`source`, `index`, `frame`, `fps`, ...) identifies the item for naming outputs,
@@ -40,6 +43,7 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict)  # free-form, steps may add keys
     loader: Callable[[], Item] | None = field(default=None, repr=False, compare=False)
     original: np.ndarray | None = field(default=None, repr=False, compare=False)
+    layout: str = "rgb"  # or "yuv420p" (see the module docstring)
 
     @property
     def key(self) -> str:
@@ -69,7 +73,8 @@ class Item:
         from dataclasses import replace
 
         dtype = np.uint8 if image.dtype == np.uint8 else np.float32
-        return replace(self, image=np.ascontiguousarray(image, dtype=dtype))
+        return replace(self, image=np.ascontiguousarray(image, dtype=dtype),
+                       layout=self.layout if image.ndim == 2 else "rgb")
 
 
 def as_float(image: np.ndarray) -> np.ndarray:

@@ -210,7 +210,19 @@ def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) 
     sources, counts = _sources(doc, wf, host, base_dir)
     plan = Plan(doc, wf, base_dir, root, sources, _generators(sources) + chain, sinks, counts)
     _collisions(doc, plan)
+    _frame_layout(plan)
     return plan
+
+
+def _frame_layout(plan: Plan, layout: str = "yuv420p") -> None:
+    """Offer the sources the decoder's own frame format when every step and sink takes it as it
+    is (plain steps: no host `temporal:` filter, saved stage or original input, which need RGB),
+    so an identity or resize transcode never converts colours (`stylefarm.video.yuv`)."""
+    steps = all(layout in call.cls.pixel_types and call.temporal is None and not call.save
+                and not call.from_original and call.generates is None for call in plan.chain)
+    if steps and plan.sinks and all(cls.takes_layout(options, layout) for cls, options in plan.sinks):
+        for source in plan.sources:
+            source.offer_layout(layout)
 
 
 def _generators(sources: list[Source]) -> list[StepCall]:

@@ -43,7 +43,12 @@ def _files_in(value: Any, found: dict[str, str]) -> None:
 @lru_cache(maxsize=64)
 def _distribution(module: str) -> str:
     top = module.split(".")[0]
-    names = metadata.packages_distributions().get(top, [])
+    try:  # the common case, a distribution named like its package: ~5 ms instead of the full scan below
+        dist = metadata.distribution(top)
+        return f"{dist.metadata['Name']}=={dist.version}"
+    except metadata.PackageNotFoundError:
+        pass
+    names = metadata.packages_distributions().get(top, [])  # reads every installed RECORD (~0.3 s)
     if not names:
         return "unknown"
     return f"{names[0]}=={metadata.version(names[0])}"

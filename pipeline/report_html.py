@@ -101,6 +101,14 @@ def _workers(report: dict[str, Any]) -> str:
     return _table(["worker", "node", "device", "items", "items/s", "failures", "died"], rows)
 
 
+def _segments(report: dict[str, Any]) -> str:
+    """Segment mode: where each segment ran and how it ended."""
+    rows = [[s.get("segment"), s.get("status"), s.get("worker", ""), str(s.get("node") or "")[:12],
+             s.get("attempts", ""), s.get("frames_failed", ""), s.get("cpu_seconds", "")]
+            for s in report.get("segments") or []]
+    return _table(["segment", "status", "worker", "node", "attempts", "failed frames", "CPU s"], rows)
+
+
 def _provenance(prov: dict[str, Any]) -> str:
     if not prov:
         return "<p>No provenance recorded.</p>"
@@ -162,6 +170,7 @@ def render(report: dict[str, Any], root: Path | None = None) -> str:
         ("<h2>Farm tasks</h2>" + _table(["task", "status", "done", "failed", "seconds"], tasks)) if tasks else "",
         "<h2>Time per step</h2>" + timing_chart(report.get("steps") or {}),
         "<h2>Workers</h2>" + _workers(report),
+        ("<h2>Segments</h2>" + _segments(report)) if report.get("segments") else "",
         "<h2>Results</h2>" + _pictures(report, root),
         ("<h2>Videos</h2>" + _videos(report)) if report.get("videos") else "",
         _eval(report, root),

@@ -76,6 +76,21 @@ class RunLock:
         self._held = []
 
 
+_WORKER_LOCKS: dict[Path, object] = {}
+
+
+def hold_worker_lock(root: Path) -> None:
+    """A segment-mode worker holds this process's run lock on `root` for as long as it lives, so
+    cleanup of dead runs leaves its temp files alone while it works and removes them once it
+    died. In the driver's own process (local, threaded Dask) the run lock is held already."""
+    root = Path(root)
+    if root in _WORKER_LOCKS:
+        return
+    runs = root / STATE_DIR / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    _WORKER_LOCKS[root] = _try_lock(runs / f"{RUN_ID}.lock")
+
+
 def _holder(path: Path) -> str:
     try:
         info = json.loads(path.read_text(encoding="utf-8") or "{}")

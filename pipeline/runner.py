@@ -20,6 +20,7 @@ from .progress import Progress
 from .recipe import Recipe, summarize
 from .report import RunReport
 from .runlock import RunLock
+from .segment_run import SegmentMode, segment_unit
 from .sinks import OutputContext, Sink
 from .temporal import WARMUP_META, chain_warmup
 
@@ -45,7 +46,21 @@ def recipe_output(plan: Plan) -> dict:
                                                                  "alpha", "quality"})
 
 
-class Run:
+def write_outputs(sinks: list[Sink], result: Item) -> list[Path]:
+    """Each sink gets the item as it can take it: 8-bit frames as they are where the sink says
+    so, float32 (converted once for all of them) elsewhere."""
+    as_floats = None
+    outputs: list[Path] = []
+    for sink in sinks:
+        if "uint8" in sink.pixel_types:
+            outputs += sink.write(result)
+            continue
+        as_floats = as_floats or floats(result, original=True, stages=True)
+        outputs += sink.write(as_floats)
+    return outputs
+
+
+class Run(SegmentMode):
     """One execution of a plan. `execute()` returns the report (also written to disk)."""
 
     def __init__(self, plan: Plan, force: bool = False, progress: bool = True,
@@ -65,10 +80,13 @@ class Run:
         self._claimed: dict[Path, str] = {}  # output path -> the item that writes it
         self._order: deque[tuple[Item, list[Path] | None]] = deque()  # (item, recorded outputs if skipped)
 
-    def _make_sinks(self) -> list[Sink]:
+    def _context(self) -> OutputContext:
         stages = tuple(call.name for call in self.plan.chain[:-1] if call.save)
-        ctx = OutputContext(self.plan.root, self.plan.base_dir, self.plan.workflow.output, self.plan.step_label,
-                            stages)
+        return OutputContext(self.plan.root, self.plan.base_dir, self.plan.workflow.output, self.plan.step_label,
+                             stages)
+
+    def _make_sinks(self) -> list[Sink]:
+        ctx = self._context()
         return [cls(options, ctx) for cls, options in self.plan.sinks]
 
     def _pending(self, sinks: list[Sink], manifest: Manifest, progress: Progress) -> Iterator[Item]:
@@ -135,20 +153,6 @@ class Run:
         if processed and self._order:
             self._order.popleft()  # outcomes come in input order: this is the outcome's item
 
-    @staticmethod
-    def _write(sinks: list[Sink], result: Item) -> list[Path]:
-        """Each sink gets the item as it can take it: 8-bit frames as they are where the sink says
-        so, float32 (converted once for all of them) elsewhere."""
-        as_floats = None
-        outputs: list[Path] = []
-        for sink in sinks:
-            if "uint8" in sink.pixel_types:
-                outputs += sink.write(result)
-                continue
-            as_floats = as_floats or floats(result, original=True, stages=True)
-            outputs += sink.write(as_floats)
-        return outputs
-
     def _close_sinks(self, sinks: list[Sink]) -> list[Path]:
         """Finish aggregates (videos). One that cannot finish because items failed is one more
         failure of a partial run (exit 3, frames kept for the rerun), not a fatal error."""
@@ -209,26 +213,15 @@ class Run:
         executor = make_executor(plan.workflow.execution)
         status, extra = "failed", []
         try:
-            for outcome in executor.map(plan.chain, self._pending(sinks, manifest, progress)):
-                item = outcome.item
-                self._release_skips(sinks, processed=True)
-                if item.meta.get(WARMUP_META):  # a temporal lead-in frame: processed, never written
-                    item.image = item.original = None
-                    continue
-                if outcome.error is not None:
-                    self._fail(item, outcome.error, progress)
-                    continue
-                try:
-                    outputs = self._write(sinks, outcome.result)
-                except OSError as exc:
-                    raise OutputError(f"cannot write output for {item.key}: {exc}") from None
-                if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)
-                    manifest.record(item.key, outputs)
-                self.report.done(outputs)
-                progress.update()
-                item.image = item.original = outcome.result.image = None  # free memory early
-            self._release_skips(sinks)
-            extra = self._close_sinks(sinks)
+            unit = segment_unit(plan, self.item_filter)
+            if unit == "segment" and not self._storage_ok(executor, plan.workflow.execution.unit == "segment"):
+                unit = "frame"
+            self.report.data["unit"] = unit
+            if unit == "segment":
+                extra = self._run_segments(executor, sinks, manifest, progress)
+            else:
+                self._run_frames(executor, sinks, manifest, progress)
+            extra += self._close_sinks(sinks)
             status = "partial" if self.report.failures else "ok"
             self.report.data["redone"] = self._redo_summary()
         except BaseException as exc:
@@ -244,6 +237,28 @@ class Run:
             executor.close()
             self.report.write(self.report_path)
         return self.report.data
+
+    def _run_frames(self, executor, sinks: list[Sink], manifest: Manifest, progress: Progress) -> None:
+        """Frame mode: the driver decodes, the executor runs batches of frames, the driver writes."""
+        for outcome in executor.map(self.plan.chain, self._pending(sinks, manifest, progress)):
+            item = outcome.item
+            self._release_skips(sinks, processed=True)
+            if item.meta.get(WARMUP_META):  # a temporal lead-in frame: processed, never written
+                item.image = item.original = None
+                continue
+            if outcome.error is not None:
+                self._fail(item, outcome.error, progress)
+                continue
+            try:
+                outputs = write_outputs(sinks, outcome.result)
+            except OSError as exc:
+                raise OutputError(f"cannot write output for {item.key}: {exc}") from None
+            if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)
+                manifest.record(item.key, outputs)
+            self.report.done(outputs)
+            progress.update()
+            item.image = item.original = outcome.result.image = None  # free memory early
+        self._release_skips(sinks)
 
     @property
     def exit_code(self) -> int:

@@ -65,6 +65,12 @@ class Sink:
         self.options = options
         self.ctx = ctx
 
+    @classmethod
+    def takes_layout(cls, options: Any, layout: str) -> bool:
+        """Whether this sink, so configured, writes frames of another `Item.layout` ("yuv420p") as
+        they are; the plan keeps the decoder's format only when every sink and step does."""
+        return layout in cls.pixel_types
+
     def planned(self, item: Item) -> list[Path]:
         return []
 
@@ -145,6 +151,11 @@ class SheetSink(Sink):
         h, w = image.shape[:2]
         height = self.options.thumb
         return resize(as_float(image), max(1, round(w * height / h)), height)  # resumed frames may be 8-bit
+
+    @property
+    def full(self) -> bool:
+        """Every row is taken: later items change nothing (segment mode stops reading here)."""
+        return len(self.rows) >= self.options.max_items
 
     def write(self, item: Item) -> list[Path]:
         self._add(item, [(name, self._as_written(item, img)) for name, img in self.ctx.results(item)])

@@ -59,6 +59,11 @@ class Source:
         """(Step class, validated options) that makes this source's pixels on the workers, or None."""
         return None
 
+    def offer_layout(self, layout: str) -> bool:
+        """The plan offers frames in `layout` ("yuv420p") when every step and sink takes it; a
+        source that can decode to it says yes and then yields such items (`Item.layout`)."""
+        return False
+
     def describe(self) -> str:
         return f"{self.key}: {self.options.model_dump(exclude_defaults=True)}"
 

@@ -65,6 +65,11 @@ class ExecutionSpec(BaseModel):
     retries: int = Field(2, ge=0, description="retries of a failed batch before its items are reported failed")
     max_in_flight: PositiveInt | None = Field(None, description="bound on batches in flight (default 2 x actors)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads per worker (default: torch's choice)")
+    unit: Literal["auto", "frame", "segment"] = Field(
+        "auto", description="what a worker gets: frame = batches of decoded frames from the driver; segment = a "
+        "frame range (or a list of image files) it decodes, runs and writes itself on shared storage; auto = "
+        "segment for Ray/Dask jobs with a video longer than 2 segments whose files the workers can reach")
+    segment_frames: PositiveInt = Field(240, description="frames (or images) per segment in segment mode")
 
     @field_validator("device")
     @classmethod

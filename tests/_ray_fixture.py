@@ -25,7 +25,12 @@ def ray_cluster():
     if ray.is_initialized():
         yield ray
         return
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             object_store_memory=200 * 1024**2)
+    start_session_cluster(ray)
     yield ray
     ray.shutdown()
+
+
+def start_session_cluster(ray) -> None:
+    """The session's one-node cluster (also restarted by modules that need a multi-node one)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             object_store_memory=200 * 1024**2)

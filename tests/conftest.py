@@ -20,6 +20,8 @@ def _weights_cache(tmp_path_factory):
     """Tests never touch the user's cache; converted weights live for one session."""
     if "STYLEFARM_WEIGHTS_DIR" not in os.environ:
         os.environ["STYLEFARM_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("weights-cache"))
+    if "STYLEFARM_COMPILE_DIR" not in os.environ:  # compiled networks too (`compile: auto` loads them)
+        os.environ["STYLEFARM_COMPILE_DIR"] = str(tmp_path_factory.mktemp("compile-cache"))
     yield
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -57,6 +57,19 @@ class Outcome:
 
 
 @dataclass
+class SegmentOutcome:
+    """A segment that ended (`Executor.map_segments`, in the order segments finish): its
+    `stylefarm.segment_work.SegmentResult`, or the error that made it give up."""
+
+    task: Any
+    result: Any = None
+    error: str | None = None
+    worker: str = "local"
+    info: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+
+
+@dataclass
 class StepTiming:
     seconds: float = 0.0
     items: int = 0
@@ -66,6 +79,40 @@ class StepTiming:
         self.seconds += seconds
         self.items += items
         self.batches += 1
+
+
+def default_threads() -> int | None:
+    """torch CPU threads when `execution.threads` is unset.
+
+    `$STYLEFARM_THREADS` (a farm node's setting) wins; under a launcher that set OMP_NUM_THREADS
+    (Ray: the actor's CPUs; Dask's nanny: 1 per worker) None keeps torch's choice, that share;
+    locally, the physical cores this process may use minus those other jobs keep busy (1-minute
+    load average), at least 1. Why: on the 2-core machine (benchmarks/compile_cache.py, same run)
+    2 threads beat 1 when it is quiet but ran ~2x slower than 1 at load ~7, eager and compiled
+    alike: OpenMP threads spin waiting for a core another job holds."""
+    import os
+
+    value = os.environ.get("STYLEFARM_THREADS", "").strip()
+    if value.isdigit():
+        return max(1, int(value))
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        import psutil
+
+        cores = min(cores, psutil.cpu_count(logical=False) or cores)  # hyperthreads do not help conv nets
+    except ImportError:
+        pass
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
+def json_copy(value: Any) -> Any:
+    """A plain-JSON copy (dicts, lists, numbers, strings) safe to pickle back from a worker."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
 
 
 def resolve_device(spec: str) -> str:
@@ -117,10 +164,11 @@ class ChainRunner:
         self.filters: dict[str, Any] = {}
 
     def setup(self) -> None:
-        if self.threads and any(call.cls.uses_device for call in self.chain):
+        threads = self.threads or default_threads()
+        if threads and any(call.cls.uses_device for call in self.chain):
             import torch
 
-            torch.set_num_threads(self.threads)
+            torch.set_num_threads(threads)
         needs_device = any(call.cls.uses_device for call in self.chain)
         self.device = resolve_device(self.device_spec) if needs_device else "cpu"
         self.steps = [call.build() for call in self.chain]
@@ -131,6 +179,11 @@ class ChainRunner:
                 step.setup(self.device)
             used = list(getattr(step, "weights_used", []))
             step.weights_used = used + [p for p in loaded if p not in used]
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Forget the temporal filters' frames: a segment starts afresh, like a farm shard (its
+        lead-in frames rebuild the state), whatever this worker ran before."""
         from ..temporal import TemporalFilter
 
         self.filters = {call.name: TemporalFilter(call.temporal) for call in self.chain if call.temporal is not None}
@@ -219,7 +272,14 @@ class ChainRunner:
         return sorted({str(p) for step in self.steps for p in getattr(step, "weights_used", [])})
 
     def timings_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: vars(t).copy() for name, t in self.timings.items()}
+        """Per step: seconds, items, batches, and `compile` (what a step with a `compile_info`
+        dict decided per frame size and what it cost: `stylefarm.plugins._compile`)."""
+        out = {name: vars(t).copy() for name, t in self.timings.items()}
+        for call, step in zip(self.chain, self.steps):
+            info = getattr(step, "compile_info", None)
+            if info:
+                out[call.name]["compile"] = json_copy(info)
+        return out
 
 
 def floats(item: Item, original: bool = False, stages: bool = False) -> Item:
@@ -258,6 +318,16 @@ class Executor:
 
     def map(self, chain: list[StepCall], items: Iterable[Item]) -> Iterator[Outcome]:
         raise NotImplementedError
+
+    def map_segments(self, chain: list[StepCall], tasks: Iterable[Any]) -> Iterator[SegmentOutcome]:
+        """Run segment tasks (`stylefarm.segment_work`) on the workers, which read and write the
+        files themselves; outcomes come as segments finish."""
+        raise NotImplementedError
+
+    def check_storage(self, inputs: list[str], root: str, token: str) -> list[dict[str, str | None]]:
+        """`segment_work.probe_storage`'s answer from every worker that may get a segment.
+        In-process executors share the driver's files: nothing to check."""
+        return []
 
     def close(self) -> None:
         """Release clusters and actors."""

@@ -15,15 +15,17 @@ import hashlib
 import logging
 import os
 import pickle
+import socket
 import threading
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from ..errors import ClusterError, first_line, reachable
 from ..item import Item
+from ..segment_work import probe_storage, timed_segment
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
-from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, run_unit
+from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, dispatch_segments, run_unit
 
 log = logging.getLogger("stylefarm.executor.dask")
 _CACHE_LOCK = threading.Lock()
@@ -63,6 +65,21 @@ def run_on_worker(key: str, chain: list[StepCall], device: str, threads: int | N
     return results, seconds, worker_label(worker.address), info, timings
 
 
+def segment_on_worker(key: str, chain: list[StepCall], device: str, threads: int | None,
+                      task: Any) -> tuple[Any, float, str, dict[str, Any], dict]:
+    """The Dask task of segment mode: one segment, decoded, run and written on this worker."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    runner, lock = _runner_on_worker(worker, key, chain, device, threads)
+    with lock:
+        result, seconds = timed_segment(runner, task)
+        timings = runner.timings_dict()
+    info = {"pid": os.getpid(), "device": runner.device, "name": str(worker.name), "node": socket.gethostname(),
+            "weights": runner.weights_used(), "cpu_seconds": round(result.cpu_seconds, 3)}
+    return result, seconds, worker_label(worker.address), info, timings
+
+
 def worker_label(address: str) -> str:
     """Report row of one worker process (a restarted worker gets a new address, a new row)."""
     return f"dask-worker@{address.split('://')[-1]}"
@@ -83,7 +100,8 @@ class DaskPool:
         ex = self.execution
         workers = self._workers_for(unit)
         placement = {"workers": workers, "allow_other_workers": unit.route is None} if workers else {}
-        return self.client.submit(run_on_worker, self.key, self.chain, ex.device, ex.threads, unit.items,
+        fn, work = (segment_on_worker, unit.segment) if unit.segment is not None else (run_on_worker, unit.items)
+        return self.client.submit(fn, self.key, self.chain, ex.device, ex.threads, work,
                                   pure=False, resources=self.resources, priority=-unit.ticket, **placement)
 
     def _workers_for(self, unit: Unit) -> list[str] | None:
@@ -159,6 +177,20 @@ class DaskExecutor(Executor):
         if self.client is None:
             self.client, self.cluster = start_client(self.execution)
         yield from dispatch(self, DaskPool(self.client, chain, self.execution), chain, items)
+
+    def map_segments(self, chain: list[StepCall], tasks: Iterable[Any]) -> Iterator[Any]:
+        if self.client is None:
+            self.client, self.cluster = start_client(self.execution)
+        slots = len(self.client.scheduler_info(n_workers=-1).get("workers", {})) or self.execution.actors
+        yield from dispatch_segments(self, DaskPool(self.client, chain, self.execution), tasks, slots)
+
+    def check_storage(self, inputs: list[str], root: str, token: str) -> list[dict[str, str | None]]:
+        if self.client is None:
+            self.client, self.cluster = start_client(self.execution)
+        answers = self.client.run(probe_storage, inputs, root, token)
+        for address, answer in answers.items():
+            answer["worker"] = f"{answer['worker']} (dask worker {address.split('://')[-1]})"
+        return [answers[address] for address in sorted(answers)]
 
     def close(self) -> None:
         if self.client is not None:

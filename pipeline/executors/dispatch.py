@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ..item import Item
 from ..temporal import LeadIn, chain_warmup
-from .base import ChainRunner, Outcome, batched
+from .base import ChainRunner, Outcome, SegmentOutcome, batched
 
 log = logging.getLogger("stylefarm.executor")
 
@@ -37,6 +37,7 @@ class Unit:
     route: str | None = None  # temporal chains: all units of one source go to one worker
     ticket: int = 0  # submission order, to settle finished units oldest first
     lead: int = 0  # leading warm-up copies (a temporal retry replays the frames before it): results dropped
+    segment: Any = None  # segment mode: the SegmentTask the worker decodes, runs and writes itself
 
 
 @dataclass
@@ -86,13 +87,16 @@ def run_unit(runner: ChainRunner, items: list[Item]) -> tuple[list[Result], floa
 
 
 def merge_timings(per_worker: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Sum each step's timings over workers (each worker reports its own running totals)."""
+    """Sum each step's timings over workers (each worker reports its own running totals); what
+    each worker's step decided about compiling is kept per worker."""
     merged: dict[str, dict[str, Any]] = {}
-    for timings in per_worker.values():
+    for worker, timings in per_worker.items():
         for step, t in timings.items():
             into = merged.setdefault(step, {"seconds": 0.0, "items": 0, "batches": 0})
-            for key in into:
+            for key in ("seconds", "items", "batches"):
                 into[key] += t.get(key, 0)
+            if t.get("compile"):
+                into.setdefault("compile", {})[worker] = t["compile"]
     return merged
 
 
@@ -225,11 +229,96 @@ class Dispatcher:
             self.next_seq += 1
 
     def _stats(self, worker: str) -> dict[str, Any]:
-        row = self.workers.setdefault(worker, {})
-        for key, zero in (("items", 0), ("failures", 0), ("batches", 0), ("seconds", 0.0), ("errors", 0),
-                          ("lost_batches", 0), ("died", False)):
-            row.setdefault(key, zero)
-        return row
+        return worker_row(self.workers, worker)
+
+
+def worker_row(workers: dict[str, dict[str, Any]], worker: str) -> dict[str, Any]:
+    """The report's row of one worker, with every counter present."""
+    row = workers.setdefault(worker, {})
+    for key, zero in (("items", 0), ("failures", 0), ("batches", 0), ("seconds", 0.0), ("errors", 0),
+                      ("lost_batches", 0), ("died", False)):
+        row.setdefault(key, zero)
+    return row
+
+
+class SegmentDispatcher:
+    """Drives a pool with segments: at most `slots` at a time, one per worker (a segment is long;
+    one queued behind a busy worker would leave another idle at the end). A segment whose worker
+    died or crashed is retried on another worker up to `retries` times, then reported failed.
+    Frames failing inside a segment are the worker's business (its result lists them)."""
+
+    def __init__(self, pool: Pool, slots: int, retries: int, workers: dict[str, dict[str, Any]]):
+        self.pool, self.slots, self.retries, self.workers = pool, slots, retries, workers
+        self.timings: dict[str, dict[str, dict[str, Any]]] = {}
+        self.in_flight: dict[Hashable, Unit] = {}
+        self.todo: deque[Unit] = deque()
+
+    def run(self, tasks: Iterable[Any]) -> Iterator[SegmentOutcome]:
+        self.todo.extend(Unit(i, 0, [], segment=task) for i, task in enumerate(tasks))
+        tickets = 0
+        while self.todo or self.in_flight:
+            while self.todo and len(self.in_flight) < self.slots:
+                unit = self.todo.popleft()
+                tickets += 1
+                unit.ticket = tickets
+                self.in_flight[self.pool.submit(unit)] = unit
+            for handle in self.pool.wait(list(self.in_flight)):
+                if handle in self.in_flight:
+                    yield from self._settle(handle)
+
+    def _settle(self, handle: Hashable) -> Iterator[SegmentOutcome]:
+        unit = self.in_flight[handle]
+        try:
+            done = self.pool.collect(handle)
+        except WorkerLost as lost:
+            row = worker_row(self.workers, lost.worker)
+            row["lost_batches"] += 1
+            row["died"] = True
+            for h in [lost.culprit, *lost.handles]:
+                affected = self.in_flight.pop(h, None)
+                if affected is not None and h == lost.culprit:
+                    yield from self._charge(affected, lost.worker, str(lost))
+                elif affected is not None:
+                    self.todo.appendleft(affected)  # only queued behind the lost one: no charge
+            return
+        except BatchCrashed as crash:
+            del self.in_flight[handle]
+            yield from self._charge(unit, crash.worker, str(crash))
+            return
+        del self.in_flight[handle]
+        result = done.results
+        row = worker_row(self.workers, done.worker)
+        row.update(done.info)
+        row["batches"] += 1
+        row["segments"] = row.get("segments", 0) + 1
+        row["seconds"] += done.seconds
+        row["items"] += len(result.done) + len(result.failed)
+        row["failures"] += len(result.failed)
+        self.timings[done.worker] = done.timings
+        yield SegmentOutcome(unit.segment, result, None, done.worker, done.info, unit.attempts + 1)
+
+    def _charge(self, unit: Unit, worker: str, message: str) -> Iterator[SegmentOutcome]:
+        unit.attempts += 1
+        unit.avoid = worker
+        worker_row(self.workers, worker)["errors"] += 1
+        if unit.attempts <= self.retries:
+            log.warning("segment %s failed on %s (%s); retry %d/%d", unit.segment.label, worker, message,
+                        unit.attempts, self.retries)
+            self.todo.appendleft(unit)
+            return
+        error = f"{message} (gave up after {unit.attempts} attempt{'s' * (unit.attempts > 1)})"
+        yield SegmentOutcome(unit.segment, None, error, worker, {}, unit.attempts)
+
+
+def dispatch_segments(executor: Any, pool: Pool, tasks: Iterable[Any], slots: int) -> Iterator[SegmentOutcome]:
+    """Run segment tasks through a pool; fill the executor's timings and worker stats."""
+    ex = executor.execution
+    dispatcher = SegmentDispatcher(pool, slots, ex.retries, executor.workers)
+    try:
+        yield from dispatcher.run(tasks)
+    finally:
+        executor.step_timings = merge_timings(dispatcher.timings)
+        finish_stats(executor.workers)
 
 
 def finish_stats(workers: dict[str, dict[str, Any]]) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 
 from ..errors import StylefarmError, reachable
 from ..item import Item
+from ..segment_work import cpu_seconds, probe_storage, timed_segment
 from ..workflow import ExecutionSpec
 from .base import ChainRunner, Executor, Outcome, StepCall
-from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, run_unit
+from .dispatch import BatchCrashed, Done, Unit, WorkerLost, dispatch, dispatch_segments, run_unit
 
 log = logging.getLogger("stylefarm.executor.ray")
 MAX_DEATHS_IN_A_ROW = 8  # actors dying with no batch finishing in between: give up, it is not one bad item
@@ -33,21 +34,36 @@ class ChainActor:
     def __init__(self, chain: list[StepCall], device: str, threads: int | None):
         self.runner = ChainRunner(chain, device, threads)
         self.runner.setup()
-        self.info = {"pid": os.getpid(), "device": self.runner.device, "node": _node_ip(),
+        self.info = {"pid": os.getpid(), "device": self.runner.device, **_node(),
                      "weights": self.runner.weights_used()}
+        self.cpu0 = cpu_seconds()
 
     def ready(self) -> dict[str, Any]:
         return self.info
 
+    def _info(self) -> dict[str, Any]:
+        return {**self.info, "cpu_seconds": round(cpu_seconds() - self.cpu0, 3)}
+
     def run(self, items: list[Item]) -> tuple[list, float, dict[str, Any], dict]:
         results, seconds = run_unit(self.runner, items)
-        return results, seconds, self.info, self.runner.timings_dict()
+        return results, seconds, self._info(), self.runner.timings_dict()
+
+    def run_segment(self, task: Any) -> tuple[Any, float, dict[str, Any], dict]:
+        result, seconds = timed_segment(self.runner, task)
+        return result, seconds, self._info(), self.runner.timings_dict()
 
 
-def _node_ip() -> str:
+def _node() -> dict[str, str]:
+    """Where an actor runs: the node's IP and its Ray node id (several nodes may share an IP)."""
     import ray
 
-    return ray.util.get_node_ip_address()
+    return {"node": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()}
+
+
+def _probe_on_node(inputs: list[str], root: str, token: str) -> dict[str, str | None]:
+    answer = probe_storage(inputs, root, token)
+    answer["worker"] = f"{answer['worker']} (Ray node {_node()['node_id'][:12]})"
+    return answer
 
 
 def connect(execution: ExecutionSpec) -> bool:
@@ -74,8 +90,9 @@ class RayPool:
         import ray
 
         self.ray, self.chain, self.execution, self.workers = ray, chain, execution, workers
-        self.remote = ray.remote(ChainActor).options(
-            num_cpus=execution.cpus_per_actor, num_gpus=execution.gpus_per_actor, max_restarts=0)
+        self.remote = ray.remote(ChainActor).options(  # SPREAD: one actor per node first (a GPU each)
+            num_cpus=execution.cpus_per_actor, num_gpus=execution.gpus_per_actor, max_restarts=0,
+            scheduling_strategy="SPREAD")
         self.actors: dict[str, Any] = {}
         self.queued: dict[str, list[Hashable]] = {}
         self.owner: dict[Hashable, str] = {}
@@ -121,7 +138,8 @@ class RayPool:
 
     def submit(self, unit: Unit) -> Hashable:
         name = self._pick(unit)
-        ref = self.actors[name].run.remote(unit.items)
+        actor = self.actors[name]
+        ref = actor.run_segment.remote(unit.segment) if unit.segment is not None else actor.run.remote(unit.items)
         self.queued[name].append(ref)
         self.owner[ref] = name
         return ref
@@ -203,6 +221,29 @@ class RayExecutor(Executor):
             yield from dispatch(self, self.pool, chain, items)
         finally:
             self.pool.shutdown()
+
+    def map_segments(self, chain: list[StepCall], tasks: Iterable[Any]) -> Iterator[Any]:
+        self.started = connect(self.execution) or self.started
+        self.pool = RayPool(chain, self.execution, self.workers)
+        try:
+            yield from dispatch_segments(self, self.pool, tasks, self.execution.actors)
+        finally:
+            self.pool.shutdown()
+
+    def check_storage(self, inputs: list[str], root: str, token: str) -> list[dict[str, str | None]]:
+        """The probe on every alive node that could hold an actor (not only where actors are now:
+        a replacement may start anywhere)."""
+        self.started = connect(self.execution) or self.started
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ex = self.execution
+        fits = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= ex.cpus_per_actor]
+        nodes = [n["NodeID"] for n in fits if n["Resources"].get("GPU", 0) >= ex.gpus_per_actor]
+        probe = ray.remote(num_cpus=0)(_probe_on_node)
+        refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                .remote(inputs, root, token) for node in nodes]
+        return ray.get(refs, timeout=max(60.0, ex.connect_timeout))
 
     def close(self) -> None:
         if self.pool is not None:

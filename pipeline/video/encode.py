@@ -1,4 +1,8 @@
-"""One ffmpeg encoder fed raw RGB frames through stdin, writing a hidden temp file.
+"""One ffmpeg encoder fed raw frames (RGB, or the decoder's yuv420p) through stdin, writing a hidden temp file.
+
+A writer thread feeds the pipe from a bounded queue (`send` returns once the frame is queued), so
+the chain computes the next frame while ffmpeg takes this one; a failure in that thread is raised
+by the next `send` or by `finish` as the same one-line OutputError as without it.
 
 Kept apart from the sink so segments/join and benchmarks can use it. The temp file sits
 beside the final one (`.stylefarm-RUN.NAME.XXXX.part`, removed by `abort()` and by the next run's
@@ -8,8 +12,10 @@ cleanup of dead runs, see `stylefarm.runlock`) and the muxer is named explicitly
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -48,11 +54,23 @@ class EncodeSpec:
     pix_fmt: str
     options: dict[str, Any] = field(default_factory=dict)  # extra output options (crf, preset, b:v ...)
     audio: AudioPlan | None = None
+    input_pix_fmt: str | None = None  # what the frames are: None = RGB (rgb24, or rgb48le when deep); "yuv420p"
+    color: dict[str, str] = field(default_factory=dict)  # setparams for untouched yuv frames (range, colorspace ...)
 
     @property
     def deep(self) -> bool:
         """The encoder keeps more than 8 bits: frames go in as 16-bit RGB (rgb48le)."""
         return pix_fmt_depth(self.pix_fmt) > 8
+
+    @property
+    def pipe_pix_fmt(self) -> str:
+        return self.input_pix_fmt or ("rgb48le" if self.deep else "rgb24")
+
+    @property
+    def frame_bytes(self) -> int:
+        if self.pipe_pix_fmt == "yuv420p":
+            return self.width * self.height * 3 // 2
+        return self.width * self.height * (6 if self.pipe_pix_fmt == "rgb48le" else 3)
 
 
 def pix_fmt_depth(pix_fmt: str) -> int:
@@ -78,13 +96,14 @@ def container(path: Path) -> str:
 
 
 def encode_argv(spec: EncodeSpec, out: Path, fmt: str) -> list[str]:
-    """ffmpeg argv (built with ffmpeg-python) for raw rgb24 / rgb48le on stdin -> `out`."""
+    """ffmpeg argv (built with ffmpeg-python) for raw frames on stdin (`spec.pipe_pix_fmt`) -> `out`."""
     import ffmpeg as ffmpeg_python
 
-    video = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt="rgb48le" if spec.deep else "rgb24",
+    video = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt=spec.pipe_pix_fmt,
                                 s=f"{spec.width}x{spec.height}",
                                 framerate=str(spec.fps))
-    streams, opts = [video.video], {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
+    frames = video.video.filter("setparams", **spec.color) if spec.color else video.video
+    streams, opts = [frames], {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
     if spec.audio is not None:
         timing = {"ss": f"{spec.audio.start:.6f}"} if spec.audio.start > 0 else {}
         if spec.audio.duration is not None:
@@ -97,6 +116,10 @@ def encode_argv(spec: EncodeSpec, out: Path, fmt: str) -> list[str]:
     return graph.compile(cmd=ffmpeg.ffmpeg_exe())
 
 
+WRITE_AHEAD_BYTES = 64 << 20  # frames queued for the encoder: a few frames, at most ~64 MiB
+_DONE = object()
+
+
 class Encoder:
     """Streams frames into ffmpeg; `finish()` renames the temp file into place."""
 
@@ -107,16 +130,48 @@ class Encoder:
         self.temp = temp_path(final)
         self.frames = 0
         self.pipe = ffmpeg.Pipe(encode_argv(spec, self.temp, fmt), reading=False)
+        self.queue: queue.Queue = queue.Queue(max(2, min(8, WRITE_AHEAD_BYTES // max(1, spec.frame_bytes))))
+        self.broken = threading.Event()  # the pipe failed: ffmpeg died or refused the input
+        self.writer = threading.Thread(target=self._write, name="stylefarm-encode", daemon=True)
+        self.writer.start()
 
     def send(self, frame: np.ndarray) -> None:
-        """`frame`: uint8 (or uint16 for a deep encoder) (height, width, 3) RGB, at the encoder's size."""
-        try:
-            self.pipe.proc.stdin.write(np.ascontiguousarray(frame).data)  # no extra copy
-        except (BrokenPipeError, OSError):
-            raise self._failure() from None
-        self.frames += 1
+        """`frame`: uint8 (or uint16 for a deep encoder) (height, width, 3) RGB at the encoder's size,
+        or a yuv420p frame when `spec.input_pix_fmt` says so. It is written after `send` returns:
+        the caller must not change it (items' arrays never change)."""
+        frame = np.ascontiguousarray(frame)
+        while not self.broken.is_set():
+            try:
+                self.queue.put(frame, timeout=0.1)
+            except queue.Full:
+                continue
+            self.frames += 1
+            return
+        raise self._failure()
+
+    def _write(self) -> None:
+        """The writer thread: frames from the queue into ffmpeg's stdin (no extra copy)."""
+        stdin = self.pipe.proc.stdin
+        while (frame := self.queue.get()) is not _DONE:
+            if self.broken.is_set():
+                continue  # keep draining so a blocked `send` sees `broken`
+            try:
+                stdin.write(frame.data)
+            except (OSError, ValueError):  # broken pipe, or the pipe closed by abort()
+                self.broken.set()
+
+    def _stop_writer(self, timeout: float | None = None) -> None:
+        """All queued frames written (or dropped after a failure), the thread gone."""
+        while self.writer.is_alive():
+            try:
+                self.queue.put(_DONE, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self.writer.join(timeout)
 
     def _failure(self) -> OutputError:
+        self._stop_writer()
         rc = self.pipe.wait()
         why = ffmpeg.last_error(self.pipe.stderr())
         if rc < 0:
@@ -126,7 +181,8 @@ class Encoder:
 
     def finish(self) -> Path:
         """Close the pipe, check ffmpeg's exit and the frame count, then rename into place."""
-        if self.pipe.wait() != 0:
+        self._stop_writer()
+        if self.broken.is_set() or self.pipe.wait() != 0:
             raise self._failure()
         from .probe import probe
 
@@ -140,5 +196,7 @@ class Encoder:
         return self.final
 
     def abort(self) -> None:
+        self.broken.set()  # the writer drops what is queued
         self.pipe.kill()
+        self._stop_writer(10)
         self.temp.unlink(missing_ok=True)

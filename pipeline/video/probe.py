@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -45,6 +45,7 @@ class VideoInfo:
     audio_codec: str | None = None
     vfr: bool = False  # frame durations vary beyond time-base rounding
     damage: str | None = None  # first demuxer error seen while reading packets
+    color: tuple[str, ...] = ()  # what the banner says after the pixel format: ("tv", "bt709", "progressive")
 
     @property
     def has_audio(self) -> bool:
@@ -56,17 +57,48 @@ class VideoInfo:
         return max(self.frames, round(self.duration * self.fps)) if self.damage else self.frames
 
 
+_SEEN: dict[tuple, VideoInfo] = {}  # by file identity: a file written, renamed and reported is probed once
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read a video's metadata; raises InputError (one line) for missing or non-video files."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"video not found: {path}")
-    if path.stat().st_size == 0:
+    stat = path.stat()
+    if stat.st_size == 0:
         raise InputError(f"{path.name}: empty file (0 bytes), not a video")
-    if ffmpeg.ffprobe_exe():
-        return _probe_ffprobe(path)
-    info = _banner(path)
-    _packets(path, info)
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, ffmpeg.ffprobe_exe() is None)
+    if key in _SEEN:
+        return replace(_SEEN[key], path=path)
+    info = _probe_ffprobe(path) if ffmpeg.ffprobe_exe() else _probe_ffmpeg(path)
+    if len(_SEEN) > 256:
+        _SEEN.clear()
+    _SEEN[key] = info
+    return replace(info, path=path)
+
+
+def _probe_ffmpeg(path: Path) -> VideoInfo:
+    """The banner and the packet scan run at the same time (two short ffmpeg starts, one wait)."""
+    import threading
+
+    scan: dict = {}
+
+    def packets() -> None:
+        try:
+            scan["proc"] = _packet_scan(path)
+        except BaseException as exc:  # raised below, in the caller's thread
+            scan["error"] = exc
+
+    thread = threading.Thread(target=packets, name="stylefarm-probe", daemon=True)
+    thread.start()
+    try:
+        info = _banner(path)
+    finally:
+        thread.join()
+    if "error" in scan:
+        raise scan["error"]
+    _packets(path, info, scan["proc"])
     return info
 
 
@@ -85,14 +117,20 @@ def _banner(path: Path) -> VideoInfo:
     dur = _DURATION.search(text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
     audio = _AUDIO.search(text)
+    detail = re.match(rf"[^\n]*?, {re.escape(pix_fmt)}\(([^)]*)\)", text[video.start():])
+    color = tuple(t.strip() for t in detail.group(1).split(",")) if detail else ()
     return VideoInfo(path, w, h, Fraction(0), 0, duration, codec, pix_fmt, rotation,
-                     audio.group(1) if audio else None)
+                     audio.group(1) if audio else None, color=color)
 
 
-def _packets(path: Path, info: VideoInfo) -> None:
-    """Count video packets and derive the exact rate from their timestamps (no decoding)."""
-    proc = ffmpeg.run([*ffmpeg.QUIET, "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+def _packet_scan(path: Path) -> subprocess.CompletedProcess:
+    return ffmpeg.run([*ffmpeg.QUIET, "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
                       timeout=600)
+
+
+def _packets(path: Path, info: VideoInfo, proc: subprocess.CompletedProcess | None = None) -> None:
+    """Count video packets and derive the exact rate from their timestamps (no decoding)."""
+    proc = proc or _packet_scan(path)
     tb = re.search(r"#tb \d+: (\d+)/(\d+)", proc.stdout)
     rows = [ln.split(",") for ln in proc.stdout.splitlines() if ln and not ln.startswith("#")]
     pts = sorted(int(r[2]) for r in rows)
@@ -168,4 +206,5 @@ def _probe_ffprobe(path: Path) -> VideoInfo:
     return VideoInfo(path, w, h, rate, int(video.get("nb_read_packets", 0)),
                      float(data.get("format", {}).get("duration", 0) or 0), video.get("codec_name", "?"),
                      video.get("pix_fmt", "?"), rotation, audio.get("codec_name") if audio else None,
-                     vfr=video.get("avg_frame_rate") != video.get("r_frame_rate"))
+                     vfr=video.get("avg_frame_rate") != video.get("r_frame_rate"),
+                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)))

@@ -39,7 +39,8 @@ def _concat_list(segments: list[Path]) -> str:
     return path
 
 
-def _audio_args(audio_from: Path | None, start: float, duration: float, fmt: str) -> list[str]:
+def _audio_args(audio_from: Path | None, start: float, duration: float, fmt: str,
+                audio_codec: str | None = None) -> list[str]:
     if audio_from is None:
         return ["-map", "0:v"]
     info = probe(audio_from)
@@ -47,13 +48,16 @@ def _audio_args(audio_from: Path | None, start: float, duration: float, fmt: str
         raise InputError(f"{audio_from.name}: has no audio stream to attach")
     allowed = AUDIO_OK.get(fmt)
     copy = allowed is None or info.audio_codec in allowed
-    codec = "copy" if copy and start == 0 else ("libopus" if fmt == "webm" else "aac")
+    codec = audio_codec or ("copy" if copy and start == 0 else ("libopus" if fmt == "webm" else "aac"))
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
     return [*seek, "-t", f"{duration:.6f}", "-i", str(audio_from), "-map", "0:v", "-map", "1:a", "-c:a", codec]
 
 
-def join(segments: list[Path], output: Path, audio_from: Path | None = None, audio_start: float = 0.0) -> Path:
-    """Concatenate encoded segments into `output` (no re-encode), audio from `audio_from` once."""
+def join(segments: list[Path], output: Path, audio_from: Path | None = None, audio_start: float = 0.0,
+         audio_codec: str | None = None) -> Path:
+    """Concatenate encoded segments into `output` (no re-encode), audio from `audio_from` once
+    (`audio_codec`: copy or an encoder; default: copy when the container takes it and the audio
+    starts at 0, else re-encoded so the cut is exact)."""
     if not segments:
         raise InputError("join: no segments given")
     infos = [probe(seg) for seg in segments]
@@ -65,7 +69,8 @@ def join(segments: list[Path], output: Path, audio_from: Path | None = None, aud
     listing, temp = _concat_list(segments), temp_path(output)
     try:
         args = [*ffmpeg.QUIET, "-f", "concat", "-safe", "0", "-i", listing,
-                *_audio_args(audio_from, audio_start, float(total / fps), fmt), "-c:v", "copy", "-f", fmt, str(temp)]
+                *_audio_args(audio_from, audio_start, float(total / fps), fmt, audio_codec),
+                "-c:v", "copy", "-f", fmt, str(temp)]
         proc = ffmpeg.run(args, timeout=3600)
         if proc.returncode != 0:
             raise OutputError(f"join failed: {ffmpeg.last_error(proc.stderr)}")

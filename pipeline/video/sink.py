@@ -11,7 +11,9 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
   encoder. Without any image output nothing is skipped and the whole video is redone. So a
   rerun after a kill restyles only unfinished frames and still produces the complete video;
 - a video missing frames (failed items, damaged input) is not finalized: its temp file is
-  removed and `close()` raises, naming what was received.
+  removed and `close()` raises, naming what was received;
+- frames in the decoder's yuv420p (`stylefarm.video.yuv`, when the plan kept that layout) go to
+  the encoder as they are, with the source's colour tags; RGB frames as 8- or 16-bit RGB.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..errors import OutputError
 from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
+from . import yuv
 from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container, pix_fmt_depth
 from .sequence import parse_fps
 
@@ -35,6 +38,7 @@ log = logging.getLogger("stylefarm.video")
 MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that it is lost
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1")
 READBACK = (".png", ".tif", ".tiff", ".webp", ".bmp", ".jpg", ".jpeg")
+SAME_NAME_TAGS = ("bt709", "smpte170m", "smpte240m")  # the banner's one name for space, primaries and transfer
 
 
 class VideoOptions(SinkOptions):
@@ -75,8 +79,29 @@ def even_size(w: int, h: int, pix_fmt: str, mode: str) -> tuple[int, int]:
     return (w + step if need_w and w % 2 else w), (h + step if need_h and h % 2 else h)
 
 
+def color_options(tags: list[str]) -> dict[str, str]:
+    """setparams options that keep a yuv420p source's colour tags (the probe's banner words, e.g.
+    ["tv", "bt709"] or ["tv", "bt2020nc/bt2020/smpte2084"]) on samples passed through untouched."""
+    out: dict[str, str] = {"range": "tv"} if "tv" in tags else {}
+    for tag in tags:
+        names = tag.split("/")
+        if len(names) == 1 and tag in SAME_NAME_TAGS:
+            names = [tag] * 3
+        if len(names) == 3:
+            for key, name in zip(("colorspace", "color_primaries", "color_trc"), names):
+                if name.replace("-", "").isalnum() and name not in ("unknown", "reserved", "unspecified"):
+                    out[key] = name
+    return out
+
+
+def frame_size(frame: np.ndarray, layout: str) -> tuple[int, int]:
+    return yuv.frame_size(frame) if layout == yuv.LAYOUT else (frame.shape[1], frame.shape[0])
+
+
 def fit(frame: np.ndarray, w: int, h: int) -> np.ndarray:
     """Pad (edge-repeat) or crop a uint8 frame to exactly (w, h)."""
+    if frame.ndim == 2:  # yuv420p frames are even-sized: the encoder was started at their size
+        return frame
     frame = frame[:h, :w]
     ph, pw = h - frame.shape[0], w - frame.shape[1]
     return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frame
@@ -132,6 +157,17 @@ class VideoSink(Sink):
     Options = VideoOptions
     pixel_types = ("uint8", "float32")
 
+    @classmethod
+    def takes_layout(cls, options: VideoOptions, layout: str) -> bool:
+        """yuv420p frames go in as they are when the encoder writes yuv420p (the default for mp4/mov/mkv)."""
+        if layout != yuv.LAYOUT:
+            return False
+        suffix = Path(options.path).suffix.lower()
+        from .encode import CONTAINERS
+
+        codec = options.codec or default_codec(CONTAINERS.get(suffix, "mp4"))
+        return (options.pix_fmt or default_pix_fmt(codec)) == "yuv420p"
+
     def __init__(self, options: VideoOptions, ctx: OutputContext):
         super().__init__(options, ctx)
         self.track: _Track | None = None
@@ -156,7 +192,7 @@ class VideoSink(Sink):
             self.track, self.size = None, None
 
     def write(self, item: Item) -> list[Path]:
-        self._push(item, item.image)
+        self._push(item, item.image, item.layout)
         return []
 
     def skip(self, item: Item, recorded: list[Path]) -> None:
@@ -167,15 +203,24 @@ class VideoSink(Sink):
             raise OutputError(f"{item.key}: resume has no frame image to rebuild the video from; rerun with --force")
         self._push(item, read_image(images[0])[0])
 
-    def _push(self, item: Item, image: np.ndarray) -> None:
+    def _push(self, item: Item, image: np.ndarray, layout: str = "rgb") -> None:
+        """Queue one frame for its video; yuv420p frames go in untouched where the encoder takes them
+        (the first frame decides), anything else through RGB (never the case in negotiated runs)."""
         track = self._track_for(item)
+        to_yuv = track.encoder.spec.input_pix_fmt == yuv.LAYOUT if track.encoder else layout == yuv.LAYOUT
+        start = lambda first: self._start(track, item, first, yuv.LAYOUT if to_yuv else None)  # noqa: E731
+        if layout == yuv.LAYOUT:
+            if to_yuv and self.size in (None, yuv.frame_size(image)):
+                track.add(item.index, image, start)
+                return
+            image = yuv.to_rgb(image)
         depth = 16 if self._deep(track, item) else 8
         frame = quantize(image, depth)
         if self.size is not None and frame.shape[1::-1] != self.size:
             log.warning("%s: frame size %s differs from the video's %s; resized", item.key, frame.shape[1::-1],
                         self.size)
             frame = quantize(resize(image, *self.size), depth)
-        track.add(item.index, frame, lambda first: self._start(track, item, first))
+        track.add(item.index, yuv.from_rgb(quantize(frame, 8)) if to_yuv else frame, start)
 
     def _deep(self, track: _Track, item: Item) -> bool:
         """Whether this video's encoder keeps more than 8 bits (then frames are sent as 16-bit);
@@ -190,10 +235,13 @@ class VideoSink(Sink):
                             track.path.name, item.meta.get("video", {}).get("bits", item.bit_depth), codec, pix_fmt)
         return track.deep
 
-    def _start(self, track: _Track, item: Item, frame: np.ndarray) -> Encoder:
-        h, w = frame.shape[:2]
+    def _start(self, track: _Track, item: Item, frame: np.ndarray, layout: str | None = None) -> Encoder:
+        w, h = frame_size(frame, layout or "rgb")
         self.size = (w, h)
         spec = self._spec(item, w, h, track.expected)
+        if layout == yuv.LAYOUT:
+            spec.input_pix_fmt = yuv.LAYOUT
+            spec.color = color_options((item.meta.get("video") or {}).get("color", []))
         if (spec.width, spec.height) != (w, h):
             log.info("%s: %dx%d is odd for %s; %s to %dx%d", track.path.name, w, h, spec.pix_fmt,
                      self.options.odd_size, spec.width, spec.height)

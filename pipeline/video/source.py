@@ -1,8 +1,10 @@
 """Video files and numbered image sequences as Sources.
 
-VideoSource streams frames from one ffmpeg process through a rawvideo pipe: one frame is in
-memory at a time, whatever the video's length. ffmpeg auto-rotates frames, so items have the
-display orientation (the probe's width/height).
+VideoSource streams frames from one ffmpeg process through a rawvideo pipe. A reader thread
+keeps a few frames decoded ahead (`ffmpeg.ReadAhead`, a bounded queue), so the decoder works
+while the chain computes and memory stays flat whatever the video's length. ffmpeg auto-rotates
+frames, so items have the display orientation (the probe's width/height). Frames are RGB, or the
+decoder's own yuv420p when the plan offers that layout (`offer_layout`, `stylefarm.video.yuv`).
 
 Variable frame rate (VFR) policy, option `vfr`:
 - `cfr` (default): frames are retimed onto a constant grid at the stream's average rate
@@ -33,7 +35,7 @@ from pydantic import Field
 from ..errors import InputError, ItemError
 from ..item import Item
 from ..sources import Source, SourceOptions
-from . import ffmpeg
+from . import ffmpeg, yuv
 from .encode import pix_fmt_depth
 from .probe import VideoInfo, probe
 from .ranges import parse_range
@@ -41,6 +43,7 @@ from .ranges import parse_range
 log = logging.getLogger("stylefarm.video")
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".mts", ".mpg", ".mpeg",
                   ".gif", ".y4m", ".nut"}
+READ_AHEAD_BYTES = 64 << 20  # decoded frames waiting for the chain: a few frames, at most ~64 MiB
 
 
 class VideoSourceOptions(SourceOptions):
@@ -57,6 +60,15 @@ class VideoSource(Source):
     key = "video"
     Options = VideoSourceOptions
     priority = 10  # before ImageSource, which also accepts `path:`
+    layout = "rgb"  # "yuv420p" once the plan's offer is taken (`offer_layout`)
+
+    def offer_layout(self, layout: str) -> bool:
+        """Take the decoder's own format for 8-bit 4:2:0 limited-range video of even size."""
+        info = self.info
+        if layout == yuv.LAYOUT and info.pix_fmt == "yuv420p" and "pc" not in info.color \
+                and info.width % 2 == 0 and info.height % 2 == 0:
+            self.layout = layout
+        return self.layout == layout
 
     @classmethod
     def accepts(cls, spec: dict[str, Any]) -> bool:
@@ -109,11 +121,12 @@ class VideoSource(Source):
         seek = Fraction(lo) if retime else lo - Fraction(1, 2)
         kwargs = {"ss": f"{float(seek / fps):.6f}"} if lo > 0 else {}
         stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
-        out = {"format": "rawvideo", "pix_fmt": "rgb48le" if self.bits > 8 else "rgb24", "frames:v": hi - lo + 1}
+        pix_fmt = yuv.LAYOUT if self.layout == yuv.LAYOUT else "rgb48le" if self.bits > 8 else "rgb24"
+        out = {"format": "rawvideo", "pix_fmt": pix_fmt, "frames:v": hi - lo + 1}
         out.update({"fps_mode": "cfr", "r": str(fps)} if retime else {"fps_mode": "passthrough"})
         quiet = ffmpeg.QUIET
         if not retime:  # frames are numbered by their presentation time, logged by showinfo
-            stream = stream.filter("showinfo")
+            stream = stream.filter("showinfo", **ffmpeg.showinfo_args())
             quiet = [*ffmpeg.QUIET[:-1], "level+info"]
         return ffmpeg_python.output(stream, "pipe:", **out).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 
@@ -125,38 +138,63 @@ class VideoSource(Source):
     def _meta(self) -> dict[str, Any]:
         lo, hi = self.span
         whole = lo == 0 and hi == self.info.frames - 1
-        return {"video": {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
-                          "start": float(lo / self.info.fps), "audio": self.info.audio_codec, "bits": self.bits}}
+        video = {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
+                 "start": float(lo / self.info.fps), "audio": self.info.audio_codec, "bits": self.bits}
+        if self.layout != "rgb":  # the encoder keeps the source's colour tags for untouched samples
+            video["color"] = list(self.info.color)
+        return {"video": video}
+
+    def _frame_shape(self) -> tuple[tuple[int, ...], str]:
+        w, h = self.info.width, self.info.height
+        if self.layout == yuv.LAYOUT:
+            return (h * 3 // 2, w), "u1"
+        return (h, w, 3), ("<u2" if self.bits > 8 else "u1")
 
     def items(self) -> Iterator[Item]:
         info, (lo, hi) = self.info, self.span
         w, h, fps = info.width, info.height, info.fps
-        deep = self.bits > 8
-        size, meta = w * h * (6 if deep else 3), self._meta()
+        shape, dtype = self._frame_shape()
+        size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
         clock = FrameClock(pipe, fps, lo) if not (info.vfr and self.options.vfr == "cfr") else None
+
+        def produce() -> tuple[bytes, int | None] | None:  # in the reader thread
+            buf = pipe.proc.stdout.read(size)
+            return (buf, clock.index() if clock else None) if len(buf) == size else None
+
+        reader = ffmpeg.ReadAhead(produce, max(2, min(8, READ_AHEAD_BYTES // size)))
         index = lo  # the next frame expected
         try:
-            while len(buf := pipe.proc.stdout.read(size)) == size:
-                at = clock.index() if clock else index
+            for buf, clocked in reader:
+                at = index if clocked is None else clocked
                 for lost in range(index, min(at, hi + 1)):  # frames the decoder dropped: failed, true numbers
                     yield self._lost(lost)
                 if at > hi:
                     break
-                image = np.frombuffer(buf, "<u2" if deep else np.uint8).reshape(h, w, 3)
-                if deep:  # 8-bit frames stay uint8 until a step needs floats (`stylefarm.item`)
-                    image = image.astype(np.float32)
-                    image *= np.float32(1 / 65535)
-                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at, image=image,
-                           fps=fps, pts=float(at / fps), size=(w, h), bit_depth=16 if deep else 8, meta=meta)
+                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at,
+                           image=self._image(buf, shape, dtype), fps=fps, pts=float(at / fps), size=(w, h),
+                           bit_depth=8 if dtype == "u1" else 16, meta=meta, layout=self.layout)
                 index = at + 1
             rc = pipe.wait()
             if index - lo < self._expected() or rc != 0:
                 yield self._stopped(index, rc, pipe.stderr())
         finally:
+            reader.stopping.set()
+            pipe.kill()
+            reader.close()
             if clock:
                 clock.close()
-            pipe.kill()
+
+    @staticmethod
+    def _image(buf: bytes, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        """The frame's pixels (read-only, no copy); 16-bit ones become float32 at once, 8-bit ones stay
+        uint8 until a step needs floats (`stylefarm.item`)."""
+        image = np.frombuffer(buf, dtype).reshape(shape)
+        if dtype == "u1":
+            return image
+        image = image.astype(np.float32)
+        image *= np.float32(1 / 65535)
+        return image
 
     def _lost(self, index: int) -> Item:
         return self._failing(index, f"{self.info.path.name}: frame {self.options.start_number + index} could not "
@@ -179,7 +217,8 @@ class VideoSource(Source):
         return self._failing(index, message)
 
     def describe(self) -> str:
-        return f"video: {self.options.path} {self.options.frames or 'all frames'}"
+        kept = ", decoder's yuv420p kept (no colour conversion)" if self.layout == yuv.LAYOUT else ""
+        return f"video: {self.options.path} {self.options.frames or 'all frames'}{kept}"
 
 
 class FrameClock:

@@ -6,6 +6,7 @@ Module indices (and therefore state_dict keys) follow naoto0804/pytorch-AdaIN `n
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from stylefarm.plugins._vgg import VGGEncoder, decoder_layers
@@ -24,3 +25,14 @@ class Decoder(nn.Sequential):
 def encoder() -> VGGEncoder:
     """The official encoder slice (`vgg[:31]`, input to relu4_1)."""
     return VGGEncoder(("relu4_1",))
+
+
+class Relu41(nn.Module):
+    """The encoder as one tensor in, one tensor out: the form `torch.export` (compile cache) packages."""
+
+    def __init__(self, encoder: VGGEncoder) -> None:
+        super().__init__()
+        self.layers = encoder.layers  # shared, not copied: same weights, same fingerprint
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.layers(image)

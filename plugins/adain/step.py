@@ -8,6 +8,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
+from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
+from stylefarm.plugins._precision import PRECISION_HELP, Precision
 from stylefarm.step import InputPath, OneOrList, Step, StepOptions
 
 if TYPE_CHECKING:
@@ -37,7 +39,10 @@ class AdaINOptions(StepOptions):
         "(multiple of 8) to bound memory on large frames; AdaIN statistics stay global")
     tile_overlap: int = Field(128, ge=0, description="overlap of neighbouring tiles in px (multiple of 8), "
                               "blended with a feathered ramp")
-    precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
+    precision: Precision = Field("float32", description=PRECISION_HELP)
+    compile: CompileOption = Field("auto", description="compiled encoder + decoder, ~1.2x per frame on CPU after a "
+                                   "one-off compile per frame size (cached for every process); ignored with tile. "
+                                   + COMPILE_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
 
 
@@ -73,8 +78,8 @@ class AdaINStep(Step):
     Options = AdaINOptions
 
     def setup(self, device: str) -> None:
-        import torch
-
+        from stylefarm.plugins._compile import maybe_compile
+        from stylefarm.plugins._precision import Placement
         from stylefarm.plugins.adain import model
         from stylefarm.plugins.adain.ops import normalize_weights
 
@@ -82,11 +87,15 @@ class AdaINStep(Step):
         opts: AdaINOptions = self.options
         self.encoder, self.decoder = model.encoder(), model.Decoder()
         self._load_weights()
-        self.dtype = torch.float16 if opts.precision == "float16" and device.startswith("cuda") else torch.float32
-        for net in (self.encoder, self.decoder):
-            net.eval().to(device=device, dtype=self.dtype)
-            if device.startswith("cuda"):
-                net.to(memory_format=torch.channels_last)
+        # channels-last: 1.25x per frame on CPU (oneDNN skips its NCHW reorders), the usual win on CUDA
+        self.place = Placement(device, opts.precision, channels_last=True)
+        self.place.modules(self.encoder, self.decoder)
+        self.dtype = self.place.dtype
+        mode = False if opts.tile else opts.compile  # tiles vary in size: one compile each would not pay
+        self.run_encoder = maybe_compile(model.Relu41(self.encoder), mode, "adain_encoder", speedup=1.2)
+        self.run_decoder = maybe_compile(self.decoder, mode, "adain_decoder", speedup=1.2)
+        self.compile_info = {part: getattr(fn, "info", None) for part, fn in
+                             (("encoder", self.run_encoder), ("decoder", self.run_decoder))} if mode else None
         self.styles = [self._read(path, opts.style_size) for path in opts.style]
         self.weights = normalize_weights(opts.style_weights, len(self.styles))
         self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
@@ -115,18 +124,19 @@ class AdaINStep(Step):
 
     def _style_stats(self, style: np.ndarray):
         """relu4_1 mean/std of one style image: all AdaIN needs from a style."""
-        import torch
-
+        from stylefarm.plugins._precision import inference
         from stylefarm.plugins.adain.ops import calc_mean_std, to_tensor
 
-        with torch.inference_mode():
-            feat = self.encoder(to_tensor(style).to(self.device, self.dtype))[0]
+        with inference(self.place):
+            feat = self.encoder(self.place.tensor_in(to_tensor(style)))[0]
             return calc_mean_std(feat.float())
 
     def process(self, batch: Batch) -> Batch:
         from stylefarm.plugins.adain.ops import official_resize
 
         opts: AdaINOptions = self.options
+        for forward in (self.run_encoder, self.run_decoder):
+            expect(forward, batch)  # frames still to come: what `compile: auto` weighs
         contents = [official_resize(it.load().image, opts.content_size, opts.crop) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
         for shape in dict.fromkeys(c.shape for c in contents):  # same-size items run together
@@ -147,17 +157,16 @@ class AdaINStep(Step):
 
     def stylize(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Stylize same-size HxWx3 images in one batch; output keeps their size."""
-        import torch
-
-        from stylefarm.plugins.adain.ops import blend, to_image, to_tensor
+        from stylefarm.plugins._precision import inference
+        from stylefarm.plugins.adain.ops import blend
 
         h, w = images[0].shape[:2]
-        x = torch.cat([to_tensor(im) for im in images]).to(self.device, self.dtype)
-        with torch.inference_mode():
-            feat = self._encode(x).float()
+        x = self.place.images_in(images)  # one NHWC stack: already channels-last
+        with inference(self.place):
+            feat = self._encode(x).float()  # AdaIN statistics in float32 whatever the precision
             target = blend(self._target(feat, images), feat, self.options.alpha)
             out = self._decode(target.to(self.dtype))[:, :, :h, :w]  # decoder pads to 8 px
-        return [to_image(o) for o in out]
+        return self.place.images_out(out)
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """relu4_1 features of the whole frame, encoded tile by tile when `tile` asks for it.
@@ -173,7 +182,7 @@ class AdaINStep(Step):
 
         tile, overlap = self.options.tile, self.options.tile_overlap
         if not tile or max(x.shape[-2:]) <= tile:
-            return self.encoder(x)[0]
+            return self.run_encoder(x)
         # Pad to the 8 px grid with a validity channel, so a border tile can drop the padding
         # and pool its partial cells (ceil mode) exactly as the one-pass encoder does.
         valid = torch.ones_like(x[:, :1])
@@ -195,7 +204,7 @@ class AdaINStep(Step):
 
         tile, overlap = self.options.tile // 8, self.options.tile_overlap // 8
         if not tile or max(target.shape[-2:]) <= tile:
-            return self.decoder(target)
+            return self.run_decoder(target)
         return tiled_apply(self.decoder, target, tile, overlap, scale=8)
 
     def _target(self, feat, images: list[np.ndarray]):

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stylefarm.item import Batch
+from stylefarm.plugins._precision import PRECISION_HELP, Precision
 from stylefarm.step import InputPath, Step, StepOptions
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class CUTOptions(StepOptions):
     tile: int = Field(0, ge=0, multiple_of=4, description="0 = whole frame (official); N = N x N px tiles for big "
                       "frames (instance norm then sees each tile's statistics)")
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap of neighbouring tiles, feathered")
-    precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
+    precision: Precision = Field("float32", description=PRECISION_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: random generator, output is noise")
 
     @model_validator(mode="after")
@@ -58,17 +59,17 @@ class CUTStep(Step):
     Options = CUTOptions
 
     def setup(self, device: str) -> None:
-        import torch
-
+        from stylefarm.plugins._precision import Placement
         from stylefarm.plugins.cut.model import GENERATOR_FLAGS, ResnetGenerator
 
         super().setup(device)
         opts: CUTOptions = self.options
         self.net = ResnetGenerator(**{k: getattr(opts, k) for k in GENERATOR_FLAGS})
         self._load()
-        # float16 halves memory and time on GPUs; untested on CUDA (no GPU on the dev machines)
-        self.dtype = torch.float16 if opts.precision == "float16" and device.startswith("cuda") else torch.float32
-        self.net.eval().to(device=device, dtype=self.dtype)
+        # reduced precision halves memory and time on GPUs (untested on CUDA: no GPU on the dev machines)
+        self.place = Placement(device, opts.precision, channels_last=False)
+        self.place.modules(self.net)
+        self.dtype = self.place.dtype
 
     def _load(self) -> None:
         from stylefarm.errors import WeightsError
@@ -123,13 +124,12 @@ class CUTStep(Step):
 
     def translate(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Same-size HxWx3 [0, 1] images -> translated images of the same size, in one batch."""
-        import torch
-
+        from stylefarm.plugins._precision import inference
         from stylefarm.plugins.cut.ops import to_images, to_input
         from stylefarm.tiling import tiled_apply
 
-        x = to_input(images).to(self.device, self.dtype)
-        with torch.inference_mode():
+        x = self.place.tensor_in(to_input(images))
+        with inference(self.place):
             if self.options.tile:
                 y = tiled_apply(self._run, x, self.options.tile, self.options.tile_overlap)
             else:

@@ -8,6 +8,8 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stylefarm.item import Batch
+from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
+from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
 from stylefarm.step import InputPath, OneOrList, Step, StepOptions, _resolve_path
 
 if TYPE_CHECKING:
@@ -40,7 +42,9 @@ class FastStyleOptions(StepOptions):
                               "(pytorch/examples default)")
     tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
-    compile: bool = Field(False, description="torch.compile the net (one-off compile per frame size; for video)")
+    precision: Precision = Field("float32", description=PRECISION_HELP)
+    compile: CompileOption = Field("auto", description="compiled net (one-off compile per frame size and batch, "
+                                   "cached for every process). " + COMPILE_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: a random net, the output is not a stylization")
     net: Literal["johnson", "magenta", "cin26"] = Field(
         "johnson", description="layout of the random net (only with random_weights)")
@@ -86,8 +90,11 @@ class FastStyleStep(Step):
 
         super().setup(device)
         opts: FastStyleOptions = self.options
-        self.net = load_net(opts).eval().to(device)
-        self.forward = maybe_compile(self.net, opts.compile, self.name)
+        self.net = load_net(opts)
+        self.place = Placement(device, opts.precision, channels_last=False)  # inputs as the compiled packages
+        self.place.modules(self.net)
+        self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.8)
+        self.compile_info = getattr(self.forward, "info", None)  # shown in the run report
         names = self.net.config.style_names()
         indices = [ops.style_index(s, names) for s in opts.style]
         if opts.mask:
@@ -99,6 +106,7 @@ class FastStyleStep(Step):
 
     def process(self, batch: Batch) -> Batch:
         opts: FastStyleOptions = self.options
+        expect(self.forward, batch)  # frames still to come: what `compile: auto` weighs
         contents = [_fit(it.load().image, opts.content_size) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
         for shape in dict.fromkeys(c.shape for c in contents):  # same-size frames run as one batch
@@ -137,11 +145,11 @@ class FastStyleStep(Step):
         buffer = x.numpy()
         for i, image in enumerate(images):
             buffer[i] = image.transpose(2, 0, 1)
-        x = x.to(self.device)
+        x = self.place.tensor_in(x)
         if h % 4 or w % 4:
             x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
         s = style  # (1, num_styles): one blend for the whole batch
-        with torch.inference_mode():
+        with inference(self.place):
             if self.options.tile:
                 y = tiled_apply(lambda t: self.forward(t, s), x, self.options.tile, self.options.tile_overlap)
             else:

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from stylefarm.item import Batch, Item
+from stylefarm.plugins._precision import PRECISION_HELP, Precision
 from stylefarm.step import Step, StepOptions
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class PaintTransformerOptions(StepOptions):
     patch_batch: int = Field(0, ge=0, description="patches per network call (0 = all)")
     jitter: int = Field(0, ge=0, le=64, description="random shift of the patch grid in pixels (0 = official)")
     seed: int | None = Field(0, description="jitter seed; fixed = same grid on every frame (no flicker)")
+    precision: Precision = Field("float32", description=PRECISION_HELP + "; the renderer stays float32")
     color: Literal["center", "mean"] = Field(
         "center", description="stroke colour: sampled at the centre (official) or averaged under the stroke")
     pad: Literal["zeros", "replicate"] = Field(
@@ -77,6 +79,8 @@ class PaintTransformerStep(Step):
     def setup(self, device: str) -> None:
         import torch
 
+        from stylefarm.plugins._precision import FloatIO, Placement
+
         from .loading import load_brushes, load_painter
 
         self.device = device
@@ -86,6 +90,9 @@ class PaintTransformerStep(Step):
             log.warning(RANDOM_WARNING)
         self.net = self.net.to(device).eval() if self.net is not None else _random_net(torch).to(device)
         self.brushes = load_brushes(opts.brushes, official).to(device)
+        self.place = Placement(device, opts.precision, channels_last=False)  # stroke predictor only
+        self.place.modules(self.net)
+        self.predictor = FloatIO(self.net, self.place)  # strokes come back float32 for the renderer
         self.memories: OrderedDict[tuple, StrokeMemory] = OrderedDict()
 
     def process(self, batch: Batch) -> Batch:
@@ -107,7 +114,7 @@ class PaintTransformerStep(Step):
         memory = self._memory(item.source, img.shape) if opts.stroke_reuse > 0 else None
         before = (memory.reused, memory.predicted) if memory else (0, 0)
         with torch.inference_mode():
-            result = paint(self.net, self.brushes, img.float(), cfg, frames, want_strokes=opts.strokes_json,
+            result = paint(self.predictor, self.brushes, img.float(), cfg, frames, want_strokes=opts.strokes_json,
                            memory=memory)
         out = item.with_image(result.image[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy())
         out.meta = dict(item.meta)

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from stylefarm.item import Batch, Item
+from stylefarm.plugins._precision import PRECISION_HELP, Precision
 from stylefarm.step import InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
@@ -28,7 +29,7 @@ class StyA2KOptions(StepOptions):
     weights: InputPath | dict[str, InputPath] | None = Field(
         None, description="one file with {vgg, A2K, transform, decoder} dicts, or a mapping role -> path")
     attention_mb: int = Field(64, ge=1, description="memory per attention chunk (content regions are chunked)")
-    precision: Literal["float32", "float16"] = Field("float32", description="float16 only on CUDA")
+    precision: Precision = Field("float32", description=PRECISION_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
 
     @field_validator("weights")
@@ -61,18 +62,17 @@ class StyA2KStep(Step):
     Options = StyA2KOptions
 
     def setup(self, device: str) -> None:
-        import torch
-
         from stylefarm.images import read_image
+        from stylefarm.plugins._precision import Placement
         from stylefarm.plugins.stya2k.model import StyA2K
 
         super().setup(device)
         opts: StyA2KOptions = self.options
         self.model = StyA2K().eval()
         self._load_weights()
-        cuda_half = opts.precision == "float16" and device.startswith("cuda")
-        self.dtype = torch.float16 if cuda_half else torch.float32
-        self.model.to(device=device, dtype=self.dtype)
+        self.place = Placement(device, opts.precision, channels_last=False)  # attention: no layout gain measured
+        self.place.modules(self.model)
+        self.dtype = self.place.dtype
         self.style = fit_size(read_image(opts.style)[0], opts.style_size, opts.keep_aspect)
         self.keys = None if self._recolours_style() else self._style_keys(self.style)
 
@@ -94,12 +94,11 @@ class StyA2KStep(Step):
         return self.options.preserve_color and self.options.color_method == "coral"
 
     def _style_keys(self, style: np.ndarray):
-        import torch
-
         from stylefarm.plugins._images import to_tensor
+        from stylefarm.plugins._precision import inference
 
-        with torch.inference_mode():
-            return self.model.style_keys(to_tensor(style).to(self.device, self.dtype))
+        with inference(self.place):
+            return self.model.style_keys(self.place.tensor_in(to_tensor(style)))
 
     def process(self, batch: Batch) -> Batch:
         opts: StyA2KOptions = self.options
@@ -113,9 +112,8 @@ class StyA2KStep(Step):
 
     def stylize(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Stylize same-size HxWx3 images; the output keeps their size."""
-        import torch
-
-        from stylefarm.plugins._images import coral, to_image, to_tensor
+        from stylefarm.plugins._images import coral, to_tensor
+        from stylefarm.plugins._precision import inference
         from stylefarm.plugins.stya2k.ops import expand_keys
 
         if self.keys is None:  # coral: the style is recoloured per content image
@@ -126,12 +124,12 @@ class StyA2KStep(Step):
                 outs += self.stylize([image])
             self.keys = None
             return outs
-        x = torch.cat([to_tensor(im) for im in images]).to(self.device, self.dtype)
+        x = self.place.images_in(images)
         keys = [expand_keys(k, len(images)) for k in self.keys]
         budget = self.options.attention_mb * (1 << 20) // 4
-        with torch.inference_mode():
+        with inference(self.place):
             out = self.model(x, keys, self.options.alpha, budget)
-        return [to_image(o) for o in out]
+        return self.place.images_out(out)
 
     def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:
         from stylefarm.plugins._controls import recombine_luminance as keep_luminance_only

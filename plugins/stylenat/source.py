@@ -86,6 +86,8 @@ class StyleNATSourceOptions(SourceOptions):
     na_backend: Literal["auto", "torch", "natten"] = Field(
         "auto", description="neighbourhood attention: NATTEN when installed (auto) or pure torch")
     random_weights: bool = Field(False, description="TEST ONLY: random generator, output is noise")
+    precision: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="generator dtype: float32 (official) | float16 | bfloat16 (see docs/gpu.md)")
 
     @field_validator("seeds")
     @classmethod
@@ -219,7 +221,7 @@ class StyleNATSource(Source):
         options = StyleNATOptions(weights=self._weights, config=cfg.to_dict() | {"name": cfg.name},
                                   truncation=opts.truncation, truncation_samples=opts.truncation_samples,
                                   truncation_seed=opts.truncation_seed, na_backend=opts.na_backend,
-                                  random_weights=opts.random_weights)
+                                  random_weights=opts.random_weights, precision=opts.precision)
         return StyleNATGenerator, options
 
     def describe(self) -> str:

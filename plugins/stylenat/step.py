@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from stylefarm.item import Batch
+from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
 from stylefarm.step import Step, StepOptions
 
 RANDOM_INIT_SEED = 0  # every worker builds the same random generator (tests compare backends)
@@ -27,6 +28,7 @@ class StyleNATOptions(StepOptions):
     truncation_seed: int = Field(0, description="seed of those samples")
     na_backend: Literal["auto", "torch", "natten"] = "auto"
     random_weights: bool = Field(False, description="TEST ONLY: random generator, output is noise")
+    precision: Precision = Field("float32", description=PRECISION_HELP)
 
 
 def _config(value):
@@ -48,14 +50,14 @@ class StyleNATGenerator(Step):
 
     def setup(self, device: str) -> None:
         """Build/load the generator once per worker. The CUDA path is untested on CUDA (no GPU here)."""
-        import torch
-
         super().setup(device)
-        self.model = self._build().eval().to(device)
+        self.model = self._build()
+        self.place = Placement(device, self.options.precision, channels_last=False)  # attention net: NCHW
+        self.place.modules(self.model)
         self.model.set_backend(self.options.na_backend)
         self.w_mean = None
         if self.options.truncation is not None:
-            with torch.inference_mode():
+            with inference(self.place):
                 self.w_mean = self.mean_latent(self.options.truncation_samples, self.options.truncation_seed)
 
     def _build(self):
@@ -122,11 +124,9 @@ class StyleNATGenerator(Step):
 
     def generate(self, metas: list[dict]) -> np.ndarray:
         """[B, H, W, 3] float32 RGB in [0, 1]."""
-        import torch
-
         from .ops import truncate, unnormalize
 
-        with torch.inference_mode():
+        with inference(self.place):
             w = self.latents(metas)
             if self.w_mean is not None:
                 w = truncate(w, self.w_mean, self.options.truncation)

@@ -10,6 +10,7 @@ from pydantic import Field, PositiveInt, model_validator
 from stylefarm.images import read_image, resize
 from stylefarm.item import Batch
 from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.video import yuv
 
 
 class ResizeOptions(StepOptions):
@@ -47,15 +48,27 @@ class ResizeStep(Step):
     kind = "util"
     uses_device = False
     Options = ResizeOptions
-    pixel_types = ("uint8", "float32")  # OpenCV resizes 8-bit frames as they are (I/O-bound jobs)
+    # OpenCV resizes 8-bit frames as they are, and the decoder's yuv420p planes each on its own
+    # grid (I/O-bound jobs: no colour conversion at all, see stylefarm.video.yuv)
+    pixel_types = ("uint8", "float32", "yuv420p")
 
     def process(self, batch: Batch) -> Batch:
         out = []
         for item in batch:
+            if item.layout == yuv.LAYOUT:
+                out.append(item.with_image(self._yuv(item.image)))
+                continue
             h, w = item.image.shape[:2]
             tw, th = target_size(w, h, self.options)
             out.append(item.with_image(resize(item.image, tw, th)))
         return out
+
+    def _yuv(self, frame: np.ndarray) -> np.ndarray:
+        """4:2:0 needs an even size: an odd target is resized in RGB (8-bit) instead."""
+        tw, th = target_size(*yuv.frame_size(frame), self.options)
+        if tw % 2 or th % 2:
+            return resize(yuv.to_rgb(frame), tw, th)
+        return yuv.resize(frame, tw, th)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
