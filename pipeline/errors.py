@@ -3,6 +3,9 @@
 The CLI prints `str(error)` as one line; tracebacks only with `--debug`.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 EXIT_OK = 0
 EXIT_FATAL = 1  # unexpected error, environment problem (unwritable output dir, missing binary)
 EXIT_INVALID = 2  # the workflow or the command line is wrong; nothing was run
@@ -96,6 +99,23 @@ class Cancelled(BaseException):
         return 128 + self.signum
 
 
+_HELD: list = [0, None]  # depth of `uninterrupted()` sections, signal that arrived inside one
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A signal arriving inside waits for the end of the section (e.g. an item's files, its
+    manifest line and its count in the report): what is on disk and what is recorded agree."""
+    _HELD[0] += 1
+    try:
+        yield
+    finally:
+        _HELD[0] -= 1
+        if not _HELD[0] and _HELD[1] is not None:
+            signum, _HELD[1] = _HELD[1], None
+            raise Cancelled(signum)
+
+
 def cancel_on_signals() -> None:
     """Turn SIGTERM and SIGINT into `Cancelled` in the main thread (once: a second signal during
     the clean-up is ignored so the report and the temp-file clean-up can finish)."""
@@ -104,6 +124,9 @@ def cancel_on_signals() -> None:
     def handler(signum, frame):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
+        if _HELD[0]:  # inside `uninterrupted()`: raised when the section ends
+            _HELD[1] = signum
+            return
         raise Cancelled(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):

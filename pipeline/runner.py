@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError
+from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError, uninterrupted
 from .executors import make_executor
 from .executors.base import floats
 from .item import Item
@@ -249,13 +249,14 @@ class Run(SegmentMode):
             if outcome.error is not None:
                 self._fail(item, outcome.error, progress)
                 continue
-            try:
-                outputs = write_outputs(sinks, outcome.result)
-            except OSError as exc:
-                raise OutputError(f"cannot write output for {item.key}: {exc}") from None
-            if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)
-                manifest.record(item.key, outputs)
-            self.report.done(outputs)
+            with uninterrupted():  # a signal now waits: files, manifest line and report agree
+                try:
+                    outputs = write_outputs(sinks, outcome.result)
+                except OSError as exc:
+                    raise OutputError(f"cannot write output for {item.key}: {exc}") from None
+                if outputs:  # nothing to skip on resume otherwise (e.g. frames only feeding a video)
+                    manifest.record(item.key, outputs)
+                self.report.done(outputs)
             progress.update()
             item.image = item.original = outcome.result.image = None  # free memory early
         self._release_skips(sinks)

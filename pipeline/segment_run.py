@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError, OutputError, WorkflowError
+from .errors import ClusterError, OutputError, WorkflowError, uninterrupted
 from .item import Item
 from .manifest import STATE_DIR
 from .segment_work import PROBE_DIR, SegmentTask, probe_marker
@@ -254,9 +254,10 @@ class SegmentMode:
         result = outcome.result
         for key, outputs in result.done:
             paths = [Path(p) for p in outputs]
-            if paths:
-                manifest.record(key, paths)
-            self.report.done(paths)
+            with uninterrupted():
+                if paths:
+                    manifest.record(key, paths)
+                self.report.done(paths)
             progress.update()
         for key, source, error in result.failed:
             self._fail(Item(source=source, index=int(key.rpartition("#")[2] or 0)), error, progress)

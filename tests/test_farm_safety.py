@@ -239,3 +239,21 @@ def test_weights_added_without_a_declared_checksum_say_so(cli, tmp_path, monkeyp
     added = cli("weights", "add", "adain/decoder", str(src))
     assert added.returncode == 0 and "UNVERIFIED" in added.stderr and "no sha256 is declared" in added.stderr
     assert "UNVERIFIED" in cli("weights", "verify", "adain/decoder").stdout
+
+
+def test_signal_inside_an_items_bookkeeping_waits_for_its_end():
+    """Files written, manifest line and report count of one item are never split by a signal."""
+    from stylefarm.errors import Cancelled, cancel_on_signals, uninterrupted
+
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    cancel_on_signals()
+    steps = []
+    try:
+        with pytest.raises(Cancelled), uninterrupted():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            steps.append("finished the section")
+        assert steps == ["finished the section"]
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
