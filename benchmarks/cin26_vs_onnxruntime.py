@@ -14,10 +14,11 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.harness import first_and_repeats
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
@@ -83,14 +84,7 @@ def _runner(variant: str, image: np.ndarray, threads: int):
 def child(variant: str, size: int, repeats: int, threads: int) -> dict:
     image = test_image(size)
     run = _runner(variant, image, threads)
-    start = time.perf_counter()
-    run()  # warm-up (allocations, oneDNN / ORT kernel selection, torch.compile)
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    first, times = first_and_repeats(run, repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"variant": variant, "size": list(image.shape[:2]), "seconds_median": float(np.median(times)),
             "seconds_min": min(times), "first_call_s": round(first, 2), "peak_rss_mb": round(peak_mb, 1)}

@@ -118,3 +118,17 @@ def chart(results: list[Result], cases: list[Case], path: Path) -> None:
         cv2.putText(img, f"{value:.3f}", (226 + int(value * scale), y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (0, 0, 0), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), img)
+
+
+def first_and_repeats(run: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """Seconds of the first call (warm-up: allocations, kernel selection, compile) and of each of
+    `repeats` calls after it."""
+    start = time.perf_counter()
+    run()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return first, times

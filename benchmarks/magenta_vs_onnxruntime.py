@@ -16,10 +16,11 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.harness import first_and_repeats
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
@@ -74,14 +75,7 @@ def _runner(variant: str, image: np.ndarray, threads: int):
 
 def child(variant: str, repeats: int, threads: int) -> dict:
     run = _runner(variant, frame(), threads)
-    start = time.perf_counter()
-    run()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    first, times = first_and_repeats(run, repeats)
     return {"variant": variant, "seconds_median": round(float(np.median(times)), 4),
             "seconds_min": round(min(times), 4), "first_call_s": round(first, 2)}
 

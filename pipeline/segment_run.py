@@ -52,6 +52,7 @@ class Segment:
     task: SegmentTask
     source_index: int
     items: list[Item]  # pixel-less items the segment writes (resume, report, aggregates)
+    planned: list[list[Path]] = field(default_factory=list)  # per item: its per-item sinks' files
     row: dict[str, Any] = field(default_factory=dict)  # its line in the report
 
 
@@ -184,17 +185,17 @@ class SegmentMode:
         """Never two items to one path: refused before any segment runs."""
         claimed: dict[Path, str] = {}
         for seg in segments:
-            for item in seg.items:
-                for path in (p for sink in per_item for p in sink.planned(item)):
+            seg.planned = [[p for sink in per_item for p in sink.planned(item)] for item in seg.items]
+            for item, paths in zip(seg.items, seg.planned):
+                for path in paths:
                     if claimed.setdefault(path, item.key) != item.key:
                         raise OutputError(f"{item.key} would overwrite {claimed[path]}'s output {path}; add "
                                           "{frame:04d} or {input.rel} to output.pattern so items map to "
                                           "different files")
 
-    def _state(self, seg: Segment, per_item: list[Sink], manifest: Any) -> str:
+    def _state(self, seg: Segment, manifest: Any) -> str:
         """done (skip), changed (outputs of an older recipe: redo) or todo."""
-        states = [manifest.status(item.key, planned) for item in seg.items
-                  if (planned := [p for sink in per_item for p in sink.planned(item)])]
+        states = [manifest.status(item.key, planned) for item, planned in zip(seg.items, seg.planned) if planned]
         if seg.task.segment_file is not None:
             states.append(manifest.status(seg.task.key, [Path(seg.task.segment_file)]))
         if not states or "todo" in states:
@@ -210,11 +211,11 @@ class SegmentMode:
         per_item = [s for s in sinks if s is not video and not is_aggregate(s, sample)]
         gathered = [s for s in sinks if s is not video and is_aggregate(s, sample)]
         if gathered and not any(isinstance(s, ImageSink | FramesSink) for s in per_item):
-            per_item.append(self._handover_frames(sinks))
+            per_item.append(self._handover_frames())
         segments = self._segments(per_item, video)
         todo = []
         for seg in segments:
-            state = self._state(seg, per_item, manifest)
+            state = self._state(seg, manifest)
             if state == "done":
                 seg.row = {"status": "skipped"}
                 for _ in seg.items:
@@ -236,7 +237,7 @@ class SegmentMode:
         self._feed(gathered, manifest)
         return self._join(video, segments, manifest) if video is not None else []
 
-    def _handover_frames(self, sinks: list[Sink]) -> Sink:
+    def _handover_frames(self) -> Sink:
         """Per-frame files for a sheet (or another gathering sink) when the workflow writes no images."""
         from .export.job import HANDOVER_PATTERN
 
