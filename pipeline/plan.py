@@ -223,6 +223,22 @@ def _frame_layout(plan: Plan, layout: str = "yuv420p") -> None:
     if steps and plan.sinks and all(cls.takes_layout(options, layout) for cls, options in plan.sinks):
         for source in plan.sources:
             source.offer_layout(layout)
+        _resize_in_decoder(plan)
+
+
+def _resize_in_decoder(plan: Plan) -> None:
+    """Let the decoders do a leading downscale (`Step.decoder_size`) when every source can and the
+    step says so for each one's size: full-size frames then never cross the pipe."""
+    if not plan.chain or not plan.sources:
+        return
+    first = plan.chain[0]
+    sizes = [source.decoder_frames() for source in plan.sources]
+    targets = [None if size is None else first.cls.decoder_size(first.options, *size) for size in sizes]
+    if any(target is None for target in targets):
+        return
+    for source, (width, height) in zip(plan.sources, targets):
+        source.scale_in_decoder(width, height)
+    first.in_decoder = True
 
 
 def _generators(sources: list[Source]) -> list[StepCall]:

@@ -64,6 +64,16 @@ class Source:
         source that can decode to it says yes and then yields such items (`Item.layout`)."""
         return False
 
+    def decoder_frames(self) -> tuple[int, int] | None:
+        """(width, height) of the yuv420p frames this source decodes, when its decoder can also
+        shrink them (`scale_in_decoder`); None for everything else (the default)."""
+        return None
+
+    def scale_in_decoder(self, width: int, height: int) -> None:
+        """Decode frames already shrunk to `width` x `height` (area filter): the plan moved the
+        chain's first step into the decoder (`Step.decoder_size`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resize in its decoder")
+
     def describe(self) -> str:
         return f"{self.key}: {self.options.model_dump(exclude_defaults=True)}"
 

@@ -89,6 +89,15 @@ class Step:
         `stylefarm.weights` are added by the host; append paths you open yourself."""
 
     @classmethod
+    def decoder_size(cls, options: StepOptions, width: int, height: int) -> tuple[int, int] | None:
+        """The size to let the video decoder shrink yuv420p frames of `width` x `height` to, when
+        this step's whole effect on them is an area-filter downscale to it (ffmpeg's `scale`,
+        flags=area); else None (the default). The plan asks only a chain's first step, and only
+        when frames stay yuv420p: the decoder then resizes and the step is skipped, so full-size
+        frames never cross the pipe (`stylefarm.plan`)."""
+        return None
+
+    @classmethod
     def is_temporal(cls, options: StepOptions) -> bool:
         """Whether this configuration keeps state across frames (default: the class's `temporal`);
         override when only some options do, e.g. reusing the previous frame's result."""

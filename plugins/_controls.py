@@ -211,3 +211,15 @@ def mix(stylized: np.ndarray, content: np.ndarray, strength: float) -> np.ndarra
     if strength >= 1.0:
         return stylized
     return (content + strength * (stylized - content)).astype(np.float32)
+
+
+def read_mask(path: str) -> np.ndarray:
+    """A mask file as float (H, W) in [0, 1]; read once in a step's setup, never per frame."""
+    from stylefarm.errors import InputError
+    from stylefarm.images import read_image
+
+    try:
+        rgb, _, _ = read_image(path)
+    except ValueError as exc:
+        raise InputError(f"mask: {exc}") from None
+    return rgb.mean(axis=2).astype(np.float32)

@@ -24,6 +24,7 @@ was lent to the machines this was written on. CPU runs every other line.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -90,6 +91,43 @@ class Placement:
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return x
+
+    def frame_in(self, image: np.ndarray) -> torch.Tensor:
+        """One HxWx3 frame, uint8 from the decoder or float32 in [0, 1] -> 1x3xHxW on the device
+        in the compute dtype and layout.
+
+        Why: numpy's conversion of a 720p frame (cast, scale, transpose) is three single-threaded
+        passes; here it is one threaded cast-and-copy plus an in-place scale, with the same
+        float32 values as `stylefarm.item.as_float` (x * float32(1/255)). On CUDA the uint8 frame
+        is uploaded (4x fewer bytes) and converted there (untested on CUDA).
+        """
+        import torch
+
+        with warnings.catch_warnings():  # frames are frozen read-only by the host; this only reads them
+            warnings.simplefilter("ignore", UserWarning)
+            hwc = torch.from_numpy(np.ascontiguousarray(image))
+        if self.cuda:  # untested on CUDA
+            hwc = hwc.pin_memory().to(self.device, non_blocking=True)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = torch.empty((1, 3, *hwc.shape[:2]), dtype=torch.float32, device=self.device, memory_format=layout)
+        x.copy_(hwc.permute(2, 0, 1)[None])
+        if image.dtype == np.uint8:
+            x.mul_(1 / 255)
+        return x if not self.reduced else x.to(self.dtype)
+
+    def frame_out(self, out: torch.Tensor, as_uint8: bool) -> np.ndarray:
+        """1x3xHxW (or 3xHxW) -> HxWx3: uint8 rounded exactly as the sinks quantize floats
+        (x * 255 + 0.5, clipped, truncated) in one threaded pass, or float32 clipped to [0, 1]."""
+        import torch
+
+        chw = out.detach()[0] if out.dim() == 4 else out.detach()
+        if as_uint8:
+            scaled = chw.float().mul(255.0).add_(0.5).clamp_(0.0, 255.0)
+            hwc = torch.empty((*chw.shape[1:], 3), dtype=torch.uint8, device=chw.device)
+            hwc.copy_(scaled.permute(1, 2, 0))
+        else:
+            hwc = chw.float().clamp(0, 1).permute(1, 2, 0).contiguous()
+        return hwc.cpu().numpy()  # a CUDA tensor waits for its kernels here (untested on CUDA)
 
     def images_in(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Same-size HxWx3 float arrays -> N x 3 x H x W on the device.

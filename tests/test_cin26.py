@@ -183,3 +183,31 @@ def test_compile_option_wraps_the_network_only_when_asked():
     plain, compiled = _step(compile=False), _step(compile=True)
     assert plain.forward is plain.net
     assert isinstance(compiled.forward, Compiled) and compiled.forward.module is compiled.net
+
+
+@pytest.mark.parametrize("size", [(256, 192), (250, 189)])  # a multiple of 4, and one that needs padding
+def test_decoder_frames_in_uint8_give_the_bytes_the_float_path_gives(photo, size):
+    """The uint8 path (conversions in torch) against floats + the sinks' own rounding."""
+    from stylefarm.images import quantize
+    from stylefarm.item import as_float
+
+    frame = quantize(resize(photo, *size), 8)
+    step = _step(style=7, max_size=0)
+    fast = step.process([Item("a", 0, image=frame)])[0].image
+    slow = step.process([Item("a", 0, image=as_float(frame))])[0].image
+    assert fast.dtype == np.uint8 and fast.shape == frame.shape
+    np.testing.assert_array_equal(fast, quantize(slow, 8))
+    assert step.place.frame_in(frame).is_contiguous()  # what the compiled package was traced with
+
+
+def test_uint8_frames_that_need_floats_take_the_float_path(photo):
+    """Shrinking (max_size), strength and colour keeping work on floats: same result as float input."""
+    from stylefarm.images import quantize
+    from stylefarm.item import as_float
+
+    frame = quantize(photo, 8)
+    for options in ({"max_size": 128}, {"strength": 0.5, "max_size": 0}, {"preserve_color": True, "max_size": 0}):
+        step = _step(style=2, **options)
+        out = step.process([Item("a", 0, image=frame)])[0].image
+        assert out.dtype == np.float32, options
+        np.testing.assert_array_equal(out, step.process([Item("a", 0, image=as_float(frame))])[0].image)

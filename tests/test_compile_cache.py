@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylefarm.executors.base import ChainRunner, StepCall, default_threads
+from stylefarm.executors.base import ChainRunner, StepCall, busy_now, default_threads
 from stylefarm.item import Item
 from stylefarm.plugins import _compile
 from stylefarm.plugins._compile import Compiled, fingerprint, frames_left, maybe_compile, shape_key
@@ -174,13 +174,30 @@ def test_thread_default_is_the_free_cores_else_the_launchers_share(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr("psutil.cpu_count", lambda logical=True: 4)
-    for load, expected in [(0.0, 4), (0.4, 4), (1.6, 2), (3.8, 1), (9.0, 1)]:
+    # (1-minute load average, CPUs busy in a sample now, threads): the lower of the two counts,
+    # so a job that ended a moment ago (load still high, CPUs idle now) costs no threads
+    for load, now, expected in [(0.0, 3.0, 4), (0.4, 3.0, 4), (1.6, 2.0, 2), (3.8, 4.0, 1), (9.0, 9.0, 1),
+                                (3.8, 0.1, 4), (2.0, 1.1, 3), (2.0, None, 2)]:
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert default_threads() == expected, load
+        monkeypatch.setattr("stylefarm.executors.base.busy_now", lambda now=now: now)
+        assert default_threads() == expected, (load, now)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # Ray / Dask gave this worker its share
     assert default_threads() is None
     monkeypatch.setenv("STYLEFARM_THREADS", "3")
     assert default_threads() == 3
+
+
+def test_busy_now_sees_a_process_spinning_on_a_core():
+    import time
+
+    assert busy_now(0.1) >= 0.0
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_now(0.5) >= 0.6  # another job holding a core (this process's own threads never count)
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 class _OnDevice(_WithInfo):

@@ -51,7 +51,9 @@ def trained(tmp_path_factory, one_torch_thread):
 def test_tiny_qsattn_run_lowers_the_nce_loss(trained):
     _, state = trained
     nce = [entry[2]["NCE"] for entry in state.history]
-    assert len(nce) == 30 and np.mean(nce[-5:]) < np.mean(nce[:5]) - 0.3
+    # the median of the second half, not the last few: GAN training spikes for a few iterations
+    # now and then (where depends on the CPU's float kernels), and a spike is not a failure to learn
+    assert len(nce) == 30 and np.median(nce[15:]) < np.mean(nce[:5]) - 0.3
 
 
 def test_run_writes_the_official_checkpoint_layout_and_previews(trained):

@@ -105,6 +105,27 @@ def test_serial_and_parallel_render_the_same_pixels():
     assert not torch.equal(a, canvas)
 
 
+def test_fast_stroke_painting_is_bit_identical_to_rendering_then_compositing():
+    """paint_strokes (one-channel dilation, choose stroke or canvas) against the general
+    renderer + alpha compositing, on strokes of every size, angle and colour incl. 0 and 1."""
+    from stylefarm.plugins.paint_transformer.render import composite, paint_strokes
+
+    gen = torch.Generator().manual_seed(11)
+    param = torch.rand(400, 8, generator=gen)
+    param[:50, 5:8] = 0.0
+    param[50:100, 5:8] = 1.0
+    param[100:150, 2:4] *= 0.05  # tiny strokes
+    canvas = torch.rand(400, 3, 48, 40, generator=gen)
+    for brushes in (procedural_brushes(), shipped_brushes()):
+        fg, alpha = param2stroke(param, 48, 40, brushes)
+        expected = composite(canvas, fg, alpha, torch.ones(400, 1, 1, 1))
+        assert torch.equal(paint_strokes(canvas, param, brushes), expected)
+    param[0, 5] = -0.5  # a negative colour: the general path, still the same pixels
+    fg, alpha = param2stroke(param, 48, 40, procedural_brushes())
+    assert torch.equal(paint_strokes(canvas, param, procedural_brushes()),
+                       composite(canvas, fg, alpha, torch.ones(400, 1, 1, 1)))
+
+
 def test_soft_renderer_gives_geometry_gradients():
     param = torch.tensor([[0.5, 0.5, 0.4, 0.2, 0.1, 0.9, 0.2, 0.1]], requires_grad=True)
     fg, alpha = param2stroke(param, 32, 32, procedural_brushes(), soft=True)

@@ -149,6 +149,56 @@ def test_resize_on_yuv_planes_matches_the_rgb_path_and_keeps_frame_order(host, c
     assert _psnr(out, tmp_path / "b" / "out" / "out.mp4") > 30
 
 
+def _yuv_frames(path: Path) -> np.ndarray:
+    info = probe(path)
+    raw = ffmpeg.run(["-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"], binary=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, info.height * 3 // 2, info.width).astype(int)
+
+
+LOSSLESS = "images: false, video: {path: out.mp4, crf: 0}"
+
+
+@pytest.mark.parametrize("with_, size, max_diff", [("{scale: 0.5}", (80, 60), 0), ("{width: 120}", (120, 90), 1)])
+def test_a_leading_shrink_runs_in_the_decoder_with_the_steps_pixels(host, clip, tmp_path, with_, size, max_diff):
+    """The decoder's area scale gives the step's own pixels at 1/2 and within 1 level otherwise;
+    the frames keep their order and the report says where the step ran."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fast = plan_for(host, tmp_path / "a", clip, f"[{{use: resize, with: {with_}}}]", LOSSLESS)
+    slow = plan_for(host, tmp_path / "b", clip, f"[{{use: resize, with: {with_[:-1]}, in_decoder: false}}}}]", LOSSLESS)
+    assert fast.sources[0].scaled == size and fast.chain[0].in_decoder
+    assert slow.sources[0].scaled is None and not slow.chain[0].in_decoder
+    assert "shrunk to {}x{} by the decoder".format(*size) in fast.sources[0].describe()
+    report = run(fast)
+    assert report["steps"]["resize"]["in_decoder"] and report["steps"]["resize"]["items"] == FRAMES
+    run(slow)
+    ours, step = (_yuv_frames(tmp_path / d / "out" / "out.mp4") for d in "ab")
+    assert ours.shape == step.shape == (FRAMES, size[1] * 3 // 2, size[0])
+    assert np.abs(ours - step).max() <= max_diff
+    assert decode_codes(tmp_path / "a" / "out" / "out.mp4") == list(range(FRAMES))
+
+
+def test_a_frame_range_shrunk_in_the_decoder_keeps_its_frame_numbers(host, clip, tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text(f"inputs: [{{path: {clip}, frames: '5-12'}}]\nsteps: [{{use: resize, with: {{scale: 0.5}}}}]\n"
+                    "output: {dir: out, images: false, video: {path: out.mp4}}\n")
+    plan = build_plan(read_yaml_file(path), tmp_path, host=host)
+    assert plan.sources[0].scaled == (80, 60)
+    run(plan)
+    assert decode_codes(tmp_path / "out" / "out.mp4") == list(range(5, 13))
+
+
+@pytest.mark.parametrize("steps, output", [
+    ("[{use: resize, with: {scale: 2}}]", "images: false, video: {path: out.mp4}"),  # growing: bilinear, not here
+    ("[{use: resize, with: {width: 81}}]", "images: false, video: {path: out.mp4}"),  # odd target
+    ("[{use: test_watch}, {use: resize, with: {scale: 0.5}}]", "images: false, video: {path: out.mp4}"),  # not first
+    ("[{use: resize, with: {scale: 0.5}}]", "video: {path: out.mp4}"),  # RGB frames for the images sink
+])
+def test_other_resizes_stay_in_the_step(host, clip, tmp_path, steps, output):
+    plan = plan_for(host, tmp_path, clip, steps, output)
+    assert plan.sources[0].scaled is None and not any(call.in_decoder for call in plan.chain)
+
+
 def test_odd_resize_target_of_a_yuv_frame_goes_through_rgb_and_is_padded(host, clip, tmp_path):
     plan = plan_for(host, tmp_path, clip, "[{use: resize, with: {width: 81}}]")
     assert plan.sources[0].layout == "yuv420p"

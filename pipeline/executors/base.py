@@ -36,6 +36,7 @@ class StepCall:
     save: bool = False  # keep this step's result in item.meta["stages"] so sinks write it too
     temporal: Any = None  # validated `temporal:` options (stylefarm.temporal), None = off
     generates: int | None = None  # a source's generator: makes the pixels of that input's items
+    in_decoder: bool = False  # the video decoder already did this step (`Step.decoder_size`): skipped
 
     def build(self) -> Step:
         return self.cls(self.options)
@@ -86,10 +87,12 @@ def default_threads() -> int | None:
 
     `$STYLEFARM_THREADS` (a farm node's setting) wins; under a launcher that set OMP_NUM_THREADS
     (Ray: the actor's CPUs; Dask's nanny: 1 per worker) None keeps torch's choice, that share;
-    locally, the physical cores this process may use minus those other jobs keep busy (1-minute
-    load average), at least 1. Why: on the 2-core machine (benchmarks/compile_cache.py, same run)
-    2 threads beat 1 when it is quiet but ran ~2x slower than 1 at load ~7, eager and compiled
-    alike: OpenMP threads spin waiting for a core another job holds."""
+    locally, the physical cores this process may use minus those other jobs keep busy, at least 1.
+    Why: on the 2-core machine (benchmarks/compile_cache.py, same run) 2 threads beat 1 when it
+    is quiet but ran ~2x slower than 1 at load ~7, eager and compiled alike: OpenMP threads spin
+    waiting for a core another job holds. "Busy" is the lower of the 1-minute load average and
+    a 0.2 s sample of the CPUs (`busy_now`): the average lags a minute behind a job that just
+    ended (a farm node's previous task), a sample alone would follow a passing spike."""
     import os
 
     value = os.environ.get("STYLEFARM_THREADS", "").strip()
@@ -105,7 +108,32 @@ def default_threads() -> int | None:
     except ImportError:
         pass
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if busy >= 0.5:  # only then is the sample worth its 0.2 s
+        now = busy_now()
+        busy = busy if now is None else min(busy, now)
     return max(1, min(cores, round(cores - busy)))
+
+
+def busy_now(seconds: float = 0.2) -> float | None:
+    """CPUs kept busy by other processes over a short sample (Linux /proc/stat, this process's
+    own threads left out), or None where that cannot be read."""
+    import os
+
+    def sample() -> tuple[float, float]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        own = os.times()
+        return sum(fields[:8]) - idle, own.user + own.system
+
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        (busy0, own0), start = sample(), time.perf_counter()
+        time.sleep(seconds)
+        (busy1, own1), elapsed = sample(), time.perf_counter() - start
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0.0, ((busy1 - busy0) / tick - (own1 - own0)) / elapsed)
 
 
 def json_copy(value: Any) -> Any:
@@ -227,6 +255,9 @@ class ChainRunner:
         errors: list[str | None] = [None] * len(batch)
         for call, step in zip(self.chain, self.steps):
             todo = [i for i, it in enumerate(items) if errors[i] is None and self._wants(call, it)]
+            if call.in_decoder:
+                self.timings[call.name].add(0.0, len(todo))
+                continue
             if not todo:
                 continue
             start = time.perf_counter()
@@ -276,6 +307,8 @@ class ChainRunner:
         dict decided per frame size and what it cost: `stylefarm.plugins._compile`)."""
         out = {name: vars(t).copy() for name, t in self.timings.items()}
         for call, step in zip(self.chain, self.steps):
+            if call.in_decoder:
+                out[call.name]["in_decoder"] = True
             info = getattr(step, "compile_info", None)
             if info:
                 out[call.name]["compile"] = json_copy(info)

@@ -97,6 +97,8 @@ def merge_timings(per_worker: dict[str, dict[str, dict[str, Any]]]) -> dict[str,
                 into[key] += t.get(key, 0)
             if t.get("compile"):
                 into.setdefault("compile", {})[worker] = t["compile"]
+            if t.get("in_decoder"):
+                into["in_decoder"] = True
     return merged
 
 

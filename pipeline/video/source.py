@@ -70,6 +70,14 @@ class VideoSource(Source):
             self.layout = layout
         return self.layout == layout
 
+    scaled: tuple[int, int] | None = None  # (w, h) the decoder shrinks frames to (`scale_in_decoder`)
+
+    def decoder_frames(self) -> tuple[int, int] | None:
+        return (self.info.width, self.info.height) if self.layout == yuv.LAYOUT else None
+
+    def scale_in_decoder(self, width: int, height: int) -> None:
+        self.scaled = (width, height)
+
     @classmethod
     def accepts(cls, spec: dict[str, Any]) -> bool:
         path = spec.get("path")
@@ -128,6 +136,8 @@ class VideoSource(Source):
         if not retime:  # frames are numbered by their presentation time, logged by showinfo
             stream = stream.filter("showinfo", **ffmpeg.showinfo_args())
             quiet = [*ffmpeg.QUIET[:-1], "level+info"]
+        if self.scaled:  # the same area filter as the step's on each plane (`Step.decoder_size`)
+            stream = stream.filter("scale", *self.scaled, flags="area")
         return ffmpeg_python.output(stream, "pipe:", **out).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 
     @cached_property
@@ -145,14 +155,14 @@ class VideoSource(Source):
         return {"video": video}
 
     def _frame_shape(self) -> tuple[tuple[int, ...], str]:
-        w, h = self.info.width, self.info.height
+        w, h = self.scaled or (self.info.width, self.info.height)
         if self.layout == yuv.LAYOUT:
             return (h * 3 // 2, w), "u1"
         return (h, w, 3), ("<u2" if self.bits > 8 else "u1")
 
     def items(self) -> Iterator[Item]:
         info, (lo, hi) = self.info, self.span
-        w, h, fps = info.width, info.height, info.fps
+        (w, h), fps = self.scaled or (info.width, info.height), info.fps
         shape, dtype = self._frame_shape()
         size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
@@ -218,6 +228,8 @@ class VideoSource(Source):
 
     def describe(self) -> str:
         kept = ", decoder's yuv420p kept (no colour conversion)" if self.layout == yuv.LAYOUT else ""
+        if self.scaled:
+            kept += ", shrunk to {}x{} by the decoder".format(*self.scaled)
         return f"video: {self.options.path} {self.options.frames or 'all frames'}{kept}"
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 import numpy as np
 from pydantic import BeforeValidator, Field, model_validator
 
-from stylefarm.item import Batch, Item
+from stylefarm.item import Batch, Item, as_float
+from stylefarm.plugins import _controls
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect, maybe_compile
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
 from stylefarm.plugins.cin26 import ops
@@ -66,6 +67,7 @@ class CIN26Step(Step):
     name = "cin26"
     kind = "stylize"
     Options = CIN26Options
+    pixel_types = ("uint8", "float32")  # decoder frames go in as they are (see `_one`)
 
     def setup(self, device: str) -> None:
         import torch
@@ -86,7 +88,7 @@ class CIN26Step(Step):
         else:
             vectors = [ops.style_vector(opts.style, opts.blend, NUM_STYLES)]
         self.styles = [torch.from_numpy(v)[None].to(device) for v in vectors]
-        self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
+        self.masks = [_controls.read_mask(p) for p in opts.mask] if opts.mask else None
 
     def process(self, batch: Batch) -> Batch:
         return [self._one(item) for item in batch]
@@ -94,7 +96,13 @@ class CIN26Step(Step):
     def _one(self, item: Item) -> Item:
         opts: CIN26Options = self.options
         expect(self.forward, [item])  # frames still to come: what `compile: auto` weighs
-        content = _fit(item.load().image, opts.max_size)
+        image = item.load().image
+        plain = self.masks is None and not opts.preserve_color and opts.strength >= 1.0
+        if plain and image.dtype == np.uint8 and not _too_big(image, opts.max_size):
+            # decoder frames straight to the network and back to 8 bits: the conversions run in
+            # torch's threads, the same values as through floats (tests/test_cin26.py)
+            return item.with_image(self.stylize(image, self.styles[0], as_uint8=True))
+        content = _fit(as_float(image), opts.max_size)
         layers = [self.stylize(content, style) for style in self.styles]
         if self.masks is None:
             out = layers[0]
@@ -105,21 +113,30 @@ class CIN26Step(Step):
             out = ops.keep_color(out, content)
         return item.with_image(ops.mix(out, content, opts.strength))
 
-    def stylize(self, image: np.ndarray, style) -> np.ndarray:
-        """HxWx3 -> HxWx3 through the network: reflect-pad to a multiple of 4, tile if asked."""
-        import torch
+    def stylize(self, image: np.ndarray, style, as_uint8: bool = False) -> np.ndarray:
+        """HxWx3 (uint8 or float in [0, 1]) -> HxWx3 through the network: reflect-pad to a
+        multiple of 4, tile if asked; float32 out, or uint8 rounded as the sinks round."""
+        from torch.nn import functional as F
 
         from stylefarm.tiling import tiled_apply
 
         h, w = image.shape[:2]
-        padded = np.pad(image, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
-        x = self.place.tensor_in(torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)))[None])
+        x = self.place.frame_in(image)
+        if h % 4 or w % 4:
+            x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
         with inference(self.place):
             if self.options.tile:
                 y = tiled_apply(lambda t: self.forward(t, style), x, self.options.tile, self.options.tile_overlap)
             else:
                 y = self.forward(x, style)
-        return y[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
+        y = y[:, :, :h, :w]
+        if as_uint8:
+            return self.place.frame_out(y, as_uint8=True)
+        return y[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def _too_big(image: np.ndarray, max_size: int) -> bool:
+    return bool(max_size) and max(image.shape[:2]) > max_size
 
 
 def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
@@ -127,22 +144,10 @@ def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
     from stylefarm.images import resize
 
     h, w = image.shape[:2]
-    if not max_size or max(h, w) <= max_size:
+    if not _too_big(image, max_size):
         return image
     scale = max_size / max(h, w)
     return resize(image, max(4, round(w * scale)), max(4, round(h * scale)))
-
-
-def _read_mask(path: str) -> np.ndarray:
-    """A mask file as float (H, W) in [0, 1]; read once in setup, never per frame."""
-    from stylefarm.errors import InputError
-    from stylefarm.images import read_image
-
-    try:
-        rgb, _, _ = read_image(path)
-    except ValueError as exc:
-        raise InputError(f"mask: {exc}") from None
-    return rgb.mean(axis=2).astype(np.float32)
 
 
 def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stylefarm.item import Batch
+from stylefarm.plugins import _controls
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
 from stylefarm.step import InputPath, OneOrList, Step, StepOptions, _resolve_path
@@ -102,7 +103,7 @@ class FastStyleStep(Step):
         else:
             vectors = [ops.style_vector(indices, opts.style_weights, len(names))]
         self.styles = [torch.from_numpy(v)[None].to(device) for v in vectors]
-        self.masks = [_read_mask(p) for p in opts.mask] if opts.mask else None
+        self.masks = [_controls.read_mask(p) for p in opts.mask] if opts.mask else None
 
     def process(self, batch: Batch) -> Batch:
         opts: FastStyleOptions = self.options
@@ -118,7 +119,6 @@ class FastStyleStep(Step):
 
     def _finish(self, content: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
         """Per-region composite (masks), colour, strength: pixel-level controls shared by every stylize step."""
-        from stylefarm.plugins import _controls
         from stylefarm.plugins.fast_style import ops
 
         opts: FastStyleOptions = self.options
@@ -223,15 +223,3 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
         return image
     scale = size / min(h, w)
     return resize(image, max(4, round(w * scale)), max(4, round(h * scale)))
-
-
-def _read_mask(path: str) -> np.ndarray:
-    """A mask file as float (H, W) in [0, 1]; read once in setup, never per frame."""
-    from stylefarm.errors import InputError
-    from stylefarm.images import read_image
-
-    try:
-        rgb, _, _ = read_image(path)
-    except ValueError as exc:
-        raise InputError(f"mask: {exc}") from None
-    return rgb.mean(axis=2).astype(np.float32)

@@ -10,12 +10,32 @@ import torch.nn.functional as F
 
 def erosion(x: torch.Tensor, m: int = 1) -> torch.Tensor:
     """Min over a (2m+1)^2 window; outside pixels count as +inf so borders do not erode."""
-    return -F.max_pool2d(-F.pad(x, [m] * 4, value=1e9), 2 * m + 1, stride=1)
+    if x.requires_grad:
+        return -F.max_pool2d(-F.pad(x, [m] * 4, value=1e9), 2 * m + 1, stride=1)
+    return _window(F.pad(x, [m] * 4, value=1e9), m, torch.minimum)
 
 
 def dilation(x: torch.Tensor, m: int = 1) -> torch.Tensor:
     """Max over a (2m+1)^2 window; outside pixels count as -inf."""
-    return F.max_pool2d(F.pad(x, [m] * 4, value=-1e9), 2 * m + 1, stride=1)
+    if x.requires_grad:
+        return F.max_pool2d(F.pad(x, [m] * 4, value=-1e9), 2 * m + 1, stride=1)
+    return _window(F.pad(x, [m] * 4, value=-1e9), m, torch.maximum)
+
+
+def _window(padded: torch.Tensor, m: int, pick) -> torch.Tensor:
+    """The (2m+1)^2 max (or min) of a padded image as a row pass then a column pass over
+    shifted views: the same values as max_pool2d (max is exact), about 5x faster on CPU, where
+    max_pool2d also computes indices. Without gradients only: max_pool2d sends a tie's gradient
+    to one pixel, `torch.maximum` splits it, and training keeps the pooled version."""
+    k = 2 * m + 1
+    w, h = padded.shape[-1] - 2 * m, padded.shape[-2] - 2 * m
+    rows = padded[..., :, 0:w]
+    for i in range(1, k):
+        rows = pick(rows, padded[..., :, i : i + w])
+    out = rows[..., 0:h, :]
+    for i in range(1, k):
+        out = pick(out, rows[..., i : i + h, :])
+    return out
 
 
 class _SignWithSigmoidGrad(torch.autograd.Function):

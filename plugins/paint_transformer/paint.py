@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .ops import crop_center, footprint_colors, num_levels, sample_colors, to_patches
-from .render import param2stroke, render_grid
+from .render import render_grid, stroke_alpha
 
 PATCH = 32
 FrameHook = Callable[[int, torch.Tensor], None]  # (level, canvas [1,3,h,w] of the image area)
@@ -95,7 +95,7 @@ def predict(net, target: torch.Tensor, canvas: torch.Tensor, patch_batch: int = 
     if color == "mean" and brushes is not None:
         n, s = shape.shape[:2]
         flat = torch.cat([shape, torch.ones_like(rgb)], dim=-1).reshape(n * s, 8)
-        _, alpha = param2stroke(flat, target.shape[-2], target.shape[-1], brushes)
+        alpha = stroke_alpha(flat, target.shape[-2], target.shape[-1], brushes)
         rgb = footprint_colors(target, alpha.view(n, s, 1, *alpha.shape[-2:]), rgb)
     return torch.cat([shape, rgb], dim=-1), logit.squeeze(-1)
 

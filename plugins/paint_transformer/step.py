@@ -39,7 +39,8 @@ class PaintTransformerOptions(StepOptions):
                         "one more level of strokes half the size each (~6x the time); 1 paints closer to the input")
     border: bool = Field(True, description="final pass on a half-patch shifted grid (official)")
     border_all_strokes: bool = Field(True, description="official: the shifted pass ignores stroke decisions")
-    serial: bool = Field(False, description="render stroke by stroke: less memory, same pixels")
+    serial: bool = Field(False, description="no effect (strokes always render one index at a time now: "
+                           "little memory, same pixels); kept so older workflows still validate")
     patch_batch: int = Field(0, ge=0, description="patches per network call (0 = all)")
     jitter: int = Field(0, ge=0, le=64, description="random shift of the patch grid in pixels (0 = official)")
     seed: int | None = Field(0, description="jitter seed; fixed = same grid on every frame (no flicker)")

@@ -19,6 +19,9 @@ class ResizeOptions(StepOptions):
     scale: float | None = Field(None, gt=0, description="scale factor, e.g. 0.5")
     max_side: PositiveInt | None = Field(None, description="shrink so the longer side is at most this")
     multiple_of: PositiveInt = Field(1, description="round the size down to a multiple (e.g. 8 for networks)")
+    in_decoder: bool = Field(True, description="first step on yuv420p video, shrinking: the decoder resizes "
+                             "(ffmpeg's area filter, within 1 level of OpenCV's; identical at 1/2), so "
+                             "full-size frames never cross the pipe; false = always OpenCV")
 
     @model_validator(mode="after")
     def _one_rule(self) -> ResizeOptions:
@@ -51,6 +54,15 @@ class ResizeStep(Step):
     # OpenCV resizes 8-bit frames as they are, and the decoder's yuv420p planes each on its own
     # grid (I/O-bound jobs: no colour conversion at all, see stylefarm.video.yuv)
     pixel_types = ("uint8", "float32", "yuv420p")
+
+    @classmethod
+    def decoder_size(cls, options: ResizeOptions, width: int, height: int) -> tuple[int, int] | None:
+        """A shrink to an even size is what ffmpeg's area scale does to each plane (measured: the
+        same pixels at 1/2, others within 1 level), so the decoder may do it."""
+        tw, th = target_size(width, height, options)
+        if options.in_decoder and tw < width and th < height and tw % 2 == 0 and th % 2 == 0:
+            return tw, th
+        return None
 
     def process(self, batch: Batch) -> Batch:
         out = []
