@@ -92,9 +92,10 @@ class Placement:
             x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return x
 
-    def frame_in(self, image: np.ndarray) -> torch.Tensor:
+    def frame_in(self, image: np.ndarray, pad_to: int = 1) -> torch.Tensor:
         """One HxWx3 frame, uint8 from the decoder or float32 in [0, 1] -> 1x3xHxW on the device
-        in the compute dtype and layout.
+        in the compute dtype and layout, reflect-padded at the bottom and right to a multiple of
+        `pad_to` (what strided conv nets need; crop the output back to H x W).
 
         Why: numpy's conversion of a 720p frame (cast, scale, transpose) is three single-threaded
         passes; here it is one threaded cast-and-copy plus an in-place scale, with the same
@@ -113,6 +114,10 @@ class Placement:
         x.copy_(hwc.permute(2, 0, 1)[None])
         if image.dtype == np.uint8:
             x.mul_(1 / 255)
+        h, w = image.shape[:2]
+        if h % pad_to or w % pad_to:
+            x = torch.nn.functional.pad(x, (0, -w % pad_to, 0, -h % pad_to), mode="reflect")
+            x = x.contiguous(memory_format=layout)  # as traced by a compiled package
         return x if not self.reduced else x.to(self.dtype)
 
     def frame_out(self, out: torch.Tensor, as_uint8: bool) -> np.ndarray:

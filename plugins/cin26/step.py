@@ -116,14 +116,10 @@ class CIN26Step(Step):
     def stylize(self, image: np.ndarray, style, as_uint8: bool = False) -> np.ndarray:
         """HxWx3 (uint8 or float in [0, 1]) -> HxWx3 through the network: reflect-pad to a
         multiple of 4, tile if asked; float32 out, or uint8 rounded as the sinks round."""
-        from torch.nn import functional as F
-
         from stylefarm.tiling import tiled_apply
 
         h, w = image.shape[:2]
-        x = self.place.frame_in(image)
-        if h % 4 or w % 4:
-            x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
+        x = self.place.frame_in(image, pad_to=4)
         with inference(self.place):
             if self.options.tile:
                 y = tiled_apply(lambda t: self.forward(t, style), x, self.options.tile, self.options.tile_overlap)

@@ -115,11 +115,9 @@ class MagentaArbitraryStep(Step):
 
     def stylize(self, image: np.ndarray, embedding) -> np.ndarray:
         """HxWx3 -> HxWx3 at the same size (reflect-padded to a multiple of 4 inside)."""
-        import torch
 
         h, w = image.shape[:2]
-        padded = np.pad(image, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="reflect")
-        x = self.place.tensor_in(torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1)))[None])
+        x = self.place.frame_in(image, pad_to=4)
         with inference(self.place):
             y = self.forward(x, embedding)
         return y[0, :, :h, :w].permute(1, 2, 0).float().cpu().numpy()
