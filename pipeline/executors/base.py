@@ -192,12 +192,12 @@ class ChainRunner:
         self.filters: dict[str, Any] = {}
 
     def setup(self) -> None:
-        threads = self.threads or default_threads()
-        if threads and any(call.cls.uses_device for call in self.chain):
+        needs_device = any(call.cls.uses_device for call in self.chain)
+        threads = (self.threads or default_threads()) if needs_device else None  # no torch, no CPU sample
+        if threads:
             import torch
 
             torch.set_num_threads(threads)
-        needs_device = any(call.cls.uses_device for call in self.chain)
         self.device = resolve_device(self.device_spec) if needs_device else "cpu"
         self.steps = [call.build() for call in self.chain]
         from ..provenance import recording
