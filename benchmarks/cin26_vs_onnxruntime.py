@@ -22,10 +22,14 @@ from benchmarks.harness import first_and_repeats
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
-VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "torch_compile", "torch_default", "onnxruntime_package",
-            "onnxruntime_session"]
+VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "torch_compile", "torch_default",
+            "torch_default_system_malloc", "torch_default_thp", "onnxruntime_package", "onnxruntime_session"]
 """torch = eager (`compile: false`); torch_default = the step's defaults (`compile: auto`), which load the
-package torch_compile left in the compile cache: the figure a user gets on a machine that ran a job before."""
+package torch_compile left in the compile cache: the figure a user gets on a machine that ran a job before.
+The _system_malloc / _thp variants are torch_default with glibc's malloc defaults (no
+`stylefarm.allocator` settings), the second with PyTorch's huge pages for big buffers instead."""
+VARIANT_ENV = {"torch_default_system_malloc": {"STYLEFARM_MALLOC": "system"},
+               "torch_default_thp": {"STYLEFARM_MALLOC": "system", "THP_MEM_ALLOC_ENABLE": "1"}}
 
 
 FINDINGS = {
@@ -73,7 +77,7 @@ def _runner(variant: str, image: np.ndarray, threads: int):
     # on a shared 2-core box, 2 OpenMP threads spin-wait on each other while other jobs hold a
     # core; one thread avoids that (measured 0.40 s vs 1.62 s at 512 px, same run)
     torch.set_num_threads(1 if variant == "torch_1thread" else threads)
-    compile_net = {"torch_compile": True, "torch_default": "auto"}.get(variant, False)
+    compile_net = True if variant == "torch_compile" else "auto" if variant.startswith("torch_default") else False
     step = CIN26Step(CIN26Options(style=7, max_size=0, compile=compile_net))
     step.setup("cpu")
     if variant == "torch_channels_last":
@@ -85,9 +89,11 @@ def child(variant: str, size: int, repeats: int, threads: int) -> dict:
     image = test_image(size)
     run = _runner(variant, image, threads)
     first, times = first_and_repeats(run, repeats)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss / 1024
     return {"variant": variant, "size": list(image.shape[:2]), "seconds_median": float(np.median(times)),
-            "seconds_min": min(times), "first_call_s": round(first, 2), "peak_rss_mb": round(peak_mb, 1)}
+            "seconds_min": min(times), "first_call_s": round(first, 2), "peak_rss_mb": round(peak_mb, 1),
+            "system_cpu_s": round(usage.ru_stime, 2), "page_faults": usage.ru_minflt}
 
 
 def main() -> None:
@@ -106,7 +112,8 @@ def main() -> None:
         for variant in args.variants:
             cmd = [sys.executable, "-m", "benchmarks.cin26_vs_onnxruntime", "--child", variant, str(size),
                    "--repeats", str(args.repeats), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+            env = {**os.environ, **VARIANT_ENV.get(variant, {})}
+            out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True, env=env).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     report = {"benchmark": "cin26_vs_onnxruntime", "machine": platform.machine(), "cpus": os.cpu_count(),

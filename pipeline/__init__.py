@@ -14,6 +14,10 @@ if __name__ != "stylefarm":  # the folder is pipeline/, the package is stylefarm
 
 __version__ = "0.1.0"
 
+from .allocator import tune as _tune_allocator
+
+_tune_allocator()  # before any thread or tensor: frames reuse freed memory (allocator.py says why)
+
 _PUBLIC = {
     "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "OneOrList": "step",
     "Item": "item", "Batch": "item", "Source": "sources", "SourceOptions": "sources",
