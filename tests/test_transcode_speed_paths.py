@@ -412,3 +412,17 @@ def test_model_chain_stopped_early_stops_its_worker():
     stream.close()
     assert Model.torn_down == 1
     assert not [t for t in threading.enumerate() if t.name == "stylefarm-compute"]
+
+
+@pytest.mark.skipif(not Path("/proc/sys/fs/pipe-max-size").is_file(), reason="Linux pipe sizes")
+def test_frame_pipes_are_widened_both_ways():
+    """Decoder and encoder pipes hold a 720p yuv420p frame in one go (F_SETPIPE_SZ), unless the
+    system caps pipes lower; then they hold what the cap allows."""
+    import fcntl
+
+    want = min(ffmpeg.PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
+    for reading in (True, False):
+        pipe = ffmpeg.Pipe([ffmpeg.ffmpeg_exe(), "-hide_banner", "-version"], reading=reading)
+        fd = (pipe.proc.stdout if reading else pipe.proc.stdin).fileno()
+        assert fcntl.fcntl(fd, 1032) >= want  # F_GETPIPE_SZ
+        pipe.kill()
