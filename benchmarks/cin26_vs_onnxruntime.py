@@ -78,6 +78,9 @@ def _runner(variant: str, image: np.ndarray, threads: int):
     # core; one thread avoids that (measured 0.40 s vs 1.62 s at 512 px, same run)
     torch.set_num_threads(1 if variant == "torch_1thread" else threads)
     compile_net = True if variant == "torch_compile" else "auto" if variant.startswith("torch_default") else False
+    from stylefarm import allocator
+
+    allocator.steady(True)  # what the executors do once a second frame of the same size comes
     step = CIN26Step(CIN26Options(style=7, max_size=0, compile=compile_net))
     step.setup("cpu")
     if variant == "torch_channels_last":

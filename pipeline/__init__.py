@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 from .allocator import tune as _tune_allocator
 
-_tune_allocator()  # before any thread or tensor: frames reuse freed memory (allocator.py says why)
+_tune_allocator()  # one malloc arena, before any thread starts (allocator.py says why)
 
 _PUBLIC = {
     "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "OneOrList": "step",

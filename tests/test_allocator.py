@@ -1,4 +1,5 @@
-"""The malloc settings stylefarm applies at import: big buffers freed by one frame serve the next."""
+"""stylefarm's malloc settings: while frames of one size repeat, big buffers freed by one frame
+serve the next; otherwise glibc returns them as usual."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 # A worker thread (as the executors' compute thread) allocates and frees a 120 MB buffer per
@@ -15,7 +17,8 @@ import pytest
 PROBE = """
 import ctypes, resource, threading
 import stylefarm
-from stylefarm.allocator import tune
+import sys
+from stylefarm.allocator import steady, tune
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -25,6 +28,7 @@ def frame():
     ctypes.memset(block, 1, SIZE)
     libc.free(block)
 def frames():
+    steady(sys.argv[1] == "steady")
     frame()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(5):
@@ -39,22 +43,46 @@ LIBC = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
 glibc = pytest.mark.skipif(not (LIBC or "").startswith("glibc"), reason="the settings are glibc's")
 
 
-def probe(**env: str) -> tuple[bool, int]:
-    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+def probe(mode: str, **env: str) -> tuple[bool, int]:
+    run = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
                          env={**os.environ, **env}, check=True)
     tuned, faults = run.stdout.split()
     return tuned == "True", int(faults)
 
 
 @glibc
-def test_freed_frames_are_reused_in_a_worker_thread():
-    tuned, faults = probe(STYLEFARM_MALLOC="")
+def test_steady_frames_reuse_freed_memory_in_a_worker_thread():
+    tuned, faults = probe("steady", STYLEFARM_MALLOC="")
     assert tuned
     assert faults < 2_000, faults  # 5 x 120 MB at 4 KiB pages would be ~150,000 faults
 
 
 @glibc
+def test_not_steady_memory_goes_back_to_the_kernel():
+    tuned, faults = probe("usual", STYLEFARM_MALLOC="")
+    assert tuned
+    assert faults > 20_000, faults  # stills of changing sizes: nothing kept (no fragmented heap)
+
+
+@glibc
 def test_opt_out_keeps_glibc_defaults():
-    tuned, faults = probe(STYLEFARM_MALLOC="system")
+    tuned, faults = probe("steady", STYLEFARM_MALLOC="system")
     assert not tuned
-    assert faults > 20_000, faults  # the default: every frame's buffer faulted in again
+    assert faults > 20_000, faults
+
+
+def test_the_runner_keeps_memory_only_while_frame_sizes_repeat():
+    from stylefarm import allocator
+    from stylefarm.executors.base import ChainRunner
+    from stylefarm.item import Item
+
+    if not allocator.tune():
+        pytest.skip("no glibc: the settings are not applied")
+    runner = ChainRunner([])
+    frame = np.zeros((8, 8, 3), np.uint8)
+    seen = []
+    for batch in ([frame, frame], [frame], [np.zeros((4, 8, 3), np.uint8)], [None]):
+        runner._memory_mode([Item(source="a", index=0, image=image) for image in batch])
+        seen.append(allocator._steady)
+    allocator.steady(False)
+    assert seen == [False, True, False, False]

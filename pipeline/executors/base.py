@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import allocator
 from ..contract import freeze, output_problem
 from ..errors import first_line
 from ..item import Item, as_float
@@ -190,6 +191,7 @@ class ChainRunner:
         self.device = "cpu"
         self.timings: dict[str, StepTiming] = {call.name: StepTiming() for call in chain}
         self.filters: dict[str, Any] = {}
+        self.last_shapes: frozenset | None = None
 
     def setup(self) -> None:
         needs_device = any(call.cls.uses_device for call in self.chain)
@@ -287,6 +289,7 @@ class ChainRunner:
 
     def run_batch(self, batch: list[Item]) -> list[tuple[Item | None, str | None]]:
         """Results per input item; a batch whose step raised is re-run item by item to find the culprit."""
+        self._memory_mode(batch)
         try:
             return self._run_chain(batch)
         except ChainError as exc:
@@ -297,6 +300,13 @@ class ChainRunner:
         for item in batch:
             results.extend(self.run_batch([item]))
         return results
+
+    def _memory_mode(self, batch: list[Item]) -> None:
+        """Batches of frames the size of the last batch's: freed memory is kept for the next one
+        (`allocator.steady`); a new size hands it back. Stills not yet loaded count as new."""
+        shapes = frozenset(it.image.shape if it.image is not None else None for it in batch)
+        allocator.steady(None not in shapes and shapes == self.last_shapes)
+        self.last_shapes = shapes
 
     def weights_used(self) -> list[str]:
         """Weight files the chain's steps loaded (for the report's provenance)."""
