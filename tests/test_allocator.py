@@ -81,8 +81,9 @@ def test_the_runner_keeps_memory_only_while_frame_sizes_repeat():
     runner = ChainRunner([])
     frame = np.zeros((8, 8, 3), np.uint8)
     seen = []
-    for batch in ([frame, frame], [frame], [np.zeros((4, 8, 3), np.uint8)], [None]):
+    other = np.zeros((4, 8, 3), np.uint8)
+    for batch in ([frame], [frame], [other], [other, other], [frame, other], [None, None]):
         runner._memory_mode([Item(source="a", index=0, image=image) for image in batch])
         seen.append(allocator._steady)
     allocator.steady(False)
-    assert seen == [False, True, False, False]
+    assert seen == [False, True, False, True, False, False]

@@ -302,10 +302,12 @@ class ChainRunner:
         return results
 
     def _memory_mode(self, batch: list[Item]) -> None:
-        """Batches of frames the size of the last batch's: freed memory is kept for the next one
-        (`allocator.steady`); a new size hands it back. Stills not yet loaded count as new."""
+        """Frames of one size repeating (within this batch, or the last batch's size again): freed
+        memory is kept for the next one (`allocator.steady`); a new size hands it back. Stills
+        not yet loaded count as new."""
         shapes = frozenset(it.image.shape if it.image is not None else None for it in batch)
-        allocator.steady(None not in shapes and shapes == self.last_shapes)
+        repeating = shapes == self.last_shapes or (len(shapes) == 1 and len(batch) > 1)
+        allocator.steady(None not in shapes and repeating)
         self.last_shapes = shapes
 
     def weights_used(self) -> list[str]:

@@ -40,7 +40,7 @@ class CIN26Options(StepOptions):
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
     weights: InputPath | None = Field(None, description="local multistyle26.onnx or converted .pt")
     precision: Precision = Field("float32", description=PRECISION_HELP)
-    compile: CompileOption = Field("auto", description="compiled network, ~1.8x faster per frame on CPU after a "
+    compile: CompileOption = Field("auto", description="compiled network, ~1.4x faster per frame on CPU after a "
                                    "one-off compile per frame size (30-70 s, cached for every process). "
                                    + COMPILE_HELP)
 
@@ -81,7 +81,9 @@ class CIN26Step(Step):
         self.net.load_state_dict(load_cin26_state(opts.weights))
         self.place = Placement(device, opts.precision, channels_last=False)  # inputs as the compiled packages
         self.place.modules(self.net)
-        self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.8)
+        # compiled vs eager per frame, frames reusing memory (allocator.py): 1.37x at 1280x852,
+        # 1.6x at 512 px, 1.31x in a 720p run (benchmarks/README.md, "Allocator")
+        self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.4)
         self.compile_info = getattr(self.forward, "info", None)  # shown in the run report
         if opts.mask:
             vectors = [ops.style_vector([s], None, NUM_STYLES) for s in opts.style]

@@ -1,0 +1,85 @@
+"""cin26's compiled call on a 720p frame under each malloc setting, in a worker thread as the
+executors run it: seconds, system CPU and page faults per call, peak RSS.
+
+    .venv/bin/python -m benchmarks.allocator [--calls 20]
+
+Each variant is a fresh process (the settings are per process and must precede threads). The
+compiled package comes from the compile cache (compiled once if it is not there). Writes
+benchmarks/results/allocator.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VARIANTS = {
+    "glibc": {"STYLEFARM_MALLOC": "system"},
+    "huge_pages": {"STYLEFARM_MALLOC": "system", "THP_MEM_ALLOC_ENABLE": "1"},
+    "one_arena": {},
+    "one_arena_kept_heap": {},  # the default while frames of one size repeat
+}
+
+
+def child(variant: str, calls: int) -> dict:
+    import numpy as np
+
+    from stylefarm import allocator
+    from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
+
+    out: dict = {}
+
+    def work() -> None:
+        allocator.steady(variant == "one_arena_kept_heap")
+        step = CIN26Step(CIN26Options(style=7, max_size=0, compile=True))
+        step.setup("cpu")
+        frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+        for _ in range(3):
+            step.stylize(frame, step.styles[0], as_uint8=True)
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(calls):
+            step.stylize(frame, step.styles[0], as_uint8=True)
+        seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+        out.update(seconds_per_call=round(seconds / calls, 4),
+                   system_s_per_call=round((after.ru_stime - before.ru_stime) / calls, 4),
+                   faults_per_call=round((after.ru_minflt - before.ru_minflt) / calls),
+                   compile=step.compile_info["sizes"])
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return {"variant": variant, **out, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.calls)))
+        return
+    rows = []
+    for variant, env in VARIANTS.items():
+        cmd = [sys.executable, "-m", "benchmarks.allocator", "--child", variant, "--calls", str(args.calls)]
+        run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True,
+                             env={**os.environ, "STYLEFARM_MALLOC": "", **env})
+        rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        print({k: v for k, v in rows[-1].items() if k != "compile"}, flush=True)
+    dest = REPO / "benchmarks" / "results" / "allocator.json"
+    dest.write_text(json.dumps({"benchmark": "allocator", "machine": platform.machine(), "cpus": os.cpu_count(),
+                                "load_avg": os.getloadavg(), "frame": "1280x720", "results": rows}, indent=1))
+    print(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()
