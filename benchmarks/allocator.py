@@ -1,5 +1,6 @@
 """cin26's compiled call on a 720p frame under each malloc setting, in a worker thread as the
-executors run it: seconds, system CPU and page faults per call, peak RSS.
+executors run it: seconds, system CPU and page faults per call, peak RSS; then, with the default
+settings, eager vs compiled per frame for cin26 and fast_style (what `compile: auto` prices).
 
     .venv/bin/python -m benchmarks.allocator [--calls 20]
 
@@ -28,6 +29,40 @@ VARIANTS = {
     "one_arena": {},
     "one_arena_kept_heap": {},  # the default while frames of one size repeat
 }
+
+
+def eager_vs_compiled(calls: int) -> dict:
+    """Seconds per 720p frame, heap kept as in a run of frames, compile false vs true."""
+    import numpy as np
+
+    from stylefarm import allocator
+    from stylefarm.item import Item
+    from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
+    from stylefarm.plugins.fast_style.step import FastStyleOptions, FastStyleStep
+
+    out: dict = {}
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    makers = {"cin26": lambda c: CIN26Step(CIN26Options(style=7, max_size=0, compile=c)),
+              "fast_style": lambda c: FastStyleStep(FastStyleOptions(random_weights=True, compile=c))}
+
+    def work() -> None:
+        allocator.steady(True)
+        for name, make in makers.items():
+            for compiled in (False, True):
+                step = make(compiled)
+                step.setup("cpu")
+                for _ in range(3):
+                    step.process([Item("bench", 0, image=frame)])
+                start = time.perf_counter()
+                for _ in range(calls):
+                    step.process([Item("bench", 0, image=frame)])
+                out[f"{name}_{'compiled' if compiled else 'eager'}_s"] = round((time.perf_counter() - start) / calls, 4)
+            out[f"{name}_ratio"] = round(out[f"{name}_eager_s"] / out[f"{name}_compiled_s"], 3)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return out
 
 
 def child(variant: str, calls: int) -> dict:
@@ -63,8 +98,11 @@ def child(variant: str, calls: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=[*VARIANTS, "eager_vs_compiled"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "eager_vs_compiled":
+        print(json.dumps(eager_vs_compiled(max(4, args.calls // 2))))
+        return
     if args.child:
         print(json.dumps(child(args.child, args.calls)))
         return
@@ -75,9 +113,14 @@ def main() -> None:
                              env={**os.environ, "STYLEFARM_MALLOC": "", **env})
         rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
         print({k: v for k, v in rows[-1].items() if k != "compile"}, flush=True)
+    cmd = [sys.executable, "-m", "benchmarks.allocator", "--child", "eager_vs_compiled", "--calls", str(args.calls)]
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+    ratios = json.loads(run.stdout.strip().splitlines()[-1])
+    print(ratios)
     dest = REPO / "benchmarks" / "results" / "allocator.json"
     dest.write_text(json.dumps({"benchmark": "allocator", "machine": platform.machine(), "cpus": os.cpu_count(),
-                                "load_avg": os.getloadavg(), "frame": "1280x720", "results": rows}, indent=1))
+                                "load_avg": os.getloadavg(), "frame": "1280x720", "results": rows,
+                                "eager_vs_compiled": ratios}, indent=1))
     print(f"wrote {dest}")
 
 

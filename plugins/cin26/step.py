@@ -82,7 +82,7 @@ class CIN26Step(Step):
         self.place = Placement(device, opts.precision, channels_last=False)  # inputs as the compiled packages
         self.place.modules(self.net)
         # compiled vs eager per frame, frames reusing memory (allocator.py): 1.37x at 1280x852,
-        # 1.6x at 512 px, 1.31x in a 720p run (benchmarks/README.md, "Allocator")
+        # 1.6x at 512 px, 1.31-1.54x at 720p (benchmarks/allocator.py, benchmarks/README.md)
         self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.4)
         self.compile_info = getattr(self.forward, "info", None)  # shown in the run report
         if opts.mask:
