@@ -16,11 +16,14 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
+
+from benchmarks.harness import first_and_repeats
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = {
@@ -29,6 +32,28 @@ VARIANTS = {
     "one_arena": {},
     "one_arena_kept_heap": {},  # the default while frames of one size repeat
 }
+
+
+FRAME = (720, 1280, 3)
+
+
+def in_worker_thread(work: Callable[[], dict]) -> dict:
+    """`work()`'s result, run in a thread of its own as the executors run steps (malloc arenas
+    are per thread, so the main thread would measure something else)."""
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(work()))
+    thread.start()
+    thread.join()
+    return out
+
+
+def timed_calls(call: Callable[[], object], calls: int) -> tuple[float, resource.struct_rusage, resource.struct_rusage]:
+    """Median seconds per call after two warm-ups (harness.first_and_repeats adds a third), and
+    this process's rusage around the `calls + 1` calls it times."""
+    call()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    _, times = first_and_repeats(call, calls)
+    return statistics.median(times), before, resource.getrusage(resource.RUSAGE_SELF)
 
 
 def eager_vs_compiled(calls: int) -> dict:
@@ -40,29 +65,23 @@ def eager_vs_compiled(calls: int) -> dict:
     from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
     from stylefarm.plugins.fast_style.step import FastStyleOptions, FastStyleStep
 
-    out: dict = {}
-    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    frame = np.random.default_rng(0).integers(0, 256, FRAME, dtype=np.uint8)
     makers = {"cin26": lambda c: CIN26Step(CIN26Options(style=7, max_size=0, compile=c)),
               "fast_style": lambda c: FastStyleStep(FastStyleOptions(random_weights=True, compile=c))}
 
-    def work() -> None:
+    def work() -> dict:
         allocator.steady(True)
+        out = {}
         for name, make in makers.items():
             for compiled in (False, True):
                 step = make(compiled)
                 step.setup("cpu")
-                for _ in range(3):
-                    step.process([Item("bench", 0, image=frame)])
-                start = time.perf_counter()
-                for _ in range(calls):
-                    step.process([Item("bench", 0, image=frame)])
-                out[f"{name}_{'compiled' if compiled else 'eager'}_s"] = round((time.perf_counter() - start) / calls, 4)
+                seconds, _, _ = timed_calls(lambda s=step: s.process([Item("bench", 0, image=frame)]), calls)
+                out[f"{name}_{'compiled' if compiled else 'eager'}_s"] = round(seconds, 4)
             out[f"{name}_ratio"] = round(out[f"{name}_eager_s"] / out[f"{name}_compiled_s"], 3)
+        return out
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    return out
+    return in_worker_thread(work)
 
 
 def child(variant: str, calls: int) -> dict:
@@ -71,27 +90,18 @@ def child(variant: str, calls: int) -> dict:
     from stylefarm import allocator
     from stylefarm.plugins.cin26.step import CIN26Options, CIN26Step
 
-    out: dict = {}
-
-    def work() -> None:
+    def work() -> dict:
         allocator.steady(variant == "one_arena_kept_heap")
         step = CIN26Step(CIN26Options(style=7, max_size=0, compile=True))
         step.setup("cpu")
-        frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
-        for _ in range(3):
-            step.stylize(frame, step.styles[0], as_uint8=True)
-        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        for _ in range(calls):
-            step.stylize(frame, step.styles[0], as_uint8=True)
-        seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
-        out.update(seconds_per_call=round(seconds / calls, 4),
-                   system_s_per_call=round((after.ru_stime - before.ru_stime) / calls, 4),
-                   faults_per_call=round((after.ru_minflt - before.ru_minflt) / calls),
-                   compile=step.compile_info["sizes"])
+        frame = np.random.default_rng(0).integers(0, 256, FRAME, dtype=np.uint8)
+        seconds, before, after = timed_calls(lambda: step.stylize(frame, step.styles[0], as_uint8=True), calls)
+        return {"seconds_per_call": round(seconds, 4),
+                "system_s_per_call": round((after.ru_stime - before.ru_stime) / (calls + 1), 4),
+                "faults_per_call": round((after.ru_minflt - before.ru_minflt) / (calls + 1)),
+                "compile": step.compile_info["sizes"]}
 
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
+    out = in_worker_thread(work)
     return {"variant": variant, **out, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
