@@ -12,8 +12,7 @@ import pytest
 
 # A worker thread (as the executors' compute thread) allocates and frees a 120 MB buffer per
 # "frame", like a conv net's activations (plain malloc: numpy and torch add their own page
-# handling); the page faults of frames 2..n say whether the memory
-# came back from the kernel every time.
+# handling); the page faults of frames 2..n say whether the memory came back from the kernel.
 PROBE = """
 import ctypes, resource, threading
 import stylefarm
