@@ -1,11 +1,12 @@
 """Compiled networks without the wait: ahead-of-time packages in a cache every process shares.
 
-Why: small-channel conv nets (cin26, fast_style) are memory-bound in eager mode on CPU; inductor
-fuses pad + norm + relu into a few loops and prepacks the conv weights ("freezing"), about
-2x per frame on a 2-core CPU. The price is a compile per frame size (30-70 s there), which a
-farm would pay in every task. So each compile is saved as an AOTInductor package under
-`compile_dir()` keyed by the network's weights, the input shapes, torch, device and thread
-count: the next process (or farm task on the same node) loads it in about a second.
+Why: small-channel conv nets (cin26, fast_style, magenta_arbitrary) are memory-bound in eager
+mode on CPU; inductor fuses pad + norm + relu into a few loops and prepacks the conv weights
+("freezing"): 1.15-1.5x per frame on a 2-core CPU (benchmarks/README.md). The price is a compile
+per frame size (15-40 s there), which a farm would pay in every task. So each compile is saved
+as an AOTInductor package under `compile_dir()` keyed by the network's code and weights, the
+input shapes, torch, device and thread count: the next process (or farm task on the same node)
+loads it in about a second.
 
 `compile` option of a step: `true` compiles every frame size at once, `false` never,
 `auto` (default) loads a cached package at once and otherwise compiles a frame size only when
@@ -29,8 +30,8 @@ from typing import Any, Literal
 log = logging.getLogger("stylefarm.compile")
 
 CompileMode = Literal["auto", True, False]
-COLD_COMPILE_S = 60.0  # first guess of a cold compile on a 2-core CPU (measured 30-70 s), until one is timed
-PACKAGE_VERSION = 1  # bump when the key or package layout changes
+COLD_COMPILE_S = 60.0  # first guess of a cold compile on a 2-core CPU (measured 15-70 s), until one is timed
+PACKAGE_VERSION = 2  # bump when the key or package layout changes
 
 
 def compile_dir() -> Path:
@@ -68,17 +69,18 @@ def expect(forward: Any, items: Sequence[Any]) -> None:
 
 
 def fingerprint(module: Any) -> str:
-    """sha256 of the network: class, source file, parameters, buffers and plain attributes (e.g. a
-    quantization table), so a package is only ever reused for the very same network."""
-    import inspect
-
+    """sha256 of the network: class, the source files of every non-torch class it and its
+    sub-modules are built from (base classes included: cin26's forward lives in a shared base
+    class), parameters, buffers and plain attributes (e.g. a quantization table), so a package is
+    only ever reused for the very same network and code."""
     import torch
 
     h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
-    try:
-        h.update(Path(inspect.getsourcefile(type(module)) or "").read_bytes())
-    except (OSError, TypeError):
-        pass
+    for source in _source_files(module):
+        try:
+            h.update(source.read_bytes())
+        except OSError:
+            pass
     for name, tensor in module.state_dict().items():
         t = tensor.detach().cpu().contiguous().view(-1)
         h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
@@ -86,6 +88,24 @@ def fingerprint(module: Any) -> str:
     for name, sub in module.named_modules():
         h.update(name.encode() + _describe(sub, 0).encode())
     return h.hexdigest()
+
+
+def _source_files(module: Any) -> list[Path]:
+    """Source files defining the classes of `module`, its sub-modules and their bases, outside torch."""
+    import inspect
+
+    files: list[Path] = []
+    for sub in module.modules():
+        for cls in type(sub).__mro__:
+            if cls.__module__.split(".")[0] in ("torch", "builtins"):
+                continue
+            try:
+                path = Path(inspect.getsourcefile(cls) or "")
+            except TypeError:
+                continue
+            if path.name and path not in files:
+                files.append(path)
+    return files
 
 
 def _describe(obj: Any, depth: int) -> str:

@@ -254,6 +254,8 @@ def test_warmup_fills_the_cache_and_the_next_process_only_loads(cli, workflow, t
     `run` process loads it for the first frame, and torch's counters show no inductor compile."""
     monkeypatch.setenv("STYLEFARM_COMPILE_DIR", str(tmp_path / "compile"))
     monkeypatch.setenv("STYLEFARM_THREADS", "1")
+    # an earlier in-process compile (another test) set inductor's dir in this process's environment
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     _png(tmp_path / "a.png", 64, 48)
     wf = workflow("version: 1\ninputs: [{path: a.png}]\nsteps: [{use: cin26, with: {style: 7}}]\n"
                   "output: {dir: out}\n")
@@ -270,3 +272,13 @@ def test_warmup_fills_the_cache_and_the_next_process_only_loads(cli, workflow, t
     assert row["decision"] == "compiled" and row["cache"] == "warm" and row["after_frames"] == 0
     assert not data["inductor"], f"the warm process compiled: {data['inductor']}"
     assert "already cached" in cli("warmup", str(wf)).stdout
+
+
+def test_package_key_covers_the_source_of_base_classes():
+    """cin26's forward is in a base class in another file: editing that file must change the key."""
+    from stylefarm.plugins._compile import _source_files
+    from stylefarm.plugins.cin26.model import CIN26Net
+
+    names = {path.name for path in _source_files(CIN26Net())}
+    assert {"model.py", "_cin.py"} <= names
+    assert not any("torch" in path.parts for path in _source_files(CIN26Net()))

@@ -105,6 +105,34 @@ def test_every_layout_keeps_the_frame_size(preset):
         assert 0.0 <= float(y.min()) and float(y.max()) <= 1.0
 
 
+@pytest.mark.parametrize("preset", ["johnson", "cin26"])
+def test_channels_last_inference_matches_the_default_layout(preset):
+    """One frame at inference runs channels-last on CPU (faster convs); same values as NCHW."""
+    torch.manual_seed(0)
+    net = TransformerNet(PRESETS[preset]).eval()
+    style = torch.softmax(torch.randn(1, net.config.num_styles), 1)
+    x = torch.rand(1, 3, 36, 52)
+    with torch.inference_mode():
+        fast = net(x, style)
+        net.channels_last_cpu = False
+        plain = net(x, style)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=2e-5)
+
+
+def test_channels_last_norm_is_instance_norm_even_far_from_zero():
+    """Centred second moment: no cancellation when the mean dwarfs the spread."""
+    from stylefarm.plugins._cin import _instance_norm_nhwc
+
+    torch.manual_seed(0)
+    x = (torch.randn(1, 8, 40, 30, dtype=torch.float64) * 0.01 + 300.0)
+    gamma, beta = torch.rand(8, dtype=torch.float64), torch.rand(8, dtype=torch.float64)
+    ref = torch.nn.functional.instance_norm(x, weight=gamma, bias=beta, eps=1e-5)
+    fast = _instance_norm_nhwc(x.float().contiguous(memory_format=torch.channels_last), gamma.float(), beta.float())
+    assert float((fast.double() - ref).abs().max()) < 5e-3  # float32 input of 300 +- 0.01: 3e-5 / 0.01 per unit
+
+
 def test_one_hot_style_equals_the_single_style_net(tmp_path, photo):
     multi = _random_net("magenta", ["a", "b", "c"])
     single = TransformerNet(PRESETS["magenta"].with_styles(["b"]))

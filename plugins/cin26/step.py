@@ -40,8 +40,8 @@ class CIN26Options(StepOptions):
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")
     weights: InputPath | None = Field(None, description="local multistyle26.onnx or converted .pt")
     precision: Precision = Field("float32", description=PRECISION_HELP)
-    compile: CompileOption = Field("auto", description="compiled network, ~1.4x faster per frame on CPU after a "
-                                   "one-off compile per frame size (30-70 s, cached for every process). "
+    compile: CompileOption = Field("auto", description="compiled network, ~1.15x faster per frame on CPU after a "
+                                   "one-off compile per frame size (15-40 s, cached for every process). "
                                    + COMPILE_HELP)
 
 
@@ -81,9 +81,9 @@ class CIN26Step(Step):
         self.net.load_state_dict(load_cin26_state(opts.weights))
         self.place = Placement(device, opts.precision, channels_last=False)  # inputs as the compiled packages
         self.place.modules(self.net)
-        # compiled vs eager per frame, frames reusing memory (allocator.py): 1.37x at 1280x852,
-        # 1.6x at 512 px, 1.31-1.54x at 720p (benchmarks/allocator.py, benchmarks/README.md)
-        self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.4)
+        # compiled vs eager per 720p frame: 1.13x since eager runs channels-last (it was 1.31-1.54x
+        # before; benchmarks/allocator.py, benchmarks/README.md)
+        self.forward = maybe_compile(self.net, opts.compile, self.name, speedup=1.15)
         self.compile_info = getattr(self.forward, "info", None)  # shown in the run report
         if opts.mask:
             vectors = [ops.style_vector([s], None, NUM_STYLES) for s in opts.style]
