@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STYLEFARM_SHARED", REPO.parent / "shared"))
 VARIANTS = ["torch", "torch_1thread", "torch_channels_last", "torch_compile", "torch_default",
             "torch_default_system_malloc", "torch_default_thp", "onnxruntime_package", "onnxruntime_session"]
-"""torch = eager (`compile: false`); torch_default = the step's defaults (`compile: auto`), which load the
+"""torch = eager (`compile: false`, channels-last on CPU since 2026-12-02); torch_channels_last = the same
+with the weights stored channels-last too; torch_default = the step's defaults (`compile: auto`), which load the
 package torch_compile left in the compile cache: the figure a user gets on a machine that ran a job before.
 The _system_malloc / _thp variants are torch_default with glibc's malloc defaults (no
 `stylefarm.allocator` settings), the second with PyTorch's huge pages for big buffers instead."""
@@ -37,8 +38,11 @@ FINDINGS = {
                     "thread at 512 px); on a quiet machine 2 threads win (0.19 s vs 0.31 s)",
     "profile_1024px_2threads": "convs 63% (9x9 3->32 full-res conv 230 ms NCHW, 158 ms channels-last), "
                                "instance norm 16%, addcmul 9%, reflect pad 8%: memory-bound small-channel layers",
-    "did_not_help": "channels_last alone (convs faster, norm/pad slower: 0.94 s vs 0.86 s); var_mean + fused "
-                    "scale/shift; torch.jit.freeze / optimize_for_inference (within noise)",
+    "did_not_help": "channels_last with torch's norms (convs faster, instance_norm 4x slower in that layout: "
+                    "0.94 s vs 0.86 s); var_mean + fused scale/shift; torch.jit.freeze / optimize_for_inference "
+                    "(within noise)",
+    "helped_later": "channels-last with a norm written for the layout (column sums, centred second moment, "
+                    "batch-norm kernel for scale/shift): eager 0.21 vs 0.28 s per 720p frame (2026-12-02)",
     "helped": "torch.compile with inductor freezing (`compile: true`): fuses pad+norm+relu, prepacks convs; "
               "0.096 s vs ORT 0.095 s at 512 px, 0.53 s vs 0.49 s at 1024 px (0.9-1.1x interleaved), "
               "after a one-off 23-37 s compile per frame size",

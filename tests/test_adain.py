@@ -239,6 +239,28 @@ def test_step_on_real_photo_random_weights(content_images, style_images):
     assert out[0].meta["adain"]["random_weights"] is True
 
 
+def test_big_frames_go_through_in_passes_of_bounded_pixels(content_images, style_images, monkeypatch):
+    """A batch of big frames runs in smaller passes (caches); the outputs are those of one pass."""
+    from stylefarm.images import read_image, resize
+    from stylefarm.item import Item
+    from stylefarm.plugins.adain import step as adain_step
+
+    step = AdaINStep(AdaINOptions(style=str(style_images[0]), content_size=0, style_size=64, random_weights=True))
+    with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
+        step.setup("cpu")
+    frames = [resize(read_image(p)[0], 48, 40) for p in (content_images * 3)[:3]]
+    items = [Item(source="f", index=i, image=f) for i, f in enumerate(frames)]
+    passes = []
+    original = step.stylize
+    monkeypatch.setattr(step, "stylize", lambda images: passes.append(len(images)) or original(images))
+    together = step.process(items)
+    monkeypatch.setattr(adain_step, "PIXELS_PER_PASS", 2 * 48 * 40)
+    split = step.process(items)
+    assert passes == [3, 2, 1]
+    for a, b in zip(together, split):
+        np.testing.assert_allclose(a.image, b.image, atol=1e-4)  # oneDNN picks per batch size
+
+
 def test_spatial_masks_on_real_photo_random_weights(tmp_path, content_images, style_images):
     """RANDOM-WEIGHT TEST MODE: two styles split by a mask; each half follows its own style."""
     import cv2
