@@ -16,7 +16,7 @@ download is needed; speed does not depend on the weight values.
   the frame keeps its size on both sides; style_size 512 as the official default): ffmpeg decode,
   setup (weights, style statistics once), batches of 4 frames, 8-bit PNG frames written. All charged.
 - `bare`: our encoder/decoder in a plain loop, same layout as the step (channels-last), the style
-  statistics computed once, batches of 4 frames in passes of at most `PIXELS_PER_PASS` as the
+  statistics computed once, batches of 4 frames in passes of at most `CPU_PIXELS_PER_PASS` as the
   step; no I/O. pipeline/bare = what the host costs.
 
 Clip: a pan across a demo photo, size x size, H.264 crf 16. Per-frame time = one whole run / frames.
@@ -44,11 +44,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from stylefarm.images import read_image  # noqa: E402
-from stylefarm.plugins._precision import Placement, inference  # noqa: E402
+from stylefarm.plugins._precision import CPU_PIXELS_PER_PASS, Placement, inference  # noqa: E402
 from stylefarm.plugins._vgg import randomize_convs  # noqa: E402
 from stylefarm.plugins.adain import model  # noqa: E402
 from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
-from stylefarm.plugins.adain.step import PIXELS_PER_PASS  # noqa: E402
 
 MEDIA = REPO / "workflows" / "media"
 STYLE = MEDIA / "style" / "hubble_deep_field.jpg"
@@ -124,7 +123,7 @@ def bare_runner(frames: list[np.ndarray], weights: Path) -> Callable[[], list[to
         outs = []
         with inference(place):
             mean, std = calc_mean_std(enc(place.images_in([style]))[0])
-            per_pass = min(BATCH, max(1, PIXELS_PER_PASS // (frames[0].shape[0] * frames[0].shape[1])))
+            per_pass = min(BATCH, max(1, CPU_PIXELS_PER_PASS // (frames[0].shape[0] * frames[0].shape[1])))
             for i in range(0, len(frames), per_pass):
                 outs += list(dec(adain_from_stats(enc(place.images_in(frames[i:i + per_pass]))[0], mean, std)))
         return [o[None] for o in outs]

@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylefarm.errors import WeightsError
+from stylefarm.plugins._norms import instance_norm
 from stylefarm.weights import cache_dir, load_state_dict, sha256_of
 
 EPS = 1e-5
@@ -86,39 +87,13 @@ class CondInstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         # style: (N, num_styles), one blend per image, so one batch may hold several blends;
-        # (1, num_styles) = one blend for the whole batch: torch's fused affine instance norm
+        # (1, num_styles) = one blend for the whole batch: the norm's own affine pass
         if style.shape[0] == 1:
-            gamma, beta = (style @ self.gamma)[0], (style @ self.beta)[0]
-            if _one_channels_last(x):
-                return _instance_norm_nhwc(x, gamma, beta)
-            return F.instance_norm(x.contiguous(), weight=gamma, bias=beta, eps=EPS)
+            return instance_norm(x, (style @ self.gamma)[0], (style @ self.beta)[0], eps=EPS)
         gamma = (style @ self.gamma)[:, :, None, None]
         beta = (style @ self.beta)[:, :, None, None]
         # addcmul: scale and shift in one pass over the (large) activation
-        return torch.addcmul(beta, F.instance_norm(x.contiguous(), eps=EPS), gamma)
-
-
-def _one_channels_last(x: torch.Tensor) -> bool:
-    """One float32 image in channels-last memory: what `_instance_norm_nhwc` is for (float16
-    sums of squares overflow; reduced precision keeps torch's norm)."""
-    return (x.dim() == 4 and x.shape[0] == 1 and x.dtype == torch.float32
-            and x.is_contiguous(memory_format=torch.channels_last))
-
-
-def _instance_norm_nhwc(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """Affine instance norm of one channels-last image, staying channels-last.
-
-    Why: `F.instance_norm` on a channels-last tensor is 4x slower than on NCHW (it reshapes to
-    NCHW inside), and the batch-norm kernel's own channels-last statistics sum serially in float32
-    (3.6e-4 off at 720p). A channels-last image is an (H*W, C) matrix in memory: column sums,
-    then the centred second moment, then the batch-norm kernel applies scale and shift in one pass
-    (inference mode: no running stats). Same values as instance norm within float32 rounding."""
-    n = x.shape[2] * x.shape[3]
-    rows = x.permute(0, 2, 3, 1).reshape(n, x.shape[1])  # a view for channels-last input
-    mean = rows.sum(0).div_(n)
-    centred = rows - mean
-    var = centred.mul_(centred).sum(0).div_(n)
-    return F.batch_norm(x, mean, var, gamma, beta, False, 0.0, EPS)
+        return torch.addcmul(beta, instance_norm(x, eps=EPS), gamma)
 
 
 class ConvLayer(nn.Module):
@@ -167,12 +142,12 @@ class TransformerNet(nn.Module):
             style = image.new_full((1, self.config.num_styles), 1.0 / self.config.num_styles)
         x = image * self.config.pixel_scale if self.config.pixel_scale != 1.0 else image
         inplace = not torch.is_grad_enabled()  # in-place ReLU saves a pass over memory at inference
-        if (inplace and self.channels_last_cpu and x.shape[0] == 1 and x.device.type == "cpu"
-                and x.dtype == torch.float32 and not torch.compiler.is_compiling()):
-            # one frame at inference on CPU: oneDNN's convs run 1.3-2.4x faster channels-last
-            # on these small channel counts and the norms stay channels-last
-            # (`_instance_norm_nhwc`): eager 0.21 vs 0.28 s per 720p frame. Compiled packages
-            # trace the default layout, which inductor runs faster (0.17 vs 0.19 s).
+        if (inplace and self.channels_last_cpu and x.device.type == "cpu" and x.dtype == torch.float32
+                and not torch.compiler.is_compiling()):
+            # inference on CPU: oneDNN's convs run 1.3-2.4x faster channels-last on these small
+            # channel counts and the norms stay channels-last (`_norms.instance_norm`): eager
+            # 0.19-0.21 vs 0.26-0.28 s per 720p frame. Compiled packages trace the default
+            # layout, which inductor runs faster (0.17 vs 0.19 s).
             x = x.contiguous(memory_format=torch.channels_last)
         for layer in self.contract:
             x = F.relu(layer(x, style), inplace=inplace)

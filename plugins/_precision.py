@@ -38,6 +38,14 @@ PRECISION_HELP = ("float32 (default, the official numbers) | float16 | bfloat16:
                   "dtype under autocast; on CPU bfloat16 is fast where the CPU has AMX/avx512_bf16 (see docs/gpu.md)")
 
 
+CPU_PIXELS_PER_PASS = 2 << 20
+"""On CPU, same-size frames go through a conv net in passes of at most this many pixels. Why:
+past that the activations stop fitting the caches and a frame costs more, not less: AdaIN at
+1024 px 3.28 s per frame in passes of 4 vs 2.81 in passes of 2 and 2.79 alone; fast_style at
+720p 1.59 s vs 1.12 / 1.23; at 512 px and below passes of 4 cost the same as 1 or less
+(benchmarks/README.md, "Channels-last eager nets")."""
+
+
 def dtype_of(precision: str) -> torch.dtype:
     """The torch dtype named by a `precision` option value."""
     import torch
@@ -71,6 +79,15 @@ class Placement:
             module.eval().to(device=self.device, dtype=self.dtype)
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
+
+    def passes(self, indices: list[int], height: int, width: int) -> list[list[int]]:
+        """`indices` of same-size frames cut into the groups that run through a network together:
+        on CPU at most `CPU_PIXELS_PER_PASS` pixels a group, on CUDA one group (bigger batches
+        keep a GPU busy; untested on CUDA)."""
+        if self.cuda or not indices:
+            return [indices] if indices else []
+        per = max(1, CPU_PIXELS_PER_PASS // max(1, height * width))
+        return [indices[i:i + per] for i in range(0, len(indices), per)]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """`torch.autocast` for reduced precision (keeps autocast's float32 ops in float32); no-op for float32."""

@@ -105,13 +105,13 @@ def test_every_layout_keeps_the_frame_size(preset):
         assert 0.0 <= float(y.min()) and float(y.max()) <= 1.0
 
 
-@pytest.mark.parametrize("preset", ["johnson", "cin26"])
-def test_channels_last_inference_matches_the_default_layout(preset):
-    """One frame at inference runs channels-last on CPU (faster convs); same values as NCHW."""
+@pytest.mark.parametrize("preset,frames", [("johnson", 1), ("cin26", 1), ("cin26", 2)])
+def test_channels_last_inference_matches_the_default_layout(preset, frames):
+    """Inference on CPU runs channels-last (faster convs); same values as NCHW."""
     torch.manual_seed(0)
     net = TransformerNet(PRESETS[preset]).eval()
     style = torch.softmax(torch.randn(1, net.config.num_styles), 1)
-    x = torch.rand(1, 3, 36, 52)
+    x = torch.rand(frames, 3, 36, 52)
     with torch.inference_mode():
         fast = net(x, style)
         net.channels_last_cpu = False
@@ -123,14 +123,17 @@ def test_channels_last_inference_matches_the_default_layout(preset):
 
 def test_channels_last_norm_is_instance_norm_even_far_from_zero():
     """Centred second moment: no cancellation when the mean dwarfs the spread."""
-    from stylefarm.plugins._cin import _instance_norm_nhwc
+    from stylefarm.plugins._norms import instance_norm
 
     torch.manual_seed(0)
-    x = (torch.randn(1, 8, 40, 30, dtype=torch.float64) * 0.01 + 300.0)
+    x = (torch.randn(3, 8, 40, 30, dtype=torch.float64) * 0.01 + 300.0)
     gamma, beta = torch.rand(8, dtype=torch.float64), torch.rand(8, dtype=torch.float64)
     ref = torch.nn.functional.instance_norm(x, weight=gamma, bias=beta, eps=1e-5)
-    fast = _instance_norm_nhwc(x.float().contiguous(memory_format=torch.channels_last), gamma.float(), beta.float())
+    fast = instance_norm(x.float().contiguous(memory_format=torch.channels_last), gamma.float(), beta.float())
+    assert fast.is_contiguous(memory_format=torch.channels_last)
     assert float((fast.double() - ref).abs().max()) < 5e-3  # float32 input of 300 +- 0.01: 3e-5 / 0.01 per unit
+    plain = instance_norm(x.float().contiguous(memory_format=torch.channels_last))
+    assert float((plain.double() - torch.nn.functional.instance_norm(x, eps=1e-5)).abs().max()) < 5e-3
 
 
 def test_one_hot_style_equals_the_single_style_net(tmp_path, photo):

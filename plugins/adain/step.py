@@ -16,12 +16,6 @@ if TYPE_CHECKING:
     import torch
 
 ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
-PIXELS_PER_PASS = 2 << 20
-"""Frames of a batch go through the networks in groups of at most this many pixels. Why: at
-1024 px a pass of 4 frames ran 3.28 s per frame vs 2.81 s in passes of 2 and 2.79 s alone
-(channels-last, 2-core CPU: the activations no longer fit the caches), while at 512 px passes of
-4 and of 1 ran the same (0.63 s)."""
-
 
 class AdaINOptions(StepOptions):
     style: OneOrList[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
@@ -146,9 +140,7 @@ class AdaINStep(Step):
         results: list[np.ndarray | None] = [None] * len(batch)
         for shape in dict.fromkeys(c.shape for c in contents):  # same-size items run together
             idx = [i for i, c in enumerate(contents) if c.shape == shape]
-            per_pass = max(1, PIXELS_PER_PASS // (shape[0] * shape[1]))
-            for start in range(0, len(idx), per_pass):
-                group = idx[start:start + per_pass]
+            for group in self.place.passes(idx, shape[0], shape[1]):  # CPU: cache-sized passes
                 for i, out in zip(group, self.stylize([contents[i] for i in group])):
                     results[i] = out
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylefarm.plugins._norms import InstanceNorm
+
 from .ops import qs_sample, random_patch_ids
 
 _BINOMIAL = {3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0]}
@@ -52,9 +54,13 @@ class Upsample(nn.Module):
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
-    """Official `get_norm_layer`: instance = no affine, no running stats; batch = affine + stats."""
+    """Official `get_norm_layer`: instance = no affine, no running stats; batch = affine + stats.
+
+    The instance norm is `nn.InstanceNorm2d(affine=False)`'s maths, computed in the input's memory
+    layout (`_norms.InstanceNorm`), so a channels-last generator stays channels-last; no state,
+    so the checkpoint keys are the official ones."""
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm()
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     return nn.Identity()

@@ -66,8 +66,10 @@ class CUTStep(Step):
         opts: CUTOptions = self.options
         self.net = ResnetGenerator(**{k: getattr(opts, k) for k in GENERATOR_FLAGS})
         self._load()
-        # reduced precision halves memory and time on GPUs (untested on CUDA: no GPU on the dev machines)
-        self.place = Placement(device, opts.precision, channels_last=False)
+        # reduced precision halves memory and time on GPUs (untested on CUDA: no GPU on the dev machines).
+        # float32 on CPU runs channels-last (its norms stay in that layout: `_norms`): 1.15-1.3x per frame
+        channels_last = device == "cpu" and opts.precision == "float32"
+        self.place = Placement(device, opts.precision, channels_last=channels_last)
         self.place.modules(self.net)
         self.dtype = self.place.dtype
 
@@ -95,10 +97,11 @@ class CUTStep(Step):
     def process(self, batch: Batch) -> Batch:
         inputs = [self._prepare(it.load()) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for shape in dict.fromkeys(x.shape for x in inputs):  # same-size frames run as one batch
-            idx = [i for i, x in enumerate(inputs) if x.shape == shape]
-            for i, out in zip(idx, self.translate([inputs[i] for i in idx])):
-                results[i] = out
+        for shape in dict.fromkeys(x.shape for x in inputs):  # same-size frames run together
+            same = [i for i, x in enumerate(inputs) if x.shape == shape]
+            for idx in self.place.passes(same, shape[0], shape[1]):  # CPU: cache-sized passes
+                for i, out in zip(idx, self.translate([inputs[i] for i in idx])):
+                    results[i] = out
         return [self._finish(it, out) for it, out in zip(batch, results)]
 
     def _prepare(self, item) -> np.ndarray:
