@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
 
+
 class AdaINOptions(StepOptions):
     style: OneOrList[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
     style_weights: list[float] | None = Field(
