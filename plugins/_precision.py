@@ -46,6 +46,17 @@ past that the activations stop fitting the caches and a frame costs more, not le
 (benchmarks/README.md, "Channels-last eager nets")."""
 
 
+def same_size_passes(shapes: Sequence[tuple[int, ...]], max_pixels: int | None = None) -> list[list[int]]:
+    """Indices of frames grouped by shape (in first-seen order), each group cut into passes of at
+    most `max_pixels` pixels (at least one frame a pass); None = one pass per shape."""
+    passes: list[list[int]] = []
+    for shape in dict.fromkeys(shapes):
+        same = [i for i, s in enumerate(shapes) if s == shape]
+        per = len(same) if max_pixels is None else max(1, max_pixels // max(1, shape[0] * shape[1]))
+        passes += [same[i:i + per] for i in range(0, len(same), per)]
+    return passes
+
+
 def dtype_of(precision: str) -> torch.dtype:
     """The torch dtype named by a `precision` option value."""
     import torch
@@ -80,14 +91,11 @@ class Placement:
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
 
-    def passes(self, indices: list[int], height: int, width: int) -> list[list[int]]:
-        """`indices` of same-size frames cut into the groups that run through a network together:
-        on CPU at most `CPU_PIXELS_PER_PASS` pixels a group, on CUDA one group (bigger batches
-        keep a GPU busy; untested on CUDA)."""
-        if self.cuda or not indices:
-            return [indices] if indices else []
-        per = max(1, CPU_PIXELS_PER_PASS // max(1, height * width))
-        return [indices[i:i + per] for i in range(0, len(indices), per)]
+    def passes(self, shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
+        """Indices of frames (given their HxWxC shapes) in the groups that run through a network
+        together: same shape, and on CPU at most `CPU_PIXELS_PER_PASS` pixels a group; on CUDA
+        one group per shape (bigger batches keep a GPU busy; untested on CUDA)."""
+        return same_size_passes(shapes, None if self.cuda else CPU_PIXELS_PER_PASS)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """`torch.autocast` for reduced precision (keeps autocast's float32 ops in float32); no-op for float32."""

@@ -167,13 +167,16 @@ def test_adain_defaults_run_float32_channels_last_with_style_encoded_once(one_to
 
 
 def test_same_size_frames_run_in_cache_sized_passes_on_cpu():
-    from stylefarm.plugins._precision import CPU_PIXELS_PER_PASS, Placement
+    from stylefarm.plugins._precision import CPU_PIXELS_PER_PASS, Placement, same_size_passes
 
     cpu = Placement("cpu")
-    assert cpu.passes([3, 5, 7, 9], 512, 512) == [[3, 5, 7, 9]]  # 1 Mpx: all four fit one pass
-    assert cpu.passes([0, 1, 2, 3], 720, 1280) == [[0, 1], [2, 3]]
-    assert cpu.passes([0, 1], 4096, 4096) == [[0], [1]]  # one frame over the budget still runs
-    assert cpu.passes([], 64, 64) == []
+    assert cpu.passes([(512, 512, 3)] * 4) == [[0, 1, 2, 3]]  # 1 Mpx: all four fit one pass
+    assert cpu.passes([(720, 1280, 3)] * 4) == [[0, 1], [2, 3]]
+    assert cpu.passes([(4096, 4096, 3)] * 2) == [[0], [1]]  # one frame over the budget still runs
+    mixed = [(720, 1280, 3), (64, 64, 3), (720, 1280, 3), (720, 1280, 3), (64, 64, 3)]
+    assert cpu.passes(mixed) == [[0, 2], [3], [1, 4]]  # same shape together, first-seen order
+    assert cpu.passes([]) == []
     assert CPU_PIXELS_PER_PASS // (1024 * 1024) == 2
-    # on a GPU bigger batches fill the device: one pass (no GPU needed to check the rule)
-    assert Placement("cuda").passes([0, 1, 2, 3], 1024, 1024) == [[0, 1, 2, 3]]
+    assert same_size_passes(mixed) == [[0, 2, 3], [1, 4]]  # no pixel bound: one pass per shape
+    # on a GPU bigger batches fill the device: one pass per shape (no GPU needed to check the rule)
+    assert Placement("cuda").passes([(1024, 1024, 3)] * 4) == [[0, 1, 2, 3]]

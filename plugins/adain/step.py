@@ -139,11 +139,9 @@ class AdaINStep(Step):
             expect(forward, batch)  # frames still to come: what `compile: auto` weighs
         contents = [official_resize(it.load().image, opts.content_size, opts.crop) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for shape in dict.fromkeys(c.shape for c in contents):  # same-size items run together
-            idx = [i for i, c in enumerate(contents) if c.shape == shape]
-            for group in self.place.passes(idx, shape[0], shape[1]):  # CPU: cache-sized passes
-                for i, out in zip(group, self.stylize([contents[i] for i in group])):
-                    results[i] = out
+        for idx in self.place.passes([c.shape for c in contents]):  # same size; CPU: cache-sized passes
+            for i, out in zip(idx, self.stylize([contents[i] for i in idx])):
+                results[i] = out
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]
 
     def _finish(self, item: Item, content: np.ndarray, out: np.ndarray) -> Item:

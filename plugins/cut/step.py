@@ -97,11 +97,9 @@ class CUTStep(Step):
     def process(self, batch: Batch) -> Batch:
         inputs = [self._prepare(it.load()) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for shape in dict.fromkeys(x.shape for x in inputs):  # same-size frames run together
-            same = [i for i, x in enumerate(inputs) if x.shape == shape]
-            for idx in self.place.passes(same, shape[0], shape[1]):  # CPU: cache-sized passes
-                for i, out in zip(idx, self.translate([inputs[i] for i in idx])):
-                    results[i] = out
+        for idx in self.place.passes([x.shape for x in inputs]):  # same size; CPU: cache-sized passes
+            for i, out in zip(idx, self.translate([inputs[i] for i in idx])):
+                results[i] = out
         return [self._finish(it, out) for it, out in zip(batch, results)]
 
     def _prepare(self, item) -> np.ndarray:

@@ -112,12 +112,10 @@ class FastStyleStep(Step):
         expect(self.forward, batch)  # frames still to come: what `compile: auto` weighs
         contents = [_fit(it.load().image, opts.content_size) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for shape in dict.fromkeys(c.shape for c in contents):  # same-size frames run together
-            same = [i for i, c in enumerate(contents) if c.shape == shape]
-            for idx in self.place.passes(same, shape[0], shape[1]):  # CPU: cache-sized passes
-                layers = [self.stylize([contents[i] for i in idx], style) for style in self.styles]
-                for j, i in enumerate(idx):
-                    results[i] = self._finish(contents[i], [layer[j] for layer in layers])
+        for idx in self.place.passes([c.shape for c in contents]):  # same size; CPU: cache-sized passes
+            layers = [self.stylize([contents[i] for i in idx], style) for style in self.styles]
+            for j, i in enumerate(idx):
+                results[i] = self._finish(contents[i], [layer[j] for layer in layers])
         return [it.with_image(out) for it, out in zip(batch, results, strict=True)]
 
     def _finish(self, content: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.plugins._precision import PRECISION_HELP, Precision
+from stylefarm.plugins._precision import PRECISION_HELP, Precision, same_size_passes
 from stylefarm.step import InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
@@ -104,8 +104,7 @@ class StyA2KStep(Step):
         opts: StyA2KOptions = self.options
         contents = [fit_size(it.load().image, opts.content_size, opts.keep_aspect) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for shape in dict.fromkeys(c.shape for c in contents):  # same-size items run together
-            idx = [i for i, c in enumerate(contents) if c.shape == shape]
+        for idx in same_size_passes([c.shape for c in contents]):  # same-size items run together
             for i, out in zip(idx, self.stylize([contents[i] for i in idx])):
                 results[i] = out
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]
