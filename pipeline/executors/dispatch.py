@@ -5,6 +5,12 @@ loop owns everything else, so both backends behave the same: batching, a bound o
 flight (backpressure: the input is pulled lazily, never submitted whole), a reorder buffer
 (outcomes leave in input order), retries of a failed batch, and isolation of an item that keeps
 killing its worker (the batch is split and retried item by item; the culprit is reported).
+
+A worker that dies with several units on it does not say which one killed it: the oldest was
+probably running, but a unit that had finished can lose its reply when the process dies right
+after it (seen with Ray under load: an innocent batch was charged, and its items gave up). So
+then no unit is charged; each is retried *alone* (nothing else in flight beside it), where a
+death is its own.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Unit:
     ticket: int = 0  # submission order, to settle finished units oldest first
     lead: int = 0  # leading warm-up copies (a temporal retry replays the frames before it): results dropped
     segment: Any = None  # segment mode: the SegmentTask the worker decodes, runs and writes itself
+    alone: bool = False  # was on a worker that died beside other units: runs with nothing else in flight
 
 
 @dataclass
@@ -135,9 +142,14 @@ class Dispatcher:
         yield from self._release()
 
     def _fill(self, source: Iterator[list[Item]] | None) -> Iterator[list[Item]] | None:
-        """Submit retries first, then new batches, while under both bounds."""
+        """Submit retries first, then new batches, while under both bounds; a unit that must run
+        alone waits for the others to settle, and nothing is submitted beside it."""
         while len(self.in_flight) < self.max_in_flight:
+            if any(u.alone for u in self.in_flight.values()):
+                break
             if self.retry:
+                if self.retry[0].alone and self.in_flight:
+                    break
                 unit = self.retry.popleft()
             elif source is not None and self.pulled - self.next_seq < self.window:
                 batch = next(source, None)
@@ -167,12 +179,16 @@ class Dispatcher:
             stats = self._stats(lost.worker)
             stats["lost_batches"] += 1
             stats["died"] = True  # same for every backend (Ray's pool also marks it)
-            for h in [lost.culprit, *lost.handles]:
-                affected = self.in_flight.pop(h, None)
-                if affected is not None and h == lost.culprit:
-                    self._charge(affected, lost.worker, str(lost))
-                elif affected is not None:
-                    self.retry.append(self._replayed(affected))  # was only queued behind the culprit: no charge
+            affected = [self.in_flight.pop(h) for h in dict.fromkeys([lost.culprit, *lost.handles])
+                        if h in self.in_flight]
+            if len(affected) == 1:
+                self._charge(affected[0], lost.worker, str(lost))
+                return
+            log.warning("%s died with %d units on it (%s); each is retried alone to find the one that kills it",
+                        lost.worker, len(affected), lost)
+            for unit in affected:  # no charge: which one killed it is not known (module doc)
+                unit.alone = True
+                self.retry.append(self._replayed(unit))
             return
         except BatchCrashed as crash:
             del self.in_flight[handle]
@@ -194,7 +210,7 @@ class Dispatcher:
             log.warning("batch from %s keeps failing (%s); retrying its items one by one",
                         unit.items[0].key, message)
             for i, item in enumerate(unit.items[unit.lead:]):  # each gets one more attempt
-                single = Unit(unit.seq, unit.offset + i, [item], self.retries, worker, unit.route)
+                single = Unit(unit.seq, unit.offset + i, [item], self.retries, worker, unit.route, alone=unit.alone)
                 self.retry.append(self._replayed(single) if i == 0 else single)
         else:
             error = f"{message} (gave up after {unit.attempts} attempt{'s' * (unit.attempts > 1)})"
