@@ -16,8 +16,8 @@ download is needed; speed does not depend on the weight values.
   the frame keeps its size on both sides; style_size 512 as the official default): ffmpeg decode,
   setup (weights, style statistics once), batches of 4 frames, 8-bit PNG frames written. All charged.
 - `bare`: our encoder/decoder in a plain loop, same layout as the step (channels-last), the style
-  statistics computed once, batches of 4 frames in passes of at most `CPU_PIXELS_PER_PASS` as the
-  step; no I/O. pipeline/bare = what the host costs.
+  statistics computed once, batches of 4 frames in the step's passes (`Placement.passes`); no
+  I/O. pipeline/bare = what the host costs.
 
 Clip: a pan across a demo photo, size x size, H.264 crf 16. Per-frame time = one whole run / frames.
 Writes benchmarks/results/adain_speed.json and prints a table.
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from stylefarm.images import read_image  # noqa: E402
-from stylefarm.plugins._precision import CPU_PIXELS_PER_PASS, Placement, inference  # noqa: E402
+from stylefarm.plugins._precision import Placement, inference  # noqa: E402
 from stylefarm.plugins._vgg import randomize_convs  # noqa: E402
 from stylefarm.plugins.adain import model  # noqa: E402
 from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
@@ -123,9 +123,11 @@ def bare_runner(frames: list[np.ndarray], weights: Path) -> Callable[[], list[to
         outs = []
         with inference(place):
             mean, std = calc_mean_std(enc(place.images_in([style]))[0])
-            per_pass = min(BATCH, max(1, CPU_PIXELS_PER_PASS // (frames[0].shape[0] * frames[0].shape[1])))
-            for i in range(0, len(frames), per_pass):
-                outs += list(dec(adain_from_stats(enc(place.images_in(frames[i:i + per_pass]))[0], mean, std)))
+            for start in range(0, len(frames), BATCH):
+                batch = frames[start:start + BATCH]
+                for idx in place.passes([f.shape for f in batch]):  # the step's CPU passes
+                    x = place.images_in([batch[i] for i in idx])
+                    outs += list(dec(adain_from_stats(enc(x)[0], mean, std)))
         return [o[None] for o in outs]
 
     return run
