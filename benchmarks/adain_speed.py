@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from stylefarm.images import read_image  # noqa: E402
 from stylefarm.plugins._precision import Placement, inference  # noqa: E402
-from stylefarm.plugins._vgg import randomize_convs  # noqa: E402
+from stylefarm.plugins._vgg import VGG_PIXELS_PER_PASS, randomize_convs  # noqa: E402
 from stylefarm.plugins.adain import model  # noqa: E402
 from stylefarm.plugins.adain.ops import adain_from_stats, calc_mean_std, official_resize, to_tensor  # noqa: E402
 
@@ -125,7 +125,7 @@ def bare_runner(frames: list[np.ndarray], weights: Path) -> Callable[[], list[to
             mean, std = calc_mean_std(enc(place.images_in([style]))[0])
             for start in range(0, len(frames), BATCH):
                 batch = frames[start:start + BATCH]
-                for idx in place.passes([f.shape for f in batch]):  # the step's CPU passes
+                for idx in place.passes([f.shape for f in batch], VGG_PIXELS_PER_PASS):  # the step's passes
                     x = place.images_in([batch[i] for i in idx])
                     outs += list(dec(adain_from_stats(enc(x)[0], mean, std)))
         return [o[None] for o in outs]

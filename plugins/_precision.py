@@ -91,11 +91,11 @@ class Placement:
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
 
-    def passes(self, shapes: Sequence[tuple[int, ...]]) -> list[list[int]]:
+    def passes(self, shapes: Sequence[tuple[int, ...]], cpu_pixels: int | None = None) -> list[list[int]]:
         """Indices of frames (given their HxWxC shapes) in the groups that run through a network
-        together: same shape, and on CPU at most `CPU_PIXELS_PER_PASS` pixels a group; on CUDA
-        one group per shape (bigger batches keep a GPU busy; untested on CUDA)."""
-        return same_size_passes(shapes, None if self.cuda else CPU_PIXELS_PER_PASS)
+        together: same shape, and on CPU at most `cpu_pixels` (default `CPU_PIXELS_PER_PASS`)
+        pixels a group; on CUDA one group per shape (bigger batches keep a GPU busy; untested on CUDA)."""
+        return same_size_passes(shapes, None if self.cuda else cpu_pixels or CPU_PIXELS_PER_PASS)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """`torch.autocast` for reduced precision (keeps autocast's float32 ops in float32); no-op for float32."""

@@ -243,7 +243,7 @@ def test_big_frames_go_through_in_passes_of_bounded_pixels(content_images, style
     """A batch of big frames runs in smaller passes (caches); the outputs are those of one pass."""
     from stylefarm.images import read_image, resize
     from stylefarm.item import Item
-    from stylefarm.plugins import _precision
+    from stylefarm.plugins import _vgg
 
     step = AdaINStep(AdaINOptions(style=str(style_images[0]), content_size=0, style_size=64, random_weights=True))
     with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
@@ -254,7 +254,7 @@ def test_big_frames_go_through_in_passes_of_bounded_pixels(content_images, style
     original = step.stylize
     monkeypatch.setattr(step, "stylize", lambda images: passes.append(len(images)) or original(images))
     together = step.process(items)
-    monkeypatch.setattr(_precision, "CPU_PIXELS_PER_PASS", 2 * 48 * 40)
+    monkeypatch.setattr(_vgg, "VGG_PIXELS_PER_PASS", 2 * 48 * 40)
     split = step.process(items)
     assert passes == [3, 2, 1]
     for a, b in zip(together, split):

@@ -180,3 +180,7 @@ def test_same_size_frames_run_in_cache_sized_passes_on_cpu():
     assert same_size_passes(mixed) == [[0, 2, 3], [1, 4]]  # no pixel bound: one pass per shape
     # on a GPU bigger batches fill the device: one pass per shape (no GPU needed to check the rule)
     assert Placement("cuda").passes([(1024, 1024, 3)] * 4) == [[0, 1, 2, 3]]
+    # a step's own CPU bound (AdaIN's VGG: one frame a pass from 256 x 256), ignored on CUDA
+    assert cpu.passes([(512, 512, 3)] * 3, 256 * 256) == [[0], [1], [2]]
+    assert cpu.passes([(128, 128, 3)] * 5, 256 * 256) == [[0, 1, 2, 3], [4]]
+    assert Placement("cuda").passes([(512, 512, 3)] * 3, 256 * 256) == [[0, 1, 2]]

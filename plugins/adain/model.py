@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stylefarm.plugins._vgg import VGGEncoder, decoder_layers
+from stylefarm.plugins._vgg import ConvStack, VGGEncoder, decoder_layers
 
 # Decoder plan: conv output widths, "U" = 2x nearest upsample. Mirrors the encoder to relu4_1.
 _DECODER_PLAN: list[int | str] = [256, "U", 256, 256, 256, 128, "U", 128, 64, "U", 64, 3]
 
 
-class Decoder(nn.Sequential):
+class Decoder(ConvStack):
     """relu4_1 features (512 ch) back to an RGB image 8x larger; keys as `decoder.pth`."""
 
     def __init__(self) -> None:

@@ -40,7 +40,7 @@ class AdaINOptions(StepOptions):
     tile_overlap: int = Field(128, ge=0, description="overlap of neighbouring tiles in px (multiple of 8), "
                               "blended with a feathered ramp")
     precision: Precision = Field("float32", description=PRECISION_HELP)
-    compile: CompileOption = Field("auto", description="compiled encoder + decoder, ~1.2x per frame on CPU after a "
+    compile: CompileOption = Field("auto", description="compiled encoder + decoder, ~1.05x per frame on CPU after a "
                                    "one-off compile per frame size (cached for every process); ignored with tile. "
                                    + COMPILE_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
@@ -92,8 +92,8 @@ class AdaINStep(Step):
         self.place.modules(self.encoder, self.decoder)
         self.dtype = self.place.dtype
         mode = False if opts.tile else opts.compile  # tiles vary in size: one compile each would not pay
-        self.run_encoder = maybe_compile(model.Relu41(self.encoder), mode, "adain_encoder", speedup=1.2)
-        self.run_decoder = maybe_compile(self.decoder, mode, "adain_decoder", speedup=1.2)
+        self.run_encoder = maybe_compile(model.Relu41(self.encoder), mode, "adain_encoder", speedup=1.05)
+        self.run_decoder = maybe_compile(self.decoder, mode, "adain_decoder", speedup=1.05)
         self.compile_info = {part: getattr(fn, "info", None) for part, fn in
                              (("encoder", self.run_encoder), ("decoder", self.run_decoder))} if mode else None
         self.styles = [self._read(path, opts.style_size) for path in opts.style]
@@ -132,6 +132,7 @@ class AdaINStep(Step):
             return calc_mean_std(feat.float())
 
     def process(self, batch: Batch) -> Batch:
+        from stylefarm.plugins import _vgg
         from stylefarm.plugins.adain.ops import official_resize
 
         opts: AdaINOptions = self.options
@@ -139,7 +140,8 @@ class AdaINStep(Step):
             expect(forward, batch)  # frames still to come: what `compile: auto` weighs
         contents = [official_resize(it.load().image, opts.content_size, opts.crop) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for idx in self.place.passes([c.shape for c in contents]):  # same size; CPU: cache-sized passes
+        cpu_pixels = _vgg.VGG_PIXELS_PER_PASS
+        for idx in self.place.passes([c.shape for c in contents], cpu_pixels):  # same size; CPU: cache-sized
             for i, out in zip(idx, self.stylize([contents[i] for i in idx])):
                 results[i] = out
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]

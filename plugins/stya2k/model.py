@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylefarm.plugins._vgg import VGGEncoder, decoder_layers
+from stylefarm.plugins._vgg import ConvStack, VGGEncoder, decoder_layers
 from stylefarm.plugins.stya2k import ops
 
 HEADS = 8
@@ -83,8 +83,8 @@ class Decoder(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.decoder_layer_1 = nn.Sequential(*decoder_layers([256, "U"], 512, relu_last=True))
-        self.decoder_layer_2 = nn.Sequential(
+        self.decoder_layer_1 = ConvStack(*decoder_layers([256, "U"], 512, relu_last=True))
+        self.decoder_layer_2 = ConvStack(
             *decoder_layers([256, 256, 256, 128, "U", 128, 64, "U", 64, 3], 512))
 
     def forward(self, cs: torch.Tensor, skip3: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
