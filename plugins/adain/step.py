@@ -40,9 +40,9 @@ class AdaINOptions(StepOptions):
     tile_overlap: int = Field(128, ge=0, description="overlap of neighbouring tiles in px (multiple of 8), "
                               "blended with a feathered ramp")
     precision: Precision = Field("float32", description=PRECISION_HELP)
-    compile: CompileOption = Field("auto", description="compiled encoder + decoder, ~1.05x per frame on CPU after a "
-                                   "one-off compile per frame size (cached for every process); ignored with tile. "
-                                   + COMPILE_HELP)
+    compile: CompileOption = Field("auto", description="compiled encoder + decoder: on CPU no faster than eager "
+                                   "since the conv rewrites (docs/speed.md), so `auto` only loads cached packages; "
+                                   "ignored with tile. " + COMPILE_HELP)
     random_weights: bool = Field(False, description="TEST ONLY: random networks, output is noise")
 
 
@@ -92,8 +92,8 @@ class AdaINStep(Step):
         self.place.modules(self.encoder, self.decoder)
         self.dtype = self.place.dtype
         mode = False if opts.tile else opts.compile  # tiles vary in size: one compile each would not pay
-        self.run_encoder = maybe_compile(model.Relu41(self.encoder), mode, "adain_encoder", speedup=1.05)
-        self.run_decoder = maybe_compile(self.decoder, mode, "adain_decoder", speedup=1.05)
+        self.run_encoder = maybe_compile(model.Relu41(self.encoder), mode, "adain_encoder", speedup=1.0)
+        self.run_decoder = maybe_compile(self.decoder, mode, "adain_decoder", speedup=1.0)
         self.compile_info = {part: getattr(fn, "info", None) for part, fn in
                              (("encoder", self.run_encoder), ("decoder", self.run_decoder))} if mode else None
         self.styles = [self._read(path, opts.style_size) for path in opts.style]
