@@ -430,3 +430,62 @@ def test_cuda_painting_matches_cpu():
         cpu = paint(net, procedural_brushes(64), img, PaintSettings(color="mean")).image
         gpu = paint(net.cuda(), procedural_brushes(64).cuda(), img.cuda(), PaintSettings(color="mean")).image
     assert ((gpu.cpu() - cpu).abs() > 1e-3).float().mean() < 0.01
+
+
+@pytest.fixture(scope="module")
+def shipped_painter():
+    from stylefarm.plugins.paint_transformer.loading import load_painter
+
+    net, _ = load_painter(None)
+    return net.eval()
+
+
+def test_only_patches_that_can_reach_the_image_are_kept():
+    from stylefarm.plugins.paint_transformer.paint import seen_patches
+
+    masks = seen_patches(512, 5, True, (208, 56, 96, 400))  # a 96x400 image in its 512 px canvas
+    assert masks[:3] == [None, None, None]  # coarse levels: every window reaches the image
+    fine = masks[4].view(16, 16)  # 32 px cells, windows 64 px: rows 6..9 reach rows 208..304
+    assert fine.any(1).nonzero().flatten().tolist() == list(range(5, 11))  # + the cells the border pass reads
+    assert fine.any(0).nonzero().flatten().tolist() == list(range(0, 16))
+    assert masks[5].shape == (17 * 17,) and masks[5].float().mean() < 0.4
+    assert seen_patches(512, 5, True, (0, 0, 512, 512)) == [None] * 6  # a square image: all of them
+
+
+@pytest.mark.parametrize("settings", [PaintSettings(), PaintSettings(color="mean", pad="replicate", jitter=5),
+                                      PaintSettings(border_all_strokes=False, levels=4)])
+def test_patches_that_cannot_reach_a_wide_image_are_skipped(shipped_painter, settings, monkeypatch):
+    """Most patches of the fine levels cannot touch a 48x200 image in its square canvas and are
+    neither predicted nor drawn; the painting is the full one up to the network's float
+    rounding on smaller batches (as with `patch_batch`)."""
+    from stylefarm.plugins.paint_transformer import paint as paint_mod
+
+    torch.manual_seed(7)
+    image = torch.rand(1, 3, 48, 200)
+    with torch.inference_mode():
+        skipped = paint(shipped_painter, shipped_brushes(), image, settings, want_strokes=True)
+        monkeypatch.setattr(paint_mod, "SKIP_UNSEEN", False)
+        full = paint(shipped_painter, shipped_brushes(), image, settings, want_strokes=True)
+    assert skipped.image.shape == full.image.shape == image.shape
+    assert ((skipped.image - full.image).abs() > 1e-4).float().mean().item() < 1e-3
+    assert sum(len(t) for t in skipped.strokes) < sum(len(t) for t in full.strokes)  # off-image strokes dropped
+
+
+def test_skipping_keeps_the_video_stroke_memory_exact(shipped_painter, monkeypatch):
+    from stylefarm.plugins.paint_transformer import paint as paint_mod
+    from stylefarm.plugins.paint_transformer.paint import StrokeMemory
+
+    torch.manual_seed(8)
+    frames = [torch.rand(1, 3, 48, 200)]
+    frames.append(frames[0].clone())
+    frames[1][..., :20, :40] = 0.5  # one corner changes: those patches are predicted again
+    results = {}
+    for skip in (True, False):
+        monkeypatch.setattr(paint_mod, "SKIP_UNSEEN", skip)
+        memory = StrokeMemory(threshold=0.01)
+        with torch.inference_mode():
+            results[skip] = [paint(shipped_painter, shipped_brushes(), f, PaintSettings(), memory=memory).image
+                             for f in frames]
+        assert memory.reused > 0
+    for a, b in zip(results[True], results[False]):
+        assert ((a - b).abs() > 1e-4).float().mean().item() < 1e-3

@@ -151,12 +151,13 @@ def paint(net, brushes: torch.Tensor, image: torch.Tensor, cfg: PaintSettings = 
     canvas = torch.zeros_like(target)
     result = Painting(image=image)
     n_levels = (cfg.levels if cfg.levels is not None else num_levels(size, size, PATCH)) + 1
+    keeps = iter(seen_patches(size, n_levels, cfg.border, (top, left, h, w)))
     for level in range(n_levels):
         canvas = _paint_level(net, brushes, target, canvas, level, cfg, result if want_strokes else None,
-                              (top, left, h, w), on_frame, memory)
+                              (top, left, h, w), on_frame, memory, next(keeps))
     if cfg.border:
         canvas = _paint_border(net, brushes, target, canvas, n_levels - 1, cfg,
-                               result if want_strokes else None, (top, left, h, w), on_frame, memory)
+                               result if want_strokes else None, (top, left, h, w), on_frame, memory, next(keeps))
     result.image = canvas[..., top : top + h, left : left + w]
     return result
 
@@ -176,6 +177,43 @@ def _paint_finer(net, brushes, image, cfg, on_frame, want_strokes, memory) -> Pa
     return result
 
 
+SKIP_UNSEEN = True
+"""Patches whose strokes cannot reach the image are neither predicted nor drawn (`seen_patches`)."""
+
+
+def seen_patches(size: int, n_levels: int, border: bool, box) -> list[torch.Tensor | None]:
+    """Per pass (levels, then the border pass), which patches can change the image: a bool mask
+    in `to_patches` order, or None for all of them.
+
+    The canvas is a square of `size` and the image only the box (top, left, h, w) in it: a wide
+    video frame covers a fifth of its canvas. A patch's strokes stay inside its window (the
+    cell widened by half a cell on each side), and its prediction reads only its own cell of
+    the target and of the canvas so far. So, from the last pass back: a pass must draw the
+    windows that reach the region still needed, and the canvas before it must be right over
+    that region and the cells of those windows. The image area comes out bit for bit the same.
+    """
+    top, left, h, w = box
+    c_last = size // 2 ** (n_levels - 1)
+    passes = [(0, size // 2**level, 2**level) for level in range(n_levels)]
+    if border:  # the shifted grid: one more cell, starting half a cell before the canvas
+        passes.append((-c_last // 2, c_last, 2 ** (n_levels - 1) + 1))
+    spans = {"y": (top, top + h), "x": (left, left + w)}
+    kept: list[dict[str, list[bool]]] = []
+    for origin, cell, count in reversed(passes):
+        row: dict[str, list[bool]] = {}
+        for axis, (lo, hi) in spans.items():
+            row[axis] = [origin + j * cell - cell // 2 < hi and origin + (j + 1) * cell + cell // 2 > lo
+                         for j in range(count)]
+            first, last = row[axis].index(True), count - 1 - row[axis][::-1].index(True)
+            spans[axis] = (min(lo, origin + first * cell), max(hi, origin + (last + 1) * cell))
+        kept.append(row)
+    masks: list[torch.Tensor | None] = []
+    for row in reversed(kept):
+        mask = torch.tensor(row["y"])[:, None] & torch.tensor(row["x"])[None, :]
+        masks.append(None if not SKIP_UNSEEN or bool(mask.all()) else mask.flatten())
+    return masks
+
+
 def _frame_hook(on_frame, level: int, pad: int, box):
     """Adapt a renderer hook (padded canvas) to `on_frame(level, image-area canvas)`."""
     if on_frame is None:
@@ -184,21 +222,32 @@ def _frame_hook(on_frame, level: int, pad: int, box):
     return lambda padded: on_frame(level, padded[..., pad + top : pad + top + h, pad + left : pad + left + w])
 
 
-def _predict(net, img, cur, cfg, brushes, memory, key):
-    """Strokes for the patches of one pass, through the video memory when there is one."""
+def _predict(net, img, cur, cfg, brushes, memory, key, keep=None):
+    """Strokes for the patches of one pass, through the video memory when there is one; with
+    `keep`, only for those patches (the others get zero logits: off under either rule)."""
     target, canvas = to_patches(img, PATCH), to_patches(cur, PATCH)
+    idx = None if keep is None else keep.nonzero().squeeze(1)
+    if idx is not None:
+        target, canvas = target[idx], canvas[idx]
     if memory is None:
-        return predict(net, target, canvas, cfg.patch_batch, cfg.color, brushes)
-    return memory.predict(key, net, target, canvas, cfg, brushes)
+        strokes, logit = predict(net, target, canvas, cfg.patch_batch, cfg.color, brushes)
+    else:
+        strokes, logit = memory.predict(key, net, target, canvas, cfg, brushes)
+    if idx is None:
+        return strokes, logit
+    all_strokes, all_logits = strokes.new_zeros(keep.numel(), *strokes.shape[1:]), logit.new_zeros(keep.numel(),
+                                                                                                   *logit.shape[1:])
+    all_strokes[idx], all_logits[idx] = strokes, logit
+    return all_strokes, all_logits
 
 
-def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None):
+def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None, keep=None):
     """One coarse-to-fine level: 2^level x 2^level patches predicted at 32 px each."""
     size = PATCH * 2**level
     n = 2**level
     img = F.interpolate(target, (size, size))
     cur = F.interpolate(canvas, (size, size))
-    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, level)
+    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, level, keep)
     param = to_window_units(strokes).view(1, n, n, -1, 8)
     on = (logit > 0).view(1, n, n, -1)
     if result is not None:
@@ -207,14 +256,14 @@ def _paint_level(net, brushes, target, canvas, level, cfg, result, box, on_frame
     return render_grid(param, on, brushes, canvas, cfg.serial, _frame_hook(on_frame, level, pad, box))
 
 
-def _paint_border(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None):
+def _paint_border(net, brushes, target, canvas, level, cfg, result, box, on_frame, memory=None, keep=None):
     """The official final pass on the last level's grid shifted by half a patch (covers seams)."""
     size, n, tag = canvas.shape[-1], 2**level, level + 1
     half = PATCH // 2
     border = size // (2 * n)  # half a patch at full resolution
     img = F.pad(F.interpolate(target, (n * PATCH, n * PATCH)), [half] * 4)
     cur = F.pad(F.interpolate(canvas, (n * PATCH, n * PATCH)), [half] * 4)
-    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, -1)
+    strokes, logit = _predict(net, img, cur, cfg, brushes, memory, -1, keep)
     param = to_window_units(strokes).view(1, n + 1, n + 1, -1, 8)
     # Official quirk kept for parity: the border pass casts raw logits to bool (all but
     # logit == 0 are on); `border_all_strokes=False` uses the predicted decisions instead.
