@@ -226,7 +226,7 @@ def _predict(net, img, cur, cfg, brushes, memory, key, keep=None):
     """Strokes for the patches of one pass, through the video memory when there is one; with
     `keep`, only for those patches (the others get zero logits: off under either rule)."""
     target, canvas = to_patches(img, PATCH), to_patches(cur, PATCH)
-    idx = None if keep is None else keep.nonzero().squeeze(1)
+    idx = None if keep is None else keep.nonzero().squeeze(1).to(target.device)  # untested on CUDA
     if idx is not None:
         target, canvas = target[idx], canvas[idx]
     if memory is None:
