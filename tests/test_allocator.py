@@ -1,5 +1,5 @@
-"""stylefarm's malloc settings: while frames of one size repeat, big buffers freed by one frame
-serve the next; otherwise glibc returns them as usual."""
+"""stylefarm's malloc settings: big buffers freed by one frame serve the next; after a batch of
+changing sizes the free memory goes back to the kernel."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_opt_out_keeps_glibc_defaults():
     assert faults > 20_000, faults
 
 
-def test_the_runner_keeps_memory_only_while_frame_sizes_repeat():
+def test_the_runner_keeps_memory_within_batches_and_across_them_only_while_sizes_repeat(monkeypatch):
     from stylefarm import allocator
     from stylefarm.executors.base import ChainRunner
     from stylefarm.item import Item
@@ -78,11 +78,16 @@ def test_the_runner_keeps_memory_only_while_frame_sizes_repeat():
     if not allocator.tune():
         pytest.skip("no glibc: the settings are not applied")
     runner = ChainRunner([])
+    released = []
+    monkeypatch.setattr(allocator, "release", lambda: released.append(True))
     frame = np.zeros((8, 8, 3), np.uint8)
-    seen = []
     other = np.zeros((4, 8, 3), np.uint8)
+    steady, kept = [], []
     for batch in ([frame], [frame], [other], [other, other], [frame, other], [None, None]):
-        runner._memory_mode([Item(source="a", index=0, image=image) for image in batch])
-        seen.append(allocator._steady)
+        before = len(released)
+        runner.run_batch([Item(source="a", index=i, image=image) for i, image in enumerate(batch)])
+        steady.append(allocator._steady)
+        kept.append(len(released) == before)
     allocator.steady(False)
-    assert seen == [False, True, False, True, False, False]
+    assert steady == [True] * 6  # during every batch
+    assert kept == [False, True, False, True, False, False]  # handed back unless sizes repeat

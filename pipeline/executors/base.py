@@ -289,26 +289,31 @@ class ChainRunner:
 
     def run_batch(self, batch: list[Item]) -> list[tuple[Item | None, str | None]]:
         """Results per input item; a batch whose step raised is re-run item by item to find the culprit."""
-        self._memory_mode(batch)
+        repeating = self._memory_mode(batch)
         try:
             return self._run_chain(batch)
         except ChainError as exc:
             if len(batch) == 1:
                 log.debug("item %s failed: %s", batch[0].key, exc, exc_info=exc.__cause__)
                 return [(None, str(exc))]
+        finally:
+            if not repeating:
+                allocator.release()  # sizes change (stills): a kept heap would fragment across them
         results: list[tuple[Item | None, str | None]] = []
         for item in batch:
             results.extend(self.run_batch([item]))
         return results
 
-    def _memory_mode(self, batch: list[Item]) -> None:
-        """Frames of one size repeating (within this batch, or the last batch's size again): freed
-        memory is kept for the next one (`allocator.steady`); a new size hands it back. Stills
+    def _memory_mode(self, batch: list[Item]) -> bool:
+        """Freed memory is kept for the next allocation during a batch (`allocator.steady`); True
+        when frames of one size repeat (within this batch, or the last batch's size again), so
+        the memory stays for the next batch too, else it is handed back after this one. Stills
         not yet loaded count as new."""
         shapes = frozenset(it.image.shape if it.image is not None else None for it in batch)
-        repeating = shapes == self.last_shapes or (len(shapes) == 1 and len(batch) > 1)
-        allocator.steady(None not in shapes and repeating)
+        repeating = None not in shapes and (shapes == self.last_shapes or (len(shapes) == 1 and len(batch) > 1))
+        allocator.steady(True)
         self.last_shapes = shapes
+        return repeating
 
     def weights_used(self) -> list[str]:
         """Weight files the chain's steps loaded (for the report's provenance)."""
