@@ -116,10 +116,10 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.upsample and self.pad == 1 and self.stride == 1 and x.shape[-2] * x.shape[-1] >= FOLD_MIN_PIXELS:
             x = upsample_reflect_conv(x, self.w, self.b)  # the same conv on the small map (`_convs`)
-            return x if self.norm is None else self.norm(x, style)
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = F.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"), self.w, self.b, stride=self.stride)
+        else:
+            if self.upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = F.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"), self.w, self.b, stride=self.stride)
         return x if self.norm is None else self.norm(x, style)
 
 

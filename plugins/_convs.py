@@ -76,12 +76,9 @@ def upsample_reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels,
                  None if bias is None else bias.repeat(4))  # (n, 4*out, h+1, w+1)
     phases = [y[:, k * out_ch:(k + 1) * out_ch, a:a + h, b:b + w] for k, (a, b) in enumerate(_PHASES)]
-    if nhwc:  # interleave straight into NHWC memory
-        out = x.new_empty(n, h, 2, w, 2, out_ch)
-        for (a, b), p in zip(_PHASES, phases):
-            out[:, :, a, :, b] = p.permute(0, 2, 3, 1)
-        return out.view(n, 2 * h, 2 * w, out_ch).permute(0, 3, 1, 2)
-    out = x.new_empty(n, out_ch, h, 2, w, 2)
+    # interleave the phases into memory of the input's layout, through one (n, out, h, 2, w, 2) view
+    buf = x.new_empty(n, h, 2, w, 2, out_ch) if nhwc else x.new_empty(n, out_ch, h, 2, w, 2)
+    grid = buf.permute(0, 5, 1, 2, 3, 4) if nhwc else buf
     for (a, b), p in zip(_PHASES, phases):
-        out[:, :, :, a, :, b] = p
-    return out.view(n, out_ch, 2 * h, 2 * w)
+        grid[:, :, :, a, :, b] = p
+    return buf.view(n, 2 * h, 2 * w, out_ch).permute(0, 3, 1, 2) if nhwc else buf.view(n, out_ch, 2 * h, 2 * w)
