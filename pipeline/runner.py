@@ -219,6 +219,9 @@ class Run(SegmentMode):
             self.report.data["unit"] = unit
             if unit == "segment":
                 extra = self._run_segments(executor, sinks, manifest, progress)
+            elif plan.relay and self.item_filter is None:
+                self.report.data["relay"] = True
+                executor.step_timings = self._run_relay(sinks, progress)
             else:
                 self._run_frames(executor, sinks, manifest, progress)
             extra += self._close_sinks(sinks)
@@ -260,6 +263,25 @@ class Run(SegmentMode):
             progress.update()
             item.image = item.original = outcome.result.image = None  # free memory early
         self._release_skips(sinks)
+
+    def _run_relay(self, sinks: list[Sink], progress: Progress) -> dict[str, dict]:
+        """Relay (`Plan.relay`): per input, the sink's one process decodes and encodes; its
+        pixel-less items are reported as frame mode reports them (damaged frames fail, exit 3),
+        and so are the steps the decoders did. Returns those steps' timings."""
+        done = self.report.data["counts"]["done"]
+        for source in self.plan.sources:
+            for item in source.relay_items(sinks[0].relay):
+                if item.loader is not None:  # a frame that could not be decoded: the source says why
+                    try:
+                        item.loader()
+                    except Exception as exc:
+                        self._fail(item, f"cannot read input: {exc}", progress)
+                    continue
+                with uninterrupted():
+                    self.report.done(write_outputs(sinks, item))
+                progress.update()
+        timing = {"seconds": 0.0, "items": self.report.data["counts"]["done"] - done, "batches": 0, "in_decoder": True}
+        return {call.name: dict(timing) for call in self.plan.chain}
 
     @property
     def exit_code(self) -> int:

@@ -71,6 +71,12 @@ class Sink:
         they are; the plan keeps the decoder's format only when every sink and step does."""
         return layout in cls.pixel_types
 
+    @classmethod
+    def relays(cls, options: Any) -> bool:
+        """Whether this sink, so configured, can take a relayed input (`Source.offer_relay`): it
+        runs the one process that decodes and encodes, and counts pixel-less items in `write`."""
+        return False
+
     def planned(self, item: Item) -> list[Path]:
         return []
 

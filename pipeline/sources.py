@@ -74,6 +74,16 @@ class Source:
         chain's first step into the decoder (`Step.decoder_size`)."""
         raise NotImplementedError(f"{type(self).__name__} cannot resize in its decoder")
 
+    def offer_relay(self) -> bool:
+        """Whether the plan may relay this input: no step and no other output needs its pixels,
+        so one process decodes and encodes (`relay_items`); sources that cannot say no."""
+        return False
+
+    def relay_items(self, start: Any) -> Iterator[Item]:
+        """The relayed input's items, without pixels, paced by the process `start` runs (see
+        `stylefarm.video.source.VideoSource.relay_items`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be relayed")
+
     def describe(self) -> str:
         return f"{self.key}: {self.options.model_dump(exclude_defaults=True)}"
 

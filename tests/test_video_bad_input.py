@@ -105,16 +105,18 @@ run_workflow(sys.argv[1])
 """
 
 
-def test_disk_full_during_encode_exits_nonzero_and_removes_temp(tmp_path, workflow):
+@pytest.mark.parametrize("video", ["{path: v.mkv, codec: ffv1}",  # piped: ffv1 writes yuv444p
+                                   "{path: v.mkv, preset: ultrafast, crf: 0}"])  # relayed (tests/test_relay.py)
+def test_disk_full_during_encode_exits_nonzero_and_removes_temp(tmp_path, workflow, video):
     clip = make_clip(tmp_path / "c.mp4", frames=48, size="320x240")
     wf = workflow(f"""
 inputs: [{{path: {clip}}}]
-output: {{dir: out, images: false, video: {{path: v.mkv, codec: ffv1}}}}
+output: {{dir: out, images: false, video: {video}}}
 """)
     proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(wf)], capture_output=True, text=True,
                           timeout=120, env={**os.environ})
     assert proc.returncode != 0
-    assert "cannot write video" in proc.stderr
+    assert "cannot write video" in proc.stderr and "SIGXFSZ" in proc.stderr, proc.stderr[-2000:]
     assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "v.mkv").exists()
 
 

@@ -1,4 +1,5 @@
-"""One ffmpeg encoder fed raw frames (RGB, or the decoder's yuv420p) through stdin, writing a hidden temp file.
+"""One ffmpeg encoder fed raw frames (RGB, or the decoder's yuv420p) through stdin, writing a hidden temp file,
+or, for a relayed video (`Decoded`), one ffmpeg that decodes and encodes.
 
 A writer thread feeds the pipe from a bounded queue (`send` returns once the frame is queued), so
 the chain computes the next frame while ffmpeg takes this one; a failure in that thread is raised
@@ -95,15 +96,35 @@ def container(path: Path) -> str:
     return fmt
 
 
-def encode_argv(spec: EncodeSpec, out: Path, fmt: str) -> list[str]:
-    """ffmpeg argv (built with ffmpeg-python) for raw frames on stdin (`spec.pipe_pix_fmt`) -> `out`."""
+@dataclass
+class Decoded:
+    """The decoder's half of a relayed video (`VideoSource.relay_items`): one ffmpeg decodes and
+    encodes, so no frame crosses a pipe."""
+
+    stream: Any  # ffmpeg-python video stream: the input with its seek and the decoder's filters
+    options: dict[str, Any]  # its output options (frames:v, fps_mode)
+
+
+def encode_argv(spec: EncodeSpec, out: Path, fmt: str, decoded: Decoded | None = None) -> list[str]:
+    """ffmpeg argv (built with ffmpeg-python) for raw frames on stdin (`spec.pipe_pix_fmt`) -> `out`,
+    or for the decoder's stream of a relayed video, numbered, timed and tagged as the pipe's
+    frames are (time base 1/fps, pts = frame number; no aspect or chroma siting, which raw frames
+    do not carry; no container tags): the same file, byte for byte in mp4 (tested)."""
     import ffmpeg as ffmpeg_python
 
-    video = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt=spec.pipe_pix_fmt,
-                                s=f"{spec.width}x{spec.height}",
-                                framerate=str(spec.fps))
-    frames = video.video.filter("setparams", **spec.color) if spec.color else video.video
-    streams, opts = [frames], {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
+    opts = {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
+    if decoded is None:
+        frames = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt=spec.pipe_pix_fmt,
+                                     s=f"{spec.width}x{spec.height}", framerate=str(spec.fps)).video
+        log = ffmpeg.QUIET
+    else:
+        timebase = f"{spec.fps.denominator}/{spec.fps.numerator}"
+        frames = (decoded.stream.filter("setsar", 0).filter("setparams", chroma_location="unspecified")
+                  .filter("settb", timebase).filter("setpts", "N"))
+        opts.update(decoded.options, **{"map_metadata:g": -1})  # as from a pipe: no container tags of the source
+        log = [*ffmpeg.QUIET[:-1], "level+info"]  # showinfo's lines pace the items
+    frames = frames.filter("setparams", **spec.color) if spec.color else frames
+    streams = [frames]
     if spec.audio is not None:
         timing = {"ss": f"{spec.audio.start:.6f}"} if spec.audio.start > 0 else {}
         if spec.audio.duration is not None:
@@ -112,7 +133,7 @@ def encode_argv(spec: EncodeSpec, out: Path, fmt: str) -> list[str]:
         opts["acodec"] = spec.audio.codec
     if fmt in ("mp4", "mov"):
         opts["movflags"] = "+faststart"
-    graph = ffmpeg_python.output(*streams, str(out), **opts).global_args(*ffmpeg.QUIET).overwrite_output()
+    graph = ffmpeg_python.output(*streams, str(out), **opts).global_args(*log).overwrite_output()
     return graph.compile(cmd=ffmpeg.ffmpeg_exe())
 
 
@@ -123,17 +144,24 @@ _DONE = object()
 class Encoder:
     """Streams frames into ffmpeg; `finish()` renames the temp file into place."""
 
-    def __init__(self, spec: EncodeSpec, final: Path):
+    def __init__(self, spec: EncodeSpec, final: Path, decoded: Decoded | None = None):
+        """`decoded`: relay the decoder's stream (one ffmpeg; frames are counted with `passed`)."""
         self.spec, self.final = spec, final
         fmt = container(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         self.temp = temp_path(final)
         self.frames = 0
-        self.pipe = ffmpeg.Pipe(encode_argv(spec, self.temp, fmt), reading=False)
+        self.pipe = ffmpeg.Pipe(encode_argv(spec, self.temp, fmt, decoded), reading=False if decoded is None else None)
         self.queue: queue.Queue = queue.Queue(max(2, min(8, WRITE_AHEAD_BYTES // max(1, spec.frame_bytes))))
         self.broken = threading.Event()  # the pipe failed: ffmpeg died or refused the input
-        self.writer = threading.Thread(target=self._write, name="stylefarm-encode", daemon=True)
-        self.writer.start()
+        self.writer: threading.Thread | None = None
+        if decoded is None:
+            self.writer = threading.Thread(target=self._write, name="stylefarm-encode", daemon=True)
+            self.writer.start()
+
+    def passed(self) -> None:
+        """A relayed frame went through (counted for `finish`'s check; its pixels never come here)."""
+        self.frames += 1
 
     def send(self, frame: np.ndarray) -> None:
         """`frame`: uint8 (or uint16 for a deep encoder) (height, width, 3) RGB at the encoder's size,
@@ -162,6 +190,8 @@ class Encoder:
 
     def _stop_writer(self, timeout: float | None = None) -> None:
         """All queued frames written (or dropped after a failure), the thread gone."""
+        if self.writer is None:
+            return
         while self.writer.is_alive():
             try:
                 self.queue.put(_DONE, timeout=0.1)

@@ -89,9 +89,12 @@ def ffprobe_exe() -> str | None:
 
 
 def last_error(stderr: str) -> str:
-    """The most useful line of ffmpeg's stderr (its last non-empty one)."""
+    """The most useful line of ffmpeg's stderr: its last non-empty one; with `level+info` logging
+    (showinfo lines, encoder statistics) its last line tagged [error] or [fatal], else its last
+    one that is not [info]."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message"
+    tagged = [ln for ln in lines if "[error]" in ln or "[fatal]" in ln]
+    return (tagged or [ln for ln in lines if "[info]" not in ln] or ["no message"])[-1]
 
 
 def run(args: list[str], timeout: float | None = None, binary: bool = False) -> subprocess.CompletedProcess:
@@ -110,12 +113,15 @@ class Pipe:
     ffmpeg can never block on a full stderr pipe while we block on stdout/stdin.
     """
 
-    def __init__(self, argv: list[str], reading: bool):
+    def __init__(self, argv: list[str], reading: bool | None):
+        """`reading`: frames come out on stdout (True), go in on stdin (False), or neither (None:
+        one ffmpeg that decodes and encodes, see `VideoSource.relay_items`)."""
         self._err = tempfile.NamedTemporaryFile(prefix="stylefarm-ffmpeg-", suffix=".log")
-        pipes = {"stdout": subprocess.PIPE, "stdin": subprocess.DEVNULL} if reading else \
-                {"stdin": subprocess.PIPE, "stdout": subprocess.DEVNULL}
+        pipes = {"stdout": subprocess.PIPE if reading else subprocess.DEVNULL,
+                 "stdin": subprocess.PIPE if reading is False else subprocess.DEVNULL}
         self.proc = subprocess.Popen(argv, stderr=self._err, bufsize=1 << 20, **pipes)
-        _widen((self.proc.stdout if reading else self.proc.stdin).fileno())
+        if reading is not None:
+            _widen((self.proc.stdout if reading else self.proc.stdin).fileno())
 
     def stderr_lines(self):
         """A reader of ffmpeg's stderr as it is written: its own file offset (ffmpeg's is shared

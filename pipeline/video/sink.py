@@ -13,7 +13,9 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
 - a video missing frames (failed items, damaged input) is not finalized: its temp file is
   removed and `close()` raises, naming what was received;
 - frames in the decoder's yuv420p (`stylefarm.video.yuv`, when the plan kept that layout) go to
-  the encoder as they are, with the source's colour tags; RGB frames as 8- or 16-bit RGB.
+  the encoder as they are, with the source's colour tags; RGB frames as 8- or 16-bit RGB;
+- a relayed video (`relay`, `Plan.relay`) is decoded and encoded by one ffmpeg the sink starts;
+  `write` then only counts its pixel-less items, and `close` checks it as any other video.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from ..errors import OutputError
 from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
-from . import yuv
-from .encode import AUDIO_OK, AudioPlan, Encoder, EncodeSpec, container, pix_fmt_depth
+from . import ffmpeg, yuv
+from .encode import AUDIO_OK, AudioPlan, Decoded, Encoder, EncodeSpec, container, pix_fmt_depth
 from .sequence import parse_fps
 
 log = logging.getLogger("stylefarm.video")
@@ -134,6 +136,13 @@ class _Track:
         if len(self.pending) > MAX_REORDER:
             self.drop(f"frame {self.next} never arrived")
 
+    def passed(self, index: int) -> None:
+        """A relayed frame went through (frames come in order: the source numbers them)."""
+        if index != self.next and not self.lost:  # kept running: `finish` drops it, like a piped one
+            self.lost = f"frame {self.next} never arrived"
+        self.encoder.passed()
+        self.next = index + 1
+
     def drop(self, why: str) -> None:
         self.lost, self.pending = why, {}
         if self.encoder is not None:
@@ -168,6 +177,11 @@ class VideoSink(Sink):
         codec = options.codec or default_codec(CONTAINERS.get(suffix, "mp4"))
         return (options.pix_fmt or default_pix_fmt(codec)) == "yuv420p"
 
+    @classmethod
+    def relays(cls, options: VideoOptions) -> bool:
+        """A relayed input's frames stay in the decoder's yuv420p: the encoder must take that."""
+        return cls.takes_layout(options, yuv.LAYOUT)
+
     def __init__(self, options: VideoOptions, ctx: OutputContext):
         super().__init__(options, ctx)
         self.track: _Track | None = None
@@ -192,8 +206,22 @@ class VideoSink(Sink):
             self.track, self.size = None, None
 
     def write(self, item: Item) -> list[Path]:
-        self._push(item, item.image, item.layout)
+        if item.image is None:  # a relayed frame: its pixels went from decoder to encoder in one ffmpeg
+            self._track_for(item).passed(item.index)
+        else:
+            self._push(item, item.image, item.layout)
         return []
+
+    def relay(self, item: Item, decoded: Decoded) -> ffmpeg.Pipe:
+        """Start a relayed video (`VideoSource.relay_items`, chosen by the plan when no step and no
+        other output needs the pixels): one ffmpeg decodes and encodes with the options and checks
+        of the piped path and writes the same file; its frames are counted by `write`."""
+        track = self._track_for(item)
+        try:
+            track.encoder = self._start(track, item, item.size, yuv.LAYOUT, decoded)
+        except OSError as exc:  # as a piped video's first frame would have it (the runner's wording)
+            raise OutputError(f"cannot write output for {item.key}: {exc}") from None
+        return track.encoder.pipe
 
     def skip(self, item: Item, recorded: list[Path]) -> None:
         """Resume: feed the frame image an earlier run recorded for this item."""
@@ -208,7 +236,8 @@ class VideoSink(Sink):
         (the first frame decides), anything else through RGB (never the case in negotiated runs)."""
         track = self._track_for(item)
         to_yuv = track.encoder.spec.input_pix_fmt == yuv.LAYOUT if track.encoder else layout == yuv.LAYOUT
-        start = lambda first: self._start(track, item, first, yuv.LAYOUT if to_yuv else None)  # noqa: E731
+        start = lambda first: self._start(track, item, frame_size(first, yuv.LAYOUT if to_yuv else "rgb"),  # noqa: E731
+                                          yuv.LAYOUT if to_yuv else None)
         if layout == yuv.LAYOUT:
             if to_yuv and self.size in (None, yuv.frame_size(image)):
                 track.add(item.index, image, start)
@@ -235,9 +264,9 @@ class VideoSink(Sink):
                             track.path.name, item.meta.get("video", {}).get("bits", item.bit_depth), codec, pix_fmt)
         return track.deep
 
-    def _start(self, track: _Track, item: Item, frame: np.ndarray, layout: str | None = None) -> Encoder:
-        w, h = frame_size(frame, layout or "rgb")
-        self.size = (w, h)
+    def _start(self, track: _Track, item: Item, size: tuple[int, int], layout: str | None = None,
+               decoded: Decoded | None = None) -> Encoder:
+        w, h = self.size = size
         spec = self._spec(item, w, h, track.expected)
         if layout == yuv.LAYOUT:
             spec.input_pix_fmt = yuv.LAYOUT
@@ -245,7 +274,7 @@ class VideoSink(Sink):
         if (spec.width, spec.height) != (w, h):
             log.info("%s: %dx%d is odd for %s; %s to %dx%d", track.path.name, w, h, spec.pix_fmt,
                      self.options.odd_size, spec.width, spec.height)
-        return Encoder(spec, track.path)
+        return Encoder(spec, track.path, decoded)
 
     def _spec(self, item: Item, w: int, h: int, expected: int | None) -> EncodeSpec:
         opts = self.options

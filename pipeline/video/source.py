@@ -5,6 +5,8 @@ keeps a few frames decoded ahead (`ffmpeg.ReadAhead`, a bounded queue), so the d
 while the chain computes and memory stays flat whatever the video's length. ffmpeg auto-rotates
 frames, so items have the display orientation (the probe's width/height). Frames are RGB, or the
 decoder's own yuv420p when the plan offers that layout (`offer_layout`, `stylefarm.video.yuv`).
+When the plan relays the video (`relay_items`: nothing needs the pixels), the sink's one ffmpeg
+decodes and encodes, and the items carry no pixels.
 
 Variable frame rate (VFR) policy, option `vfr`:
 - `cfr` (default): frames are retimed onto a constant grid at the stream's average rate
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -36,7 +39,7 @@ from ..errors import InputError, ItemError
 from ..item import Item
 from ..sources import Source, SourceOptions
 from . import ffmpeg, yuv
-from .encode import pix_fmt_depth
+from .encode import Decoded, pix_fmt_depth
 from .probe import VideoInfo, probe
 from .ranges import parse_range
 
@@ -118,27 +121,37 @@ class VideoSource(Source):
             return self.info.expected_frames - lo
         return hi - lo + 1
 
-    def _argv(self) -> list[str]:
+    @property
+    def _retime(self) -> bool:
+        return self.info.vfr and self.options.vfr == "cfr"
+
+    def _decoding(self) -> Decoded:
+        """The decoder's input, filters and output options (for the pipe, or a relay's one ffmpeg)."""
         import ffmpeg as ffmpeg_python
 
         lo, hi = self.span
         fps = self.info.fps
-        retime = self.info.vfr and self.options.vfr == "cfr"
         # CFR: seek half a frame early (timestamps may be rounded by the time base) and keep every
         # frame as stored; accurate seeking drops the frames before that point, so frame lo is first.
-        seek = Fraction(lo) if retime else lo - Fraction(1, 2)
+        seek = Fraction(lo) if self._retime else lo - Fraction(1, 2)
         kwargs = {"ss": f"{float(seek / fps):.6f}"} if lo > 0 else {}
         stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
-        pix_fmt = yuv.LAYOUT if self.layout == yuv.LAYOUT else "rgb48le" if self.bits > 8 else "rgb24"
-        out = {"format": "rawvideo", "pix_fmt": pix_fmt, "frames:v": hi - lo + 1}
-        out.update({"fps_mode": "cfr", "r": str(fps)} if retime else {"fps_mode": "passthrough"})
-        quiet = ffmpeg.QUIET
-        if not retime:  # frames are numbered by their presentation time, logged by showinfo
+        out = {"frames:v": hi - lo + 1, **({"fps_mode": "cfr", "r": str(fps)} if self._retime
+                                           else {"fps_mode": "passthrough"})}
+        if not self._retime:  # frames are numbered by their presentation time, logged by showinfo
             stream = stream.filter("showinfo", **ffmpeg.showinfo_args())
-            quiet = [*ffmpeg.QUIET[:-1], "level+info"]
         if self.scaled:  # the same area filter as the step's on each plane (`Step.decoder_size`)
             stream = stream.filter("scale", *self.scaled, flags="area")
-        return ffmpeg_python.output(stream, "pipe:", **out).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
+        return Decoded(stream, out)
+
+    def _argv(self) -> list[str]:
+        import ffmpeg as ffmpeg_python
+
+        decoded = self._decoding()
+        pix_fmt = yuv.LAYOUT if self.layout == yuv.LAYOUT else "rgb48le" if self.bits > 8 else "rgb24"
+        quiet = ffmpeg.QUIET if self._retime else [*ffmpeg.QUIET[:-1], "level+info"]
+        return ffmpeg_python.output(decoded.stream, "pipe:", format="rawvideo", pix_fmt=pix_fmt,
+                                    **decoded.options).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 
     @cached_property
     def bits(self) -> int:
@@ -160,13 +173,49 @@ class VideoSource(Source):
             return (h * 3 // 2, w), "u1"
         return (h, w, 3), ("<u2" if self.bits > 8 else "u1")
 
+    def frame_item(self, index: int, image: np.ndarray | None = None, meta: dict | None = None) -> Item:
+        """The item of frame `index` (without pixels: a relayed or segment-mode frame)."""
+        info, deep = self.info, self.bits > 8 and self.layout == "rgb"  # deep frames come as float32
+        return Item(source=str(info.path), index=index, frame=self.options.start_number + index, image=image,
+                    fps=info.fps, pts=float(index / info.fps), size=self.scaled or (info.width, info.height),
+                    bit_depth=16 if deep else 8, meta=meta or self._meta(), layout=self.layout)
+
+    def offer_relay(self) -> bool:
+        """Whether one ffmpeg may decode and encode this video (`relay_items`): frames kept as
+        decoded (the plan's yuv420p offer taken) and numbered by their time (no retiming)."""
+        return self.layout == yuv.LAYOUT and not self._retime
+
+    def relay_items(self, start: Callable[[Item, Decoded], ffmpeg.Pipe]) -> Iterator[Item]:
+        """A relayed video's items, without pixels. `start` (the video sink's) runs one ffmpeg on
+        the decoder's stream into the encoder; its showinfo lines number the frames as `items()`
+        does, lost and missing frames included, so the report and the exit code are the same."""
+        info, (lo, hi), meta = self.info, self.span, self._meta()
+        pipe = start(self.frame_item(lo, meta=meta), self._decoding())
+        clock = FrameClock(pipe, info.fps, lo)
+        index = lo
+        try:
+            for at in clock.indices(pipe.proc):
+                for lost in range(index, min(at, hi + 1)):
+                    yield self._lost(lost)
+                if at > hi:
+                    break
+                yield self.frame_item(at, meta=meta)
+                index = at + 1
+            rc = pipe.proc.wait()
+            if rc != 0 and not info.damage:  # the encoder's failure (disk full...): the sink's close says so
+                return
+            if index - lo < self._expected() or rc != 0:
+                yield self._stopped(index, rc, pipe.stderr())
+        finally:
+            clock.close()
+
     def items(self) -> Iterator[Item]:
         info, (lo, hi) = self.info, self.span
-        (w, h), fps = self.scaled or (info.width, info.height), info.fps
+        fps = info.fps
         shape, dtype = self._frame_shape()
         size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
-        clock = FrameClock(pipe, fps, lo) if not (info.vfr and self.options.vfr == "cfr") else None
+        clock = FrameClock(pipe, fps, lo) if not self._retime else None
 
         def produce() -> tuple[bytes, int | None] | None:  # in the reader thread
             buf = pipe.proc.stdout.read(size)
@@ -181,9 +230,7 @@ class VideoSource(Source):
                     yield self._lost(lost)
                 if at > hi:
                     break
-                yield Item(source=str(info.path), index=at, frame=self.options.start_number + at,
-                           image=self._image(buf, shape, dtype), fps=fps, pts=float(at / fps), size=(w, h),
-                           bit_depth=8 if dtype == "u1" else 16, meta=meta, layout=self.layout)
+                yield self.frame_item(at, self._image(buf, shape, dtype), meta)
                 index = at + 1
             rc = pipe.wait()
             if index - lo < self._expected() or rc != 0:
@@ -248,9 +295,28 @@ class FrameClock:
     def index(self) -> int:
         """Index of the frame just read (its showinfo line is written before its pixels)."""
         pts = self._next_pts()
-        self.counted += 1
         if pts is None:  # no timing line (should not happen): fall back to counting
+            self.counted += 1
             return self.first + self.counted - 1
+        return self._number(pts)
+
+    def indices(self, proc: subprocess.Popen) -> Iterator[int]:
+        """Indices of the frames ffmpeg logs, until it exits: a relayed video has no pixels to
+        read, so its log alone says how far it got."""
+        while True:
+            done = proc.poll() is not None  # before reading: every line of an exited ffmpeg is in the log
+            line = self._line()
+            while line is not None:
+                match = self.PTS.search(line)
+                if match:
+                    yield self._number(float(match[1]))
+                line = self._line()
+            if done:
+                return
+            time.sleep(0.01)
+
+    def _number(self, pts: float) -> int:
+        self.counted += 1
         if self.start is None:
             self.start = pts
         return self.first + round((pts - self.start) * self.fps)
