@@ -2,8 +2,8 @@
 and optionally vs the official `inference.main` run in the same process.
 
     .venv/bin/python benchmarks/paint_transformer_speed.py
-    .venv/bin/python benchmarks/paint_transformer_speed.py --official scratch/official/inference \
-        --fixture ../shared/reference/painttransformer/fixture.pt
+    .venv/bin/python benchmarks/paint_transformer_speed.py [--size 640 --height 360] \
+        --official scratch/official/inference --fixture ../shared/reference/painttransformer/fixture.pt
 
 The official comparison needs an official-size network: it uses the fixture's (random)
 official-size state_dict and the official brushes for both sides, so both paint the same
@@ -38,14 +38,23 @@ from stylefarm.plugins.paint_transformer.render import render_grid
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_image(size: int) -> torch.Tensor:
+def test_image(width: int, height: int | None = None) -> torch.Tensor:
     """A smooth synthetic picture (no test media needed)."""
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    y, x = torch.meshgrid(torch.linspace(0, 1, height or width), torch.linspace(0, 1, width), indexing="ij")
     return torch.stack([x, y, 0.5 + 0.4 * torch.sin(9 * x * y)])[None]
 
 
 def bare_loop(net, brushes, img: torch.Tensor) -> torch.Tensor:
-    """The minimum work: for each level, cut patches, run the net, render. No options, no hooks."""
+    """The minimum work, as the official script does it: the picture centred on a black square of
+    32 * 2^K px, then for each level cut patches, run the net, render; no options, no hooks."""
+    h, w = img.shape[-2:]
+    size = 32 * 2 ** max(int(np.ceil(np.log2(max(h, w) / 32))), 0)
+    top, left = (size - h) // 2, (size - w) // 2
+    img = F.pad(img, [left, size - w - left, top, size - h - top])
+    return _bare_square(net, brushes, img)[..., top:top + h, left:left + w]
+
+
+def _bare_square(net, brushes, img: torch.Tensor) -> torch.Tensor:
     size = img.shape[-1]
     canvas = torch.zeros_like(img)
     n_levels = int(np.log2(size // 32)) + 1
@@ -96,7 +105,9 @@ def official_runner(official_dir: Path, img: torch.Tensor, state: dict, workdir:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--size", type=int, default=512, help="width in px")
+    ap.add_argument("--height", type=int, help="height in px (default: square); the official pads "
+                                               "to a square of 32 * 2^K px, the step paints only what shows")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch default")
     ap.add_argument("--official", type=Path, help="directory of the official inference/ (scratch checkout)")
@@ -106,10 +117,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     net, _ = load_painter(None)
-    brushes, img = shipped_brushes(), test_image(args.size)
+    brushes, img = shipped_brushes(), test_image(args.size, args.height)
     t_step, a = timed(lambda: paint(net, brushes, img, PaintSettings()).image, args.repeats)
     t_bare, b = timed(lambda: bare_loop(net, brushes, img), args.repeats)
-    result = {"benchmark": "paint_transformer_speed", "size": args.size, "threads": torch.get_num_threads(),
+    result = {"benchmark": "paint_transformer_speed", "size": args.size, "height": args.height or args.size,
+              "threads": torch.get_num_threads(),
               "machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
               "shipped": {"paint_s": round(t_step, 3), "bare_loop_s": round(t_bare, 3),
                           "speed_vs_bare": round(t_bare / t_step, 3),
