@@ -25,7 +25,9 @@ def describe_plan(plan: Plan, force: bool = False) -> str:
     from .segment_run import segment_unit
 
     unit = segment_unit(plan, None)
-    detail = f" of {ex.segment_frames} frames, decoded and written by the workers" if unit == "segment" else ""
+    detail = f" of {ex.segment_frames} frames, decoded and written by the workers" if unit == "segment" else \
+        ", relayed: one ffmpeg per video decodes and encodes (no step or other output needs the pixels)" \
+        if plan.relay else ""
     probe = " (if the workers see the files)" if unit == "segment" and ex.unit == "auto" else ""
     lines.append(f"  unit: {unit}{detail}{probe} [execution.unit={ex.unit}]")
     return "\n".join(lines)

@@ -95,6 +95,12 @@ def test_relay_only_when_nothing_needs_the_pixels(tmp_path, clip, steps, extra, 
     assert not plan_for(tmp_path, clip, steps, video, extra).relay
 
 
+def test_dry_run_says_the_video_is_relayed(tmp_path, clip):
+    out = subprocess.run([str(STYLEFARM), "run", str(plan_for(tmp_path, clip).doc.filename), "--dry-run"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "unit: frame, relayed: one ffmpeg per video" in out.stdout
+
+
 def test_a_farm_task_selection_runs_the_piped_path(tmp_path, clip):
     plan = plan_for(tmp_path, clip)
     report = Run(plan, progress=False, item_filter=lambda _source, item: item.index < 30).execute()
