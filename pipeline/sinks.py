@@ -51,7 +51,7 @@ class OutputContext:
 
 
 class SinkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Sink:

@@ -61,7 +61,7 @@ OneOrList = _OneOrList
 class StepOptions(BaseModel):
     """Base for a step's `with:` options. Unknown keys are errors (typos must not pass)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Step:
