@@ -7,7 +7,8 @@
   the padded copy, upsample + pad + conv folded onto the small map) vs the same modules as a
   plain `nn.Sequential`, at 512 and 1024 px, one frame a call.
 - The feed-forward nets (`_cin.TransformerNet`, johnson and cin26 layouts) at 1280x720, eager,
-  with the upsampling convs folded vs plain (`_cin.FOLD_MIN_PIXELS` raised past any map).
+  with the upsampling convs folded and the full-size 9x9 convs border-fixed vs plain
+  (`_cin.FOLD_MIN_PIXELS` and `BORDER_FIX_MIN_PIXELS` raised past any map).
 
 Random weights (speed does not depend on them). Reports min and median seconds per frame and
 the max abs difference between the two paths. Writes benchmarks/results/conv_rewrites.json.
@@ -45,14 +46,14 @@ def adain_pair() -> tuple[Callable, Callable]:
 def cin_pair(preset: str) -> tuple[Callable, Callable]:
     torch.manual_seed(0)
     net = _cin.TransformerNet(_cin.PRESETS[preset]).eval()
-    folded_from = _cin.FOLD_MIN_PIXELS
+    folded_from, fixed_from = _cin.FOLD_MIN_PIXELS, _cin.BORDER_FIX_MIN_PIXELS
 
     def plain(x: torch.Tensor) -> torch.Tensor:
-        _cin.FOLD_MIN_PIXELS = 10**12
+        _cin.FOLD_MIN_PIXELS = _cin.BORDER_FIX_MIN_PIXELS = 10**12
         try:
             return net(x)
         finally:
-            _cin.FOLD_MIN_PIXELS = folded_from
+            _cin.FOLD_MIN_PIXELS, _cin.BORDER_FIX_MIN_PIXELS = folded_from, fixed_from
 
     return net, plain
 

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylefarm.errors import WeightsError
-from stylefarm.plugins._convs import FOLD_MIN_PIXELS, upsample_reflect_conv
+from stylefarm.plugins._convs import BORDER_FIX_MIN_PIXELS, FOLD_MIN_PIXELS, reflect_conv, upsample_reflect_conv
 from stylefarm.plugins._norms import instance_norm
 from stylefarm.weights import cache_dir, load_state_dict, sha256_of
 
@@ -114,8 +114,11 @@ class ConvLayer(nn.Module):
         self.stride, self.upsample, self.pad = stride, upsample, kernel // 2
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if self.upsample and self.pad == 1 and self.stride == 1 and x.shape[-2] * x.shape[-1] >= FOLD_MIN_PIXELS:
+        pixels = x.shape[-2] * x.shape[-1]
+        if self.upsample and self.pad == 1 and self.stride == 1 and pixels >= FOLD_MIN_PIXELS:
             x = upsample_reflect_conv(x, self.w, self.b)  # the same conv on the small map (`_convs`)
+        elif not self.upsample and self.stride == 1 and pixels >= BORDER_FIX_MIN_PIXELS:
+            x = reflect_conv(x, self.w, self.b)  # no padded copy of the map (`_convs`)
         else:
             if self.upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")

@@ -1,4 +1,4 @@
-"""Reflection-padded 3x3 convs without the padded copy, and nearest-upsampled ones on the small map.
+"""Reflection-padded convs without the padded copy, and nearest-upsampled 3x3 ones on the small map.
 
 The VGG nets (AdaIN, StyA2K: `_vgg.ConvStack`) and the feed-forward nets (`_cin.ConvLayer`)
 are built of `conv(reflect_pad(x))` and `conv(reflect_pad(upsample_2x_nearest(x)))`. Profiled
@@ -6,8 +6,9 @@ at 1024 px on CPU, AdaIN's reflection pads took 16% of the time and its upsampli
 full copy of a large feature map, and the convs right after an upsampling did 2.25x the
 arithmetic they need. The same maths, computed another way:
 
-- `reflect_conv`: the conv with zero padding, then its one-pixel border recomputed from
-  reflected 3-pixel strips. Bit-identical in our tests.
+- `reflect_conv`: the conv with zero padding, then its p-pixel border recomputed from
+  reflected strips (3x3 in the VGG nets, 3x3 and 9x9 in the feed-forward nets). Bit-identical
+  in our tests.
 - `upsample_reflect_conv`: a 3x3 window on a 2x-nearest-upsampled image sees only 2x2 distinct
   small-map pixels, so the taps landing on the same one are summed first: four 2x2 convs on
   the small map, one per output pixel phase. 2.25x fewer multiply-adds, no upsampled copy;
@@ -31,16 +32,20 @@ _PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 def reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`conv2d(pad(x, 1, "reflect"), weight, bias)` for a 3x3 kernel, without the padded copy (x >= 2x2)."""
-    n = x.shape[0]
-    out = F.conv2d(x, weight, bias, padding=1)  # right everywhere but the one-pixel border
-    # the padded map's first three rows are [1, 0, 1], its last three [h-2, h-1, h-2]
-    top, bottom = F.pad(x[:, :, :2], (1, 1, 1, 0), mode="reflect"), F.pad(x[:, :, -2:], (1, 1, 0, 1), mode="reflect")
-    left, right = F.pad(x[..., :2], (1, 0, 1, 1), mode="reflect"), F.pad(x[..., -2:], (0, 1, 1, 1), mode="reflect")
+    """`conv2d(pad(x, p, "reflect"), weight, bias)` for an odd k x k kernel (p = k // 2, stride 1),
+    without the padded copy (x larger than 2p x 2p)."""
+    n, p = x.shape[0], weight.shape[-1] // 2
+    out = F.conv2d(x, weight, bias, padding=p)  # right everywhere but the p-pixel border
+    # the border's outputs read the first (last) 2p rows reflected by p: for p = 1 the padded
+    # map's first three rows are [1, 0, 1], its last three [h-2, h-1, h-2]
+    top = F.pad(x[:, :, :2 * p], (p, p, p, 0), mode="reflect")
+    bottom = F.pad(x[:, :, -2 * p:], (p, p, 0, p), mode="reflect")
+    left = F.pad(x[..., :2 * p], (p, 0, p, p), mode="reflect")
+    right = F.pad(x[..., -2 * p:], (0, p, p, p), mode="reflect")
     rows = F.conv2d(torch.cat([top, bottom]), weight, bias)
     cols = F.conv2d(torch.cat([left, right]), weight, bias)
-    out[:, :, :1], out[:, :, -1:] = rows[:n], rows[n:]
-    out[..., :1], out[..., -1:] = cols[:n], cols[n:]
+    out[:, :, :p], out[:, :, -p:] = rows[:n], rows[n:]
+    out[..., :p], out[..., -p:] = cols[:n], cols[n:]
     return out
 
 

@@ -50,12 +50,12 @@ def test_folded_upsampling_conv_matches_upsample_pad_conv(layout, shape):
 
 
 @pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
-@pytest.mark.parametrize("shape", [(2, 2), (2, 9), (13, 6)])
-def test_border_fixed_conv_matches_reflection_padded_conv(layout, shape):
+@pytest.mark.parametrize("kernel, shape", [(3, (2, 2)), (3, (2, 9)), (3, (13, 6)), (9, (9, 9)), (9, (11, 30))])
+def test_border_fixed_conv_matches_reflection_padded_conv(layout, kernel, shape):
     torch.manual_seed(2)
     x = torch.randn(3, 6, *shape).contiguous(memory_format=layout)
-    layer = conv(6, 4).to(memory_format=layout)
-    want = layer(nn.ReflectionPad2d(1)(x))
+    layer = nn.Conv2d(6, 4, kernel).to(memory_format=layout)
+    want = layer(nn.ReflectionPad2d(kernel // 2)(x))
     got = reflect_conv(x, layer.weight, layer.bias)
     assert got.is_contiguous(memory_format=layout)
     assert rel_err(got, want) <= 1e-6
@@ -144,6 +144,24 @@ def test_feed_forward_upsampling_convs_fold_to_the_same_output(preset, monkeypat
     assert rel_err(folded, plain) <= 1e-5
 
 
+def test_feed_forward_full_size_convs_skip_the_padded_copy(monkeypatch):
+    """The 9x9 convs on the full frame (johnson at 720p: 1.04x per frame) give the same pixels."""
+    from stylefarm.plugins import _cin
+
+    torch.manual_seed(7)
+    net = _cin.TransformerNet(_cin.PRESETS["johnson"]).eval()
+    x = torch.rand(1, 3, 264, 264)  # full-size maps over BORDER_FIX_MIN_PIXELS, the rest under it
+    calls = []
+    real = _cin.reflect_conv
+    monkeypatch.setattr(_cin, "reflect_conv", lambda *a: calls.append(a[1].shape[-1]) or real(*a))
+    with torch.inference_mode():
+        fixed = net(x)
+        monkeypatch.setattr(_cin, "BORDER_FIX_MIN_PIXELS", 10**12)
+        plain = net(x)
+    assert calls == [9, 9]
+    assert torch.equal(fixed, plain)
+
+
 @pytest.mark.slow
 def test_folded_nets_compile_with_aotinductor(tmp_path):
     """`compile: true` exports these graphs (~15 s each here). Inductor failed to lower the NCHW
@@ -156,7 +174,7 @@ def test_folded_nets_compile_with_aotinductor(tmp_path):
     enc = model.encoder()
     randomize_convs([enc])
     enc = enc.eval().to(memory_format=CL)
-    cases = [(cin, (torch.rand(1, 3, 136, 200), torch.full((1, 26), 1 / 26))),
+    cases = [(cin, (torch.rand(1, 3, 264, 264), torch.full((1, 26), 1 / 26))),  # border-fixed 9x9s too
              (model.Relu41(enc), (torch.rand(1, 3, 264, 264).contiguous(memory_format=CL),))]
     assert 2 in kinds_run(enc.layers, cases[1][1][0])
     for i, (net, args) in enumerate(cases):
