@@ -151,3 +151,11 @@ def test_sigterm_during_a_relayed_video_leaves_no_file(tmp_path):
     assert proc.returncode == 143, stderr[-1000:]
     out = tmp_path / "out"
     assert not list(out.rglob("*.part")) and not (out / "out.mp4").exists()
+
+
+def test_last_error_skips_the_info_lines_of_a_paced_log():
+    log = "[info] Input #0\n[Parsed_showinfo_0 @ 0x1] [info] n:3 pts_time:0.125\n[error] No space left on device\n" \
+          "[info] x264 frame I:1\n"
+    assert ffmpeg.last_error(log) == "[error] No space left on device"
+    assert ffmpeg.last_error("[info] n:3 pts_time:0.125\n") == "no message"
+    assert ffmpeg.last_error("plain line\nlast plain line\n") == "last plain line"
