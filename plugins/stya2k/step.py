@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.plugins._precision import PRECISION_HELP, Precision, same_size_passes
+from stylefarm.plugins._precision import PRECISION_HELP, Precision
 from stylefarm.step import InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
@@ -104,7 +104,10 @@ class StyA2KStep(Step):
         opts: StyA2KOptions = self.options
         contents = [fit_size(it.load().image, opts.content_size, opts.keep_aspect) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for idx in same_size_passes([c.shape for c in contents]):  # same-size items run together
+        from stylefarm.plugins._vgg import VGG_PIXELS_PER_PASS
+
+        # same-size items run together; on CPU one frame a pass from 256 x 256 (512 px: 1.72 vs 2.40 s a frame)
+        for idx in self.place.passes([c.shape for c in contents], VGG_PIXELS_PER_PASS):
             for i, out in zip(idx, self.stylize([contents[i] for i in idx])):
                 results[i] = out
         return [self._finish(it, c, out) for it, c, out in zip(batch, contents, results)]
