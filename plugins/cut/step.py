@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 Preprocess = Literal["none", "resize_and_crop", "scale_width", "scale_width_and_crop"]
 
 
+CPU_PIXELS_PER_PASS = 256 * 256
+"""CPU pass size (`Placement.passes`): one frame a pass from 256 x 256 up. Generator per frame,
+passes of 4 vs 1, same run: 256 px 0.499 vs 0.408 s, 512 px 2.318 vs 2.003 s, 128 px 0.107 vs
+0.101 s (benchmarks/README.md, "Passes of one frame on CPU")."""
+
+
 class CUTOptions(StepOptions):
     model: str = Field("cut/G", description="weights-manager name of the generator (e.g. cut/G, cut/demo, "
                        "or a model registered by `stylefarm train cut --register NAME` as cut/NAME)")
@@ -97,7 +103,7 @@ class CUTStep(Step):
     def process(self, batch: Batch) -> Batch:
         inputs = [self._prepare(it.load()) for it in batch]
         results: list[np.ndarray | None] = [None] * len(batch)
-        for idx in self.place.passes([x.shape for x in inputs]):  # same size; CPU: cache-sized passes
+        for idx in self.place.passes([x.shape for x in inputs], CPU_PIXELS_PER_PASS):  # same size; CPU: cache-sized
             for i, out in zip(idx, self.translate([inputs[i] for i in idx])):
                 results[i] = out
         return [self._finish(it, out) for it, out in zip(batch, results)]
