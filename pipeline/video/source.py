@@ -174,7 +174,7 @@ class VideoSource(Source):
         return (h, w, 3), ("<u2" if self.bits > 8 else "u1")
 
     def frame_item(self, index: int, image: np.ndarray | None = None, meta: dict | None = None) -> Item:
-        """The item of frame `index` (without pixels: a relayed or segment-mode frame)."""
+        """The item `items()` yields for frame `index`, or without pixels the one `relay_items` does."""
         info, deep = self.info, self.bits > 8 and self.layout == "rgb"  # deep frames come as float32
         return Item(source=str(info.path), index=index, frame=self.options.start_number + index, image=image,
                     fps=info.fps, pts=float(index / info.fps), size=self.scaled or (info.width, info.height),
