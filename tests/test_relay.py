@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,32 @@ def test_last_error_skips_the_info_lines_of_a_paced_log():
     assert ffmpeg.last_error(log) == "[error] No space left on device"
     assert ffmpeg.last_error("[info] n:3 pts_time:0.125\n") == "no message"
     assert ffmpeg.last_error("plain line\nlast plain line\n") == "last plain line"
+
+
+@pytest.fixture(scope="module")
+def anamorphic(tmp_path_factory) -> Path:
+    """160x120 stored, shown 16:9 (SAR 4:3): what DV and HDV cameras write."""
+    return make_clip(tmp_path_factory.mktemp("ana") / "ana.mp4", frames=12, extra=["-vf", "setsar=4/3"])
+
+
+def test_anamorphic_source_keeps_its_pixel_aspect(tmp_path, anamorphic):
+    from stylefarm.video.probe import probe
+
+    assert probe(anamorphic).sar == Fraction(4, 3)
+    run_both(tmp_path / "same", anamorphic)  # relayed and piped, yuv420p
+    a, b = (tmp_path / "same" / d / "out" / "out.mp4" for d in ("relay", "pipe"))
+    assert a.read_bytes() == b.read_bytes() and probe(a).sar == Fraction(4, 3)
+    half = plan_for(tmp_path / "half", anamorphic, "[{use: resize, with: {scale: 0.5}}]")
+    Run(half, progress=False).execute()
+    assert probe(tmp_path / "half" / "out" / "out.mp4").sar == Fraction(4, 3)
+    wide = plan_for(tmp_path / "wide", anamorphic, "[{use: resize, with: {width: 212, height: 120}}]",
+                    extra=", frames: {pattern: 'f/{frame:04d}.png'}")  # a step in Python, RGB frames
+    assert not wide.relay and wide.sources[0].layout == "rgb"
+    Run(wide, progress=False).execute()
+    info = probe(tmp_path / "wide" / "out" / "out.mp4")
+    assert (info.width, info.height) == (212, 120) and abs(info.dar - Fraction(16, 9)) < 0.01
+
+
+def test_square_pixels_stay_untagged(tmp_path, clip):
+    Run(plan_for(tmp_path, clip), progress=False).execute()
+    assert "SAR" not in ffmpeg.run(["-hide_banner", "-i", str(tmp_path / "out" / "out.mp4")]).stderr

@@ -57,6 +57,7 @@ class EncodeSpec:
     audio: AudioPlan | None = None
     input_pix_fmt: str | None = None  # what the frames are: None = RGB (rgb24, or rgb48le when deep); "yuv420p"
     color: dict[str, str] = field(default_factory=dict)  # setparams for untouched yuv frames (range, colorspace ...)
+    sar: Fraction | None = None  # non-square pixels (an anamorphic source's display shape), None = square
 
     @property
     def deep(self) -> bool:
@@ -96,6 +97,9 @@ def container(path: Path) -> str:
     return fmt
 
 
+SAR_MAX = 65535  # setsar's bound on the ratio's terms (its default, 100, would round e.g. 1023/1024)
+
+
 @dataclass
 class Decoded:
     """The decoder's half of a relayed video (`VideoSource.relay_items`): one ffmpeg decodes and
@@ -108,18 +112,20 @@ class Decoded:
 def encode_argv(spec: EncodeSpec, out: Path, fmt: str, decoded: Decoded | None = None) -> list[str]:
     """ffmpeg argv (built with ffmpeg-python) for raw frames on stdin (`spec.pipe_pix_fmt`) -> `out`,
     or for the decoder's stream of a relayed video, numbered, timed and tagged as the pipe's
-    frames are (time base 1/fps, pts = frame number; no aspect or chroma siting, which raw frames
-    do not carry; no container tags): the same file, byte for byte in mp4 (tested)."""
+    frames are (time base 1/fps, pts = frame number; the pixel aspect `spec.sar` and no chroma
+    siting or container tags): the same file, byte for byte in mp4 (tested)."""
     import ffmpeg as ffmpeg_python
 
     opts = {"format": fmt, "vcodec": spec.codec, "pix_fmt": spec.pix_fmt, **spec.options}
+    sar = f"{spec.sar.numerator}/{spec.sar.denominator}" if spec.sar else "0"
     if decoded is None:
         frames = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt=spec.pipe_pix_fmt,
                                      s=f"{spec.width}x{spec.height}", framerate=str(spec.fps)).video
+        frames = frames.filter("setsar", sar, max=SAR_MAX) if spec.sar else frames
         log = ffmpeg.QUIET
     else:
         timebase = f"{spec.fps.denominator}/{spec.fps.numerator}"
-        frames = (decoded.stream.filter("setsar", 0).filter("setparams", chroma_location="unspecified")
+        frames = (decoded.stream.filter("setsar", sar, max=SAR_MAX).filter("setparams", chroma_location="unspecified")
                   .filter("settb", timebase).filter("setpts", "N"))
         opts.update(decoded.options, **{"map_metadata:g": -1})  # as from a pipe: no container tags of the source
         log = [*ffmpeg.QUIET[:-1], "level+info"]  # showinfo's lines pace the items

@@ -26,6 +26,7 @@ _VIDEO = re.compile(r"Stream #\d+:\d+[^:]*: Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^
 _AUDIO = re.compile(r"Stream #\d+:\d+[^:]*: Audio: (\w+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+_SAR = re.compile(r"\[SAR (\d+):(\d+) DAR")
 _DAMAGE = ("ended prematurely", "partial file", "invalid data", "error", "corrupt", "truncat")
 
 
@@ -46,6 +47,12 @@ class VideoInfo:
     vfr: bool = False  # frame durations vary beyond time-base rounding
     damage: str | None = None  # first demuxer error seen while reading packets
     color: tuple[str, ...] = ()  # what the banner says after the pixel format: ("tv", "bt709", "progressive")
+    sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio of the displayed frames; 1 = square or unknown
+
+    @property
+    def dar(self) -> Fraction:
+        """Display aspect ratio (width x sar / height)."""
+        return self.width * self.sar / self.height
 
     @property
     def has_audio(self) -> bool:
@@ -112,15 +119,21 @@ def _banner(path: Path) -> VideoInfo:
     codec, pix_fmt, w, h = video.group(1), video.group(2), int(video.group(3)), int(video.group(4))
     rot = _ROTATION.search(text[video.start():])
     rotation = int(round(float(rot.group(1)))) % 360 if rot else 0
+    sar = _sar(_SAR.search(text[video.start():].split("\n", 1)[0]))
     if rotation in (90, 270):
-        w, h = h, w
+        w, h, sar = h, w, 1 / sar
     dur = _DURATION.search(text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
     audio = _AUDIO.search(text)
     detail = re.match(rf"[^\n]*?, {re.escape(pix_fmt)}\(([^)]*)\)", text[video.start():])
     color = tuple(t.strip() for t in detail.group(1).split(",")) if detail else ()
     return VideoInfo(path, w, h, Fraction(0), 0, duration, codec, pix_fmt, rotation,
-                     audio.group(1) if audio else None, color=color)
+                     audio.group(1) if audio else None, color=color, sar=sar)
+
+
+def _sar(match: re.Match | None) -> Fraction:
+    """The banner's `[SAR a:b DAR c:d]`; absent or 0:1 (unknown) is square."""
+    return Fraction(int(match[1]), int(match[2])) if match and int(match[1]) and int(match[2]) else Fraction(1)
 
 
 def _packet_scan(path: Path) -> subprocess.CompletedProcess:
@@ -200,11 +213,12 @@ def _probe_ffprobe(path: Path) -> VideoInfo:
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     rotation = int(next((sd.get("rotation", 0) for sd in video.get("side_data_list", [])), 0)) % 360
     w, h = int(video["width"]), int(video["height"])
+    sar = _sar(re.match(r"(\d+):(\d+)", video.get("sample_aspect_ratio", "")))
     if rotation in (90, 270):
-        w, h = h, w
+        w, h, sar = h, w, 1 / sar
     rate = Fraction(video.get("avg_frame_rate") or video.get("r_frame_rate") or "0/1")
     return VideoInfo(path, w, h, rate, int(video.get("nb_read_packets", 0)),
                      float(data.get("format", {}).get("duration", 0) or 0), video.get("codec_name", "?"),
                      video.get("pix_fmt", "?"), rotation, audio.get("codec_name") if audio else None,
                      vfr=video.get("avg_frame_rate") != video.get("r_frame_rate"),
-                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)))
+                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)), sar=sar)

@@ -6,6 +6,9 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
   frame range was selected (exact cut) or the container needs it, trimmed to the video length;
 - odd sizes: 4:2:0 needs even width and height (4:2:2 even width). `odd_size: pad` (default)
   repeats the last row/column so no pixel is lost; `crop` drops it;
+- non-square pixels (an anamorphic source, e.g. 1440x1080 at SAR 4:3): the video keeps the
+  source's display shape, so at the source's size the same SAR, after a resize the SAR that
+  shows the frame as wide as the source was (square pixels stay untagged, as before);
 - resume: the sink plans no file of its own, so resume skips items whose frame images (from
   the `images` or `frames` outputs) are recorded, and `skip()` reads that image back into the
   encoder. Without any image output nothing is skipped and the whole video is redone. So a
@@ -33,7 +36,7 @@ from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
 from . import ffmpeg, yuv
-from .encode import AUDIO_OK, AudioPlan, Decoded, Encoder, EncodeSpec, container, pix_fmt_depth
+from .encode import AUDIO_OK, SAR_MAX, AudioPlan, Decoded, Encoder, EncodeSpec, container, pix_fmt_depth
 from .sequence import parse_fps
 
 log = logging.getLogger("stylefarm.video")
@@ -293,7 +296,10 @@ class VideoSink(Sink):
         if opts.preset and codec in ("libx264", "libx265"):
             extra["preset"] = opts.preset
         extra.update(opts.options)
-        return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, expected))
+        dar = (item.meta.get("video") or {}).get("dar")
+        sar = (Fraction(dar) * h / w).limit_denominator(SAR_MAX) if dar else None  # the source's display shape
+        return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, expected),
+                          sar=None if sar == 1 else sar)
 
     def _audio(self, item: Item, fmt: str, fps: Fraction, expected: int | None) -> AudioPlan | None:
         """Copy when whole and allowed; re-encode for ranges or containers that need it."""

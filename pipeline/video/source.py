@@ -165,6 +165,8 @@ class VideoSource(Source):
                  "start": float(lo / self.info.fps), "audio": self.info.audio_codec, "bits": self.bits}
         if self.layout != "rgb":  # the encoder keeps the source's colour tags for untouched samples
             video["color"] = list(self.info.color)
+        if self.info.sar != 1:  # non-square pixels (anamorphic): the encoder keeps the display shape
+            video["dar"] = str(self.info.dar)
         return {"video": video}
 
     def _frame_shape(self) -> tuple[tuple[int, ...], str]:
