@@ -189,3 +189,15 @@ def test_anamorphic_source_keeps_its_pixel_aspect(tmp_path, anamorphic):
 def test_square_pixels_stay_untagged(tmp_path, clip):
     Run(plan_for(tmp_path, clip), progress=False).execute()
     assert "SAR" not in ffmpeg.run(["-hide_banner", "-i", str(tmp_path / "out" / "out.mp4")]).stderr
+
+
+def test_a_rotated_phone_clip_is_turned_upright_on_both_paths(tmp_path, clip):
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg.run(["-v", "error", "-y", "-display_rotation", "90", "-i", str(clip), "-c", "copy", str(rotated)])
+    run_both(tmp_path, rotated)
+    a, b = (tmp_path / d / "out" / "out.mp4" for d in ("relay", "pipe"))
+    assert a.read_bytes() == b.read_bytes()
+    from stylefarm.video.probe import probe
+
+    info = probe(a)
+    assert (info.width, info.height, info.rotation) == (120, 160, 0)
