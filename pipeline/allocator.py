@@ -51,7 +51,7 @@ def steady(on: bool) -> None:
     for option, value in settings:
         _libc.mallopt(option, value)
     if not on:
-        _libc.malloc_trim(0)
+        release()
 
 
 def release() -> None:

@@ -68,14 +68,6 @@ def video_ranges(lo: int, hi: int, size: int, merge_tail: bool = True) -> list[t
     return ranges
 
 
-def _placeholder(source: VideoSource, index: int) -> Item:
-    """The item `source.items()` yields for frame `index`, without decoding it."""
-    info, fps = source.info, source.info.fps
-    return Item(source=str(info.path), index=index, frame=source.options.start_number + index, fps=fps,
-                pts=float(index / fps), size=(info.width, info.height), bit_depth=16 if source.bits > 8 else 8,
-                meta=source._meta())
-
-
 def _narrowed(source: VideoSource, first: int, last: int) -> VideoSource:
     """The same video reading only frames [first, last] (the worker seeks there; no new probe)."""
     start = source.options.start_number
@@ -144,10 +136,10 @@ class SegmentMode:
         for index, source in enumerate(plan.sources):
             generate = index if index in plan.generated else None
             if isinstance(source, VideoSource):
-                lo, hi = source.span
+                (lo, hi), meta = source.span, source._meta()
                 for a, b in video_ranges(lo, hi, size, merge_tail=video is not None):
                     lead = min(warm, a - lo)
-                    items = [_placeholder(source, i) for i in range(a, b + 1)]
+                    items = [source.frame_item(i, meta=meta) for i in range(a, b + 1)]
                     task = self._task(items, a, b, specs, video, generate, lead=lead,
                                       decoder=_narrowed(source, a - lead, b))
                     segments.append(Segment(task, index, items))
