@@ -527,6 +527,24 @@ def train():
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _main(argv)
+    finally:
+        if argv is None:  # the console command, about to exit (not a caller's process)
+            _quick_exit()
+
+
+def _quick_exit() -> None:
+    """Collect the garbage now, then freeze what is left: the interpreter's own collections while
+    it tears down then skip the ~45,000 objects of the imported libraries (~20 ms of a short
+    job's 0.4 s). Finalizers and atexit hooks run as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _main(argv: list[str] | None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="stylefarm", standalone_mode=False)

@@ -172,9 +172,16 @@ class PluginHost:
     # --- discovery ---------------------------------------------------------------------
 
     def _load_entry_points(self) -> None:
+        dists: dict[str, tuple[str, str]] = {}  # one METADATA parse per distribution, not two per plugin
         for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist else "?"
-            info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "", ep.value)
+            dist, version = "?", ""
+            if ep.dist is not None:
+                key = str(getattr(ep.dist, "_path", id(ep.dist)))
+                if key not in dists:
+                    meta = ep.dist.metadata
+                    dists[key] = (meta["Name"] or "?", meta["Version"] or "")
+                dist, version = dists[key]
+            info = PluginInfo(ep.name, dist, version, ep.value)
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import threading
 from contextlib import contextmanager
@@ -73,17 +72,12 @@ def file_sha256(path: str | os.PathLike) -> str | None:
     return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-@lru_cache(maxsize=1)
 def ffmpeg_version() -> str | None:
-    """First line of `ffmpeg -version` of the binary stylefarm uses."""
-    try:
-        from .video.ffmpeg import ffmpeg_exe
+    """First line of `ffmpeg -version` of the binary stylefarm uses (a missing one is doctor's
+    business, not the report's)."""
+    from .video.ffmpeg import version
 
-        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True,
-                             timeout=20).stdout
-    except Exception:  # a missing binary is doctor's business, not the report's
-        return None
-    return out.splitlines()[0] if out else None
+    return version()
 
 
 def torch_info() -> dict[str, Any]:

@@ -8,6 +8,7 @@ only when the system ffmpeg is preferred and an ffprobe sits beside it on PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,9 @@ def ffmpeg_exe() -> str:
         return _check(explicit, "STYLEFARM_FFMPEG")
     if prefer_system() and shutil.which("ffmpeg"):
         return shutil.which("ffmpeg")
+    bundled = _bundled()
+    if bundled and facts(bundled):
+        return bundled
     try:
         import imageio_ffmpeg
 
@@ -58,25 +63,113 @@ def ffmpeg_exe() -> str:
         raise FfmpegMissing(f"ffmpeg not found ({exc}); {INSTALL_HINT}") from None
 
 
-@lru_cache(maxsize=8)
-def _runs(path: str) -> str | None:
-    """The binary's help on the showinfo filter (None if it does not start): one cheap run tells
-    both that it works and whether showinfo can skip its per-frame checksums (`showinfo_args`)."""
+def _bundled() -> str | None:
+    """imageio-ffmpeg's own binary, found as its `get_ffmpeg_exe` finds it but without the
+    `-version` run that call makes in every process (`facts` checks the binary once per machine);
+    None sends the caller to `get_ffmpeg_exe` (its conda and PATH fallbacks, its errors)."""
+    explicit = os.environ.get("IMAGEIO_FFMPEG_EXE")
+    if explicit:
+        return explicit
     try:
-        proc = subprocess.run([path, "-hide_banner", "-h", "filter=showinfo"], capture_output=True, timeout=30)
+        from imageio_ffmpeg import binaries
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+    except ImportError:  # not installed, or a version laid out differently
+        return None
+    name = FNAME_PER_PLATFORM.get(get_platform())
+    path = Path(binaries.__file__).parent / name if name else None
+    return str(path) if path and path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the pipeline needs to know of an ffmpeg binary."""
+
+    version: str  # first line of its banner, as `ffmpeg -version` prints it
+    showinfo_checksum: bool  # showinfo takes `checksum=0` (plane checksums cost ~1 ms a 720p frame)
+
+
+def facts(path: str) -> Facts | None:
+    """The binary's facts, None if it is missing or does not start. One run of `ffmpeg -h
+    filter=showinfo` tells all three (its banner carries the version), and the answer is kept in
+    the user cache by the binary's identity: a later process starts no ffmpeg to learn them
+    (~10 ms each of the three runs it replaced: a tenth of a short job's fixed cost)."""
+    try:
+        st = os.stat(path)
     except OSError:
         return None
-    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+    return _facts(f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{os.uname().machine}", path)
+
+
+@lru_cache(maxsize=8)
+def _facts(key: str, path: str) -> Facts | None:
+    store = _facts_store()
+    known = _read_store(store)
+    if isinstance(known.get(key), dict):
+        try:
+            return Facts(**known[key])
+        except TypeError:  # written by another version: ask the binary again
+            pass
+    try:
+        proc = subprocess.run([path, "-h", "filter=showinfo"], capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    banner = proc.stderr.decode("utf-8", "replace").splitlines()
+    found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"))
+    if store is not None:
+        known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
+        _write_store(store, {**known, key: asdict(found)})
+    return found
+
+
+def _facts_store() -> Path | None:
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("stylefarm")) / "ffmpeg.json"
+    except Exception:  # no home directory: ask the binary every time
+        return None
+
+
+def _read_store(store: Path | None) -> dict[str, Any]:
+    try:
+        data = json.loads(store.read_text()) if store is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_store(store: Path, data: dict[str, Any]) -> None:
+    """Atomic: processes starting together each write a whole file; the last one stays."""
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f".{store.name}.{os.getpid()}.part")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, store)
+    except OSError:  # a read-only cache costs one ffmpeg start per process, nothing else
+        pass
 
 
 def showinfo_args() -> dict[str, Any]:
     """showinfo options: no plane checksums where the binary allows (they cost ~1 ms a 720p frame)."""
-    return {"checksum": 0} if "checksum" in (_runs(ffmpeg_exe()) or "") else {}
+    found = facts(ffmpeg_exe())
+    return {"checksum": 0} if found and found.showinfo_checksum else {}
+
+
+def version() -> str | None:
+    """First line of `ffmpeg -version` of the binary in use (None if there is none)."""
+    try:
+        found = facts(ffmpeg_exe())
+    except FfmpegMissing:
+        return None
+    return found.version if found else None
 
 
 def _check(path: str, origin: str) -> str:
     """The binary must exist and start; a wrong path gets a one-line how-to-fix."""
-    if not Path(path).is_file() or _runs(path) is None:
+    if not Path(path).is_file() or facts(path) is None:
         raise FfmpegMissing(f"ffmpeg binary {path!r} (from {origin}) is missing or does not run; {INSTALL_HINT}")
     return path
 

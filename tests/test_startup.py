@@ -1,0 +1,114 @@
+"""What a short job pays before and after its work: the ffmpeg facts learnt once per binary and
+machine (not three ffmpeg starts per process), and no ffmpeg started that the job does not need."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from video_fixtures import make_clip
+
+from stylefarm.plan import build_plan
+from stylefarm.runner import Run
+from stylefarm.video import ffmpeg
+from stylefarm.workflow import read_yaml_file
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A user cache of its own (platformdirs follows XDG_CACHE_HOME) and no facts remembered."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ffmpeg._facts.cache_clear()
+    yield tmp_path / "cache" / "stylefarm" / "ffmpeg.json"
+    ffmpeg._facts.cache_clear()
+
+
+def fake_ffmpeg(path: Path, version: str, runs: Path, rc: int = 0) -> Path:
+    """A stand-in binary that counts its starts: the real one cannot say how often it ran."""
+    path.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'ffmpeg version {version} Copyright' >&2\n"
+                    f"echo '  checksum          <boolean>'\nexit {rc}\n")
+    path.chmod(0o755)
+    return path
+
+
+def starts(runs: Path) -> int:
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def test_facts_are_learnt_once_per_binary_and_kept_across_processes(cache, tmp_path):
+    runs = tmp_path / "runs.txt"
+    exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
+    found = ffmpeg.facts(str(exe))
+    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True) and starts(runs) == 1
+    assert list(json.loads(cache.read_text()).values()) == [{"version": found.version, "showinfo_checksum": True}]
+    ffmpeg._facts.cache_clear()  # what a new process sees: only the file
+    assert ffmpeg.facts(str(exe)) == found and starts(runs) == 1
+    fake_ffmpeg(exe, "fake-2", runs)  # replaced in place: another size and mtime
+    os.utime(exe, ns=(1, 1))
+    assert ffmpeg.facts(str(exe)).version == "ffmpeg version fake-2 Copyright" and starts(runs) == 2
+    assert len(json.loads(cache.read_text())) == 1  # the old binary's entry is dropped
+
+
+def test_a_damaged_cache_file_is_rewritten_and_a_read_only_one_costs_a_start(cache, tmp_path):
+    runs = tmp_path / "runs.txt"
+    exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    assert ffmpeg.facts(str(exe)).showinfo_checksum and starts(runs) == 1
+    assert len(json.loads(cache.read_text())) == 1
+    cache.write_text("{}")
+    cache.parent.chmod(0o500)
+    try:
+        ffmpeg._facts.cache_clear()
+        assert ffmpeg.facts(str(exe)).version.endswith("fake-1 Copyright") and starts(runs) == 2
+    finally:
+        cache.parent.chmod(0o700)
+
+
+def test_a_binary_that_fails_is_not_remembered_and_gets_the_one_line_error(cache, tmp_path, monkeypatch):
+    runs = tmp_path / "runs.txt"
+    exe = fake_ffmpeg(tmp_path / "ffmpeg", "broken", runs, rc=1)
+    assert ffmpeg.facts(str(exe)) is None and not cache.exists()
+    monkeypatch.setenv("STYLEFARM_FFMPEG", str(exe))
+    with pytest.raises(ffmpeg.FfmpegMissing, match="does not run; install it with"):
+        ffmpeg.ffmpeg_exe()
+    assert ffmpeg.version() is None  # the report says nothing rather than failing
+    assert ffmpeg.facts(str(tmp_path / "missing")) is None
+
+
+def test_the_bundled_binary_is_imageio_ffmpeg_s_own():
+    import imageio_ffmpeg
+
+    assert ffmpeg._bundled() == imageio_ffmpeg.get_ffmpeg_exe()
+    real = subprocess.run([ffmpeg.ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    assert ffmpeg.version() == real.splitlines()[0] and ffmpeg.showinfo_args() == {"checksum": 0}
+
+
+def test_a_relayed_job_starts_only_the_ffmpegs_it_needs(cache, tmp_path, monkeypatch):
+    """Warm cache: two probes of the input, the one relaying ffmpeg, two checks of the output;
+    no -version or -h runs. The report still names the ffmpeg."""
+    clip = make_clip(tmp_path / "in.mp4", frames=6, size="64x48")
+    ffmpeg.facts(ffmpeg.ffmpeg_exe())  # learnt once
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"inputs: [{{path: {clip}}}]\nsteps: []\n"
+                  "output: {dir: out, images: false, video: {path: o.mp4}}\n")
+    launched: list[list[str]] = []
+    real_init = subprocess.Popen.__init__
+
+    def spy(self, args, *a, **kw):  # records what starts; the processes are the real ones
+        launched.append([str(x) for x in args])
+        real_init(self, args, *a, **kw)
+
+    ffmpeg._facts.cache_clear()
+    monkeypatch.setattr(subprocess.Popen, "__init__", spy)
+    report = Run(build_plan(read_yaml_file(wf), tmp_path), progress=False).execute()
+    monkeypatch.undo()
+    assert report["relay"] and report["counts"]["done"] == 6
+    flags = [a[1:] for a in launched if a[0] == ffmpeg.ffmpeg_exe()]
+    assert not [f for f in flags if "-version" in f or "-h" in f], flags
+    assert len(flags) == 5, "\n".join(" ".join(f[:8]) for f in flags)
+    real = subprocess.run([ffmpeg.ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    assert report["provenance"]["ffmpeg"] == real.splitlines()[0]
