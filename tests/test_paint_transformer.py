@@ -13,11 +13,19 @@ import torch
 from pydantic import ValidationError
 
 from stylefarm.item import Item
+from stylefarm.plugins.paint_transformer import render
 from stylefarm.plugins.paint_transformer.brushes import procedural_brushes
 from stylefarm.plugins.paint_transformer.loading import shipped_brushes
 from stylefarm.plugins.paint_transformer.matching import linear_assignment
 from stylefarm.plugins.paint_transformer.model import Painter, PainterConfig, build_painter
-from stylefarm.plugins.paint_transformer.ops import dilation, erosion, hard_decision, num_levels, sample_colors
+from stylefarm.plugins.paint_transformer.ops import (
+    dilation,
+    eroded_mask,
+    erosion,
+    hard_decision,
+    num_levels,
+    sample_colors,
+)
 from stylefarm.plugins.paint_transformer.paint import PaintSettings, paint
 from stylefarm.plugins.paint_transformer.render import composite_sequence, param2stroke, render_grid
 from stylefarm.plugins.paint_transformer.step import PaintTransformerOptions, PaintTransformerStep
@@ -57,6 +65,49 @@ def network_ref():
 
 
 # ---- renderer parity -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_stroke_grids_are_aten_s_affine_grid_bit_for_bit(dtype):
+    """The renderer's one-product grid (render.affine_grid) must equal F.affine_grid exactly:
+    a hard alpha threshold turns one-ulp grid differences into flipped border pixels."""
+    torch.manual_seed(3)
+    sizes = [(32, 32), (48, 48), (96, 64), (7, 13), (100, 75)]
+    if dtype != torch.bfloat16:  # ATen makes no 1-pixel bfloat16 grid
+        sizes.append((1, 5))
+    for (h, w), n in itertools.product(sizes, [1, 7, 600]):
+        param = (torch.rand(n, 8) * torch.tensor([1, 1, 0.5, 0.5, 2, 1, 1, 1]) + 0.01).to(dtype)
+        theta = render.stroke_warp(param, h, w)
+        ours, aten = render.affine_grid(theta, h, w), torch.nn.functional.affine_grid(theta, [n, 1, h, w],
+                                                                                       align_corners=False)
+        assert torch.equal(ours, aten), (h, w, n)
+        assert render._CHECKED[("cpu", dtype, h, w)], "the product path ran, not the fallback"
+    assert render.affine_grid(torch.zeros(0, 2, 3), 8, 8).shape == (0, 8, 8, 2)
+
+
+def test_stroke_grids_keep_gradients_and_fall_back_where_the_product_rounds_otherwise(monkeypatch):
+    param = (torch.rand(10, 8) * 0.5 + 0.1).requires_grad_()
+    ours = torch.autograd.grad(render.affine_grid(render.stroke_warp(param, 20, 30), 20, 30).sum(), param)[0]
+    aten = torch.autograd.grad(torch.nn.functional.affine_grid(render.stroke_warp(param, 20, 30), [10, 1, 20, 30],
+                                                               align_corners=False).sum(), param)[0]
+    assert torch.equal(ours, aten)
+    real = render._grid_product
+    monkeypatch.setattr(render, "_grid_product", lambda theta, h, w: real(theta, h, w) + 1e-7)  # off by an ulp or so
+    theta = render.stroke_warp(torch.rand(5, 8) * 0.5 + 0.1, 21, 17)
+    out = render.affine_grid(theta, 21, 17)
+    assert render._CHECKED[("cpu", torch.float32, 21, 17)] is False
+    assert torch.equal(out, torch.nn.functional.affine_grid(theta, [5, 1, 21, 17], align_corners=False))
+    render._CHECKED.pop(("cpu", torch.float32, 21, 17))
+
+
+def test_eroded_mask_is_the_float_erosion_of_the_mask():
+    torch.manual_seed(4)
+    for shape in [(3, 1, 16, 16), (2, 1, 5, 9), (1, 1, 1, 1), (4, 1, 40, 3)]:
+        mask = torch.rand(shape) > 0.2
+        for m in (1, 2):
+            assert torch.equal(eroded_mask(mask, m), erosion(mask.float(), m) > 0)
+    border = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    assert eroded_mask(border).all(), "outside the window counts as on: borders do not erode"
+
 
 @pytest.mark.parametrize("hw", [(32, 32), (64, 64), (32, 48)])
 def test_param2stroke_matches_official_renderer(renderer_ref, hw):

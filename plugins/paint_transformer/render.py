@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .ops import dilation, erosion
+from .ops import dilation, eroded_mask, erosion
 
 StrokeHook = Callable[[torch.Tensor], None]
 
@@ -32,9 +32,51 @@ def stroke_warp(param: torch.Tensor, H: int, W: int) -> torch.Tensor:
 def _warped_brushes(param: torch.Tensor, H: int, W: int, brushes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each stroke's brush image warped onto its window [n,1,H,W], and the sampling grid."""
     resized = F.interpolate(brushes.to(param.dtype), (H, W))
-    brush = resized[(param[:, 3] <= param[:, 2]).long()]
-    grid = F.affine_grid(stroke_warp(param, H, W), [param.shape[0], 1, H, W], align_corners=False)
-    return brush, grid
+    brush = resized.index_select(0, (param[:, 3] <= param[:, 2]).long())  # ~2.5x faster than resized[idx]
+    return brush, affine_grid(stroke_warp(param, H, W), H, W)
+
+
+def affine_grid(theta: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """`F.affine_grid(theta, [n, 1, H, W], align_corners=False)`, bit for bit, as ONE matrix
+    product: strokes' rows [2n, 3] times the base grid [3, H*W], viewed [n, H, W, 2]. ATen's
+    version runs n tiny products and writes the interleaved grid: 2.5x the time of this product
+    plus the `grid_sample` that reads it (which takes the strided grid as it is). Each value is
+    the same 3-term dot product; where this machine's matrix product rounds it otherwise (checked
+    once per device, dtype and size), ATen's is used."""
+    if theta.shape[0] == 0:
+        return theta.new_zeros(0, H, W, 2)
+    if not _same_as_aten(theta.device, theta.dtype, H, W):
+        return F.affine_grid(theta, [theta.shape[0], 1, H, W], align_corners=False)
+    return _grid_product(theta, H, W)
+
+
+def _grid_product(theta: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    n = theta.shape[0]
+    base = torch.stack([_steps(W, theta).expand(H, W), _steps(H, theta)[:, None].expand(H, W),
+                        theta.new_ones(H, W)]).view(3, H * W)
+    return (theta.reshape(n * 2, 3) @ base).view(n, 2, H, W).permute(0, 2, 3, 1)
+
+
+def _steps(count: int, like: torch.Tensor) -> torch.Tensor:
+    """ATen's `linspace_from_neg_one` (align_corners=False): the same operations, the same values."""
+    if count <= 1:
+        return like.new_zeros(1)
+    return torch.linspace(-1, 1, count, dtype=like.dtype, device=like.device) * (count - 1) / count
+
+
+_CHECKED: dict[tuple, bool] = {}
+
+
+def _same_as_aten(device: torch.device, dtype: torch.dtype, H: int, W: int) -> bool:
+    key = (str(device), dtype, H, W)
+    if key not in _CHECKED:
+        g = torch.Generator().manual_seed(0)  # two strokes: cheap next to one picture's grids
+        probe = (torch.rand(2, 8, generator=g) * torch.tensor([1, 1, 0.5, 0.5, 2, 1, 1, 1]) + 0.02)
+        with torch.no_grad():
+            theta = stroke_warp(probe.to(device, dtype), H, W)
+            _CHECKED[key] = torch.equal(_grid_product(theta, H, W),
+                                        F.affine_grid(theta, [2, 1, H, W], align_corners=False))
+    return _CHECKED[key]
 
 
 def param2stroke(
@@ -75,8 +117,7 @@ def paint_strokes(canvas: torch.Tensor, param: torch.Tensor, brushes: torch.Tens
         fg, alpha = param2stroke(param, H, W, brushes)
         return composite(canvas, fg, alpha, torch.ones_like(alpha))
     brush = _sampled(param, H, W, brushes)
-    on = erosion((brush > 0).to(brush.dtype)) > 0
-    return torch.where(on, dilation(brush) * color, canvas)
+    return torch.where(eroded_mask(brush > 0), dilation(brush) * color, canvas)
 
 
 def stroke_alpha(param: torch.Tensor, H: int, W: int, brushes: torch.Tensor) -> torch.Tensor:
@@ -85,7 +126,7 @@ def stroke_alpha(param: torch.Tensor, H: int, W: int, brushes: torch.Tensor) -> 
     if param.shape[0] == 0:
         return param.new_zeros(0, 1, H, W)
     brush = _sampled(param, H, W, brushes)
-    return erosion((brush > 0).to(brush.dtype))
+    return eroded_mask(brush > 0).to(brush.dtype)
 
 
 def _sampled(param: torch.Tensor, H: int, W: int, brushes: torch.Tensor) -> torch.Tensor:
