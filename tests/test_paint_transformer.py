@@ -111,6 +111,14 @@ def test_eroded_mask_is_the_float_erosion_of_the_mask():
     assert eroded_mask(border).all(), "outside the window counts as on: borders do not erode"
 
 
+def test_windowed_min_and_max_are_the_pooled_ones_for_every_radius():
+    x = torch.rand(3, 2, 20, 17)
+    pool = torch.nn.functional.max_pool2d
+    for m in (1, 2, 3):
+        assert torch.equal(dilation(x, m), pool(torch.nn.functional.pad(x, [m] * 4, value=-1e9), 2 * m + 1, 1))
+        assert torch.equal(erosion(x, m), -pool(torch.nn.functional.pad(-x, [m] * 4, value=-1e9), 2 * m + 1, 1))
+
+
 @pytest.mark.parametrize("hw", [(32, 32), (64, 64), (32, 48)])
 def test_param2stroke_matches_official_renderer(renderer_ref, hw):
     ins, outs = renderer_ref["inputs"], renderer_ref["outputs"]
