@@ -112,3 +112,15 @@ def test_a_relayed_job_starts_only_the_ffmpegs_it_needs(cache, tmp_path, monkeyp
     assert len(flags) == 5, "\n".join(" ".join(f[:8]) for f in flags)
     real = subprocess.run([ffmpeg.ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
     assert report["provenance"]["ffmpeg"] == real.splitlines()[0]
+
+
+def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path):
+    import sys
+
+    exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", tmp_path / "runs.txt")
+    code = f"from stylefarm.video import ffmpeg; assert ffmpeg.facts({str(exe)!r}).showinfo_checksum"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ}) for _ in range(6)]
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    assert list(json.loads(cache.read_text()).values()) == [{"version": "ffmpeg version fake-1 Copyright",
+                                                            "showinfo_checksum": True}]
+    assert [p.name for p in cache.parent.iterdir()] == ["ffmpeg.json"], "no part files left"

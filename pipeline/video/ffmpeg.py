@@ -143,14 +143,19 @@ def _read_store(store: Path | None) -> dict[str, Any]:
 
 
 def _write_store(store: Path, data: dict[str, Any]) -> None:
-    """Atomic: processes starting together each write a whole file; the last one stays."""
+    """Atomic: processes starting together (on one host or several sharing a home) each write a
+    whole file of their own; the last one stays."""
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_name(f".{store.name}.{os.getpid()}.part")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, store)
+        fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=f".{store.name}.", suffix=".part")
     except OSError:  # a read-only cache costs one ffmpeg start per process, nothing else
-        pass
+        return
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, store)
+    except OSError:  # a full disk: leave no part file behind
+        Path(tmp).unlink(missing_ok=True)
 
 
 def showinfo_args() -> dict[str, Any]:
