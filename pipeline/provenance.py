@@ -72,14 +72,6 @@ def file_sha256(path: str | os.PathLike) -> str | None:
     return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def ffmpeg_version() -> str | None:
-    """First line of `ffmpeg -version` of the binary stylefarm uses (a missing one is doctor's
-    business, not the report's)."""
-    from .video.ffmpeg import version
-
-    return version()
-
-
 def torch_info() -> dict[str, Any]:
     """torch/CUDA versions, only when torch is already imported (costs nothing then)."""
     torch = sys.modules.get("torch")
@@ -162,7 +154,9 @@ def finish(provenance: dict[str, Any], workers: dict[str, dict[str, Any]], uses_
     provenance["distributions"] = distributions()
     provenance.update(torch_info())
     if uses_video or "stylefarm.video.ffmpeg" in sys.modules:
-        provenance["ffmpeg"] = ffmpeg_version()
+        from .video.ffmpeg import version  # None without a binary: that is doctor's business
+
+        provenance["ffmpeg"] = version()
     paths = sorted({p for w in workers.values() for p in w.get("weights", [])})
     provenance["weights"] = [{"path": p, "sha256": file_sha256(p)} for p in paths]
     provenance["devices"] = sorted({str(w.get("device")) for w in workers.values() if w.get("device")})
