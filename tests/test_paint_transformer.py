@@ -114,6 +114,7 @@ def test_eroded_mask_is_the_float_erosion_of_the_mask():
 def test_windowed_min_and_max_are_the_pooled_ones_for_every_radius():
     x = torch.rand(3, 2, 20, 17)
     pool = torch.nn.functional.max_pool2d
+    assert torch.equal(dilation(x, 0), x) and torch.equal(erosion(x, 0), x)
     for m in (1, 2, 3):
         assert torch.equal(dilation(x, m), pool(torch.nn.functional.pad(x, [m] * 4, value=-1e9), 2 * m + 1, 1))
         assert torch.equal(erosion(x, m), -pool(torch.nn.functional.pad(-x, [m] * 4, value=-1e9), 2 * m + 1, 1))
