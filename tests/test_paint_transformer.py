@@ -112,12 +112,16 @@ def test_eroded_mask_is_the_float_erosion_of_the_mask():
 
 
 def test_windowed_min_and_max_are_the_pooled_ones_for_every_radius():
-    x = torch.rand(3, 2, 20, 17)
-    pool = torch.nn.functional.max_pool2d
-    assert torch.equal(dilation(x, 0), x) and torch.equal(erosion(x, 0), x)
-    for m in (1, 2, 3):
-        assert torch.equal(dilation(x, m), pool(torch.nn.functional.pad(x, [m] * 4, value=-1e9), 2 * m + 1, 1))
-        assert torch.equal(erosion(x, m), -pool(torch.nn.functional.pad(-x, [m] * 4, value=-1e9), 2 * m + 1, 1))
+    """The padding-free passes against max_pool2d of the padded image, down to images smaller
+    than the window."""
+    pool, pad = torch.nn.functional.max_pool2d, torch.nn.functional.pad
+    for shape in [(3, 2, 20, 17), (1, 1, 1, 1), (2, 1, 2, 5), (1, 1, 3, 1)]:
+        x = torch.rand(shape) * 4 - 2
+        assert torch.equal(dilation(x, 0), x) and torch.equal(erosion(x, 0), x)
+        for m in (1, 2, 3, 5):
+            assert torch.equal(dilation(x, m), pool(pad(x, [m] * 4, value=-1e9), 2 * m + 1, 1)), (shape, m)
+            assert torch.equal(erosion(x, m), -pool(pad(-x, [m] * 4, value=-1e9), 2 * m + 1, 1)), (shape, m)
+            assert torch.equal(eroded_mask(x > 0, m), erosion((x > 0).float(), m) > 0), (shape, m)
 
 
 @pytest.mark.parametrize("hw", [(32, 32), (64, 64), (32, 48)])

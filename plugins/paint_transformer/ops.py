@@ -12,37 +12,46 @@ def erosion(x: torch.Tensor, m: int = 1) -> torch.Tensor:
     """Min over a (2m+1)^2 window; outside pixels count as +inf so borders do not erode."""
     if x.requires_grad:
         return -F.max_pool2d(-F.pad(x, [m] * 4, value=1e9), 2 * m + 1, stride=1)
-    return _window(F.pad(x, [m] * 4, value=1e9), m, torch.minimum)
+    return _window(x, m, torch.minimum)
 
 
 def dilation(x: torch.Tensor, m: int = 1) -> torch.Tensor:
     """Max over a (2m+1)^2 window; outside pixels count as -inf."""
     if x.requires_grad:
         return F.max_pool2d(F.pad(x, [m] * 4, value=-1e9), 2 * m + 1, stride=1)
-    return _window(F.pad(x, [m] * 4, value=-1e9), m, torch.maximum)
+    return _window(x, m, torch.maximum)
 
 
 def eroded_mask(mask: torch.Tensor, m: int = 1) -> torch.Tensor:
     """`erosion(mask.float()) > 0` of a boolean mask, on booleans: a pixel stays on when its
     whole window is on (outside counts as on). The same pixels, ~4x faster than eroding floats."""
-    return _window(F.pad(mask, [m] * 4, value=True), m, torch.logical_and)
+    return _window(mask, m, torch.logical_and)
 
 
-def _window(padded: torch.Tensor, m: int, pick) -> torch.Tensor:
-    """The (2m+1)^2 max (or min) of a padded image as a row pass then a column pass over
-    shifted views: the same values as max_pool2d (max is exact), ~7x faster on CPU (3x3), where
-    max_pool2d also computes indices. Without gradients only: max_pool2d sends a tie's gradient
-    to one pixel, `torch.maximum` splits it, and training keeps the pooled version."""
+def _window(x: torch.Tensor, m: int, pick) -> torch.Tensor:
+    """The (2m+1)^2 max (or min, or and) of an image, pixels outside it left out: a row pass then
+    a column pass over shifted views, each written into its own result. The same values as
+    max_pool2d of the padded image (max is exact), ~7x faster on CPU (3x3), where max_pool2d also
+    computes indices; no padded copy (dilation ~1.4x faster than with one). Without gradients only:
+    max_pool2d sends a tie's gradient to one pixel, `torch.maximum` splits it, and training keeps
+    the pooled version."""
     if m == 0:
-        return padded
-    k = 2 * m + 1
-    w, h = padded.shape[-1] - 2 * m, padded.shape[-2] - 2 * m
-    rows = pick(padded[..., :, 0:w], padded[..., :, 1 : 1 + w])
-    for i in range(2, k):  # into the pass's own result: one allocation a pass (~1.35x faster)
-        pick(rows, padded[..., :, i : i + w], out=rows)
-    out = pick(rows[..., 0:h, :], rows[..., 1 : 1 + h, :])
-    for i in range(2, k):
-        pick(out, rows[..., i : i + h, :], out=out)
+        return x
+    return _pass(_pass(x, m, pick, -1), m, pick, -2)
+
+
+def _pass(x: torch.Tensor, m: int, pick, dim: int) -> torch.Tensor:
+    """out[j] = pick of x[j - m .. j + m] along `dim`, the indices that exist."""
+    n = x.shape[dim]
+    out = torch.empty_like(x)
+    if n == 0:
+        return out
+    out.narrow(dim, n - 1, 1).copy_(x.narrow(dim, n - 1, 1))
+    pick(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), out=out.narrow(dim, 0, n - 1))  # j, j + 1
+    for s in range(2, min(m, n - 1) + 1):  # j + s
+        pick(out.narrow(dim, 0, n - s), x.narrow(dim, s, n - s), out=out.narrow(dim, 0, n - s))
+    for s in range(1, min(m, n - 1) + 1):  # j - s
+        pick(out.narrow(dim, s, n - s), x.narrow(dim, 0, n - s), out=out.narrow(dim, s, n - s))
     return out
 
 
