@@ -128,7 +128,7 @@ def encode_argv(spec: EncodeSpec, out: Path, fmt: str, decoded: Decoded | None =
         frames = (decoded.stream.filter("setsar", sar, max=SAR_MAX).filter("setparams", chroma_location="unspecified")
                   .filter("settb", timebase).filter("setpts", "N"))
         opts.update(decoded.options, **{"map_metadata:g": -1})  # as from a pipe: no container tags of the source
-        log = [*ffmpeg.QUIET[:-1], "level+info"]  # showinfo's lines pace the items
+        log = ffmpeg.PACED  # showinfo's lines pace the items
     frames = frames.filter("setparams", **spec.color) if spec.color else frames
     streams = [frames]
     if spec.audio is not None:

@@ -26,6 +26,7 @@ from ..errors import StylefarmError
 INSTALL_HINT = ("install it with `pip install imageio-ffmpeg` (ships a static ffmpeg), or point "
                 "STYLEFARM_FFMPEG at an ffmpeg executable")
 QUIET = ["-hide_banner", "-nostats", "-loglevel", "error"]
+PACED = [*QUIET[:-1], "level+info"]  # showinfo's per-frame lines too, each tagged with its level
 PIPE_BYTES = 1 << 20
 """Frame pipes are widened to this (Linux `F_SETPIPE_SZ`; 1 MiB is what an unprivileged process
 may ask by default): a 720p frame then crosses in 2 chunks, not 22 of the default 64 KiB, each a

@@ -149,7 +149,7 @@ class VideoSource(Source):
 
         decoded = self._decoding()
         pix_fmt = yuv.LAYOUT if self.layout == yuv.LAYOUT else "rgb48le" if self.bits > 8 else "rgb24"
-        quiet = ffmpeg.QUIET if self._retime else [*ffmpeg.QUIET[:-1], "level+info"]
+        quiet = ffmpeg.QUIET if self._retime else ffmpeg.PACED
         return ffmpeg_python.output(decoded.stream, "pipe:", format="rawvideo", pix_fmt=pix_fmt,
                                     **decoded.options).global_args(*quiet).compile(cmd=ffmpeg.ffmpeg_exe())
 

@@ -117,10 +117,9 @@ def paint_strokes(canvas: torch.Tensor, param: torch.Tensor, brushes: torch.Tens
         fg, alpha = param2stroke(param, H, W, brushes)
         return composite(canvas, fg, alpha, torch.ones_like(alpha))
     brush = _sampled(param, H, W, brushes)
-    fg = dilation(brush) * color
-    if fg.requires_grad:
-        return torch.where(eroded_mask(brush > 0), fg, canvas)
-    return torch.where(eroded_mask(brush > 0), fg, canvas, out=fg)  # into fg: 1.4x faster than a new tensor
+    on, fg = eroded_mask(brush > 0), dilation(brush) * color
+    # into fg (1.4x faster than a new tensor), except where autograd needs fg itself
+    return torch.where(on, fg, canvas, out=None if fg.requires_grad else fg)
 
 
 def stroke_alpha(param: torch.Tensor, H: int, W: int, brushes: torch.Tensor) -> torch.Tensor:
