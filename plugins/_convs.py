@@ -15,6 +15,14 @@ arithmetic they need. The same maths, computed another way:
   rounding differs by ~1e-7 relative (closer to float64 than the plain path).
 
 Both are differentiable. Untested on CUDA (same code; no GPU run yet).
+
+In eager CPU inference (float32, channels-last, no autograd, not being traced) the ReLU after
+a conv runs inside oneDNN's conv (`mkldnn._convolution_pointwise`, the op inductor emits for
+the same fusion) instead of as a pass over the map: the same pixels (max abs difference 0.0 on
+the AdaIN networks), AdaIN 1.02x per frame at 512 and 1024 px. Row strips (conv + ReLU + pool,
+and the phase conv, each strip finished while in cache) measured 1.10x only with glibc's
+default malloc; with the pipeline's steady allocator (`stylefarm.allocator`) they gained
+nothing, so they are not here (benchmarks/README.md, "ReLU inside the conv").
 """
 
 from __future__ import annotations
@@ -30,23 +38,46 @@ FOLD_MIN_PIXELS = 32 * 32
 
 _PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
+_POINTWISE = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
 
-def reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+
+def fused_cpu(x: torch.Tensor) -> bool:
+    """Whether the ReLU may run inside oneDNN's conv for `x`: eager float32 channels-last CPU
+    inference, where it was measured (autograd and tracing get the plain ops)."""
+    return (_POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, relu: bool,
+          fused: bool) -> torch.Tensor:
+    """conv2d (stride 1), then ReLU: inside oneDNN's conv when `fused`, else as an in-place pass."""
+    if fused:
+        return _POINTWISE(x, weight, bias, [padding, padding], [1, 1], [1, 1], 1, "relu" if relu else "none",
+                          [None], "")
+    out = F.conv2d(x, weight, bias, padding=padding)
+    return out.relu_() if relu else out
+
+
+def reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 relu: bool = False) -> torch.Tensor:
     """`conv2d(pad(x, p, "reflect"), weight, bias)` for an odd k x k kernel (p = k // 2, stride 1),
-    without the padded copy (x larger than 2p x 2p)."""
-    n, p = x.shape[0], weight.shape[-1] // 2
-    out = F.conv2d(x, weight, bias, padding=p)  # right everywhere but the p-pixel border
+    without the padded copy (x larger than 2p x 2p); then ReLU if `relu`."""
+    n, p, fused = x.shape[0], weight.shape[-1] // 2, fused_cpu(x)
+    in_conv = relu and fused  # else ReLU after the border is written (autograd saw the writes)
+    out = _conv(x, weight, bias, p, in_conv, fused)  # right everywhere but the p-pixel border
     # the border's outputs read the first (last) 2p rows reflected by p: for p = 1 the padded
     # map's first three rows are [1, 0, 1], its last three [h-2, h-1, h-2]
     top = F.pad(x[:, :, :2 * p], (p, p, p, 0), mode="reflect")
     bottom = F.pad(x[:, :, -2 * p:], (p, p, 0, p), mode="reflect")
     left = F.pad(x[..., :2 * p], (p, 0, p, p), mode="reflect")
     right = F.pad(x[..., -2 * p:], (0, p, p, p), mode="reflect")
-    rows = F.conv2d(torch.cat([top, bottom]), weight, bias)
-    cols = F.conv2d(torch.cat([left, right]), weight, bias)
+    rows = _conv(torch.cat([top, bottom]), weight, bias, 0, in_conv, fused)
+    cols = _conv(torch.cat([left, right]), weight, bias, 0, in_conv, fused)
     out[:, :, :p], out[:, :, -p:] = rows[:n], rows[n:]
     out[..., :p], out[..., -p:] = cols[:n], cols[n:]
-    return out
+    return out.relu_() if relu and not fused else out
 
 
 def _fold(kernel: torch.Tensor, dim: int, odd: bool) -> torch.Tensor:
@@ -65,8 +96,10 @@ def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([_fold(_fold(w, 2, a), 3, b) for a, b in _PHASES]).to(weight.dtype)
 
 
-def upsample_reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """`conv2d(pad(upsample_2x_nearest(x), 1, "reflect"), weight, bias)` computed on the small map."""
+def upsample_reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          relu: bool = False) -> torch.Tensor:
+    """`conv2d(pad(upsample_2x_nearest(x), 1, "reflect"), weight, bias)` computed on the small map;
+    then ReLU if `relu`."""
     n, _, h, w = x.shape
     out_ch = weight.shape[0]
     nhwc = x.is_contiguous(memory_format=torch.channels_last)
@@ -74,12 +107,13 @@ def upsample_reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
         # inductor (torch 2.13) fails to lower the NCHW phase interleave below ("vr must not be
         # None for symbol"): compiled NCHW graphs keep the plain ops, which it fuses itself
         up = F.interpolate(x, scale_factor=2, mode="nearest")
-        return F.conv2d(F.pad(up, (1, 1, 1, 1), mode="reflect"), weight, bias)
+        out = F.conv2d(F.pad(up, (1, 1, 1, 1), mode="reflect"), weight, bias)
+        return out.relu_() if relu else out
     kernels = phase_kernels(weight)
     if nhwc:
         kernels = kernels.contiguous(memory_format=torch.channels_last)
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels,
-                 None if bias is None else bias.repeat(4))  # (n, 4*out, h+1, w+1)
+    y = _conv(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, None if bias is None else bias.repeat(4),
+              0, relu, fused_cpu(x))  # (n, 4*out, h+1, w+1), ReLU'd if asked (it commutes with the copy)
     phases = [y[:, k * out_ch:(k + 1) * out_ch, a:a + h, b:b + w] for k, (a, b) in enumerate(_PHASES)]
     # interleave the phases into memory of the input's layout, through one (n, out, h, 2, w, 2) view
     buf = x.new_empty(n, h, 2, w, 2, out_ch) if nhwc else x.new_empty(n, out_ch, h, 2, w, 2)

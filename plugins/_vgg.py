@@ -64,19 +64,26 @@ def _nearest_2x(up: nn.Module) -> bool:
             and up.scale_factor in (2, 2.0, (2.0, 2.0), (2, 2)))
 
 
+def _relu(module: nn.Module | None) -> bool:
+    return isinstance(module, nn.ReLU)
+
+
 def run_layers(layers: nn.Sequential, x: torch.Tensor):
     """Yield (modules consumed so far, output) through `layers`: pad + conv and upsample + pad +
-    conv run as `_convs.reflect_conv` / `upsample_reflect_conv` on maps big enough to gain."""
-    from stylefarm.plugins._convs import BORDER_FIX_MIN_PIXELS, FOLD_MIN_PIXELS, reflect_conv, upsample_reflect_conv
+    conv run as `_convs.reflect_conv` / `upsample_reflect_conv` on maps big enough to gain, each
+    with the ReLU after it folded in."""
+    from stylefarm.plugins import _convs
 
-    mods = list(layers)
-    i = 0
-    while i < len(mods):
+    mods = [*layers, None]  # a look past the end
+    i, end = 0, len(layers)
+    while i < end:
         pixels = x.shape[-2] * x.shape[-1]
-        if pixels >= FOLD_MIN_PIXELS and _nearest_2x(mods[i]) and _plain_3x3(*mods[i + 1:i + 3]):
-            x, i = upsample_reflect_conv(x, mods[i + 2].weight, mods[i + 2].bias), i + 3
-        elif pixels >= BORDER_FIX_MIN_PIXELS and _plain_3x3(*mods[i:i + 2]):
-            x, i = reflect_conv(x, mods[i + 1].weight, mods[i + 1].bias), i + 2
+        if pixels >= _convs.FOLD_MIN_PIXELS and _nearest_2x(mods[i]) and _plain_3x3(*mods[i + 1:i + 3]):
+            relu = _relu(mods[i + 3])
+            x, i = _convs.upsample_reflect_conv(x, mods[i + 2].weight, mods[i + 2].bias, relu), i + 3 + relu
+        elif pixels >= _convs.BORDER_FIX_MIN_PIXELS and _plain_3x3(*mods[i:i + 2]):
+            relu = _relu(mods[i + 2])
+            x, i = _convs.reflect_conv(x, mods[i + 1].weight, mods[i + 1].bias, relu), i + 2 + relu
         else:
             x, i = mods[i](x), i + 1
         yield i, x

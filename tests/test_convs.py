@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from stylefarm.plugins import _convs
 from stylefarm.plugins._convs import BORDER_FIX_MIN_PIXELS, FOLD_MIN_PIXELS, reflect_conv, upsample_reflect_conv
 from stylefarm.plugins._vgg import VGGEncoder, randomize_convs, run_layers
 from stylefarm.plugins.adain import model
@@ -66,7 +67,9 @@ def test_rewrites_keep_gradients():
     layer = conv(4, 3)
     pad, up = nn.ReflectionPad2d(1), nn.Upsample(scale_factor=2)
     pairs = [(lambda t: upsample_reflect_conv(t, layer.weight, layer.bias), lambda t: layer(pad(up(t)))),
-             (lambda t: reflect_conv(t, layer.weight, layer.bias), lambda t: layer(pad(t)))]
+             (lambda t: reflect_conv(t, layer.weight, layer.bias), lambda t: layer(pad(t))),
+             (lambda t: upsample_reflect_conv(t, layer.weight, layer.bias, True), lambda t: layer(pad(up(t))).relu()),
+             (lambda t: reflect_conv(t, layer.weight, layer.bias, True), lambda t: layer(pad(t)).relu())]
     for pair in pairs:
         grads = []
         for fn in pair:
@@ -78,17 +81,20 @@ def test_rewrites_keep_gradients():
             assert rel_err(got, want) <= 1e-5
 
 
-def kinds_run(layers: nn.Sequential, x: torch.Tensor) -> list[int]:
-    """How many modules each step of `run_layers` consumed (3 = folded up+pad+conv, 2 = border fix)."""
-    steps, last = [], 0
-    for index, _ in run_layers(layers, x):
-        steps.append(index - last)
-        last = index
+def kinds_run(layers: nn.Sequential, x: torch.Tensor, monkeypatch) -> list[str]:
+    """The `_convs` rewrites `run_layers` ran, in order (modules run as themselves are not listed)."""
+    steps: list[str] = []
+    for name in ("reflect_conv", "upsample_reflect_conv"):
+        real = getattr(_convs, name)
+        monkeypatch.setattr(_convs, name, lambda *a, _n=name, _f=real: steps.append(_n) or _f(*a))
+    for _ in run_layers(layers, x):
+        pass
+    monkeypatch.undo()
     return steps
 
 
 @pytest.mark.parametrize("layout", [CL, torch.contiguous_format])
-def test_adain_networks_match_their_plain_sequentials_on_a_large_frame(layout):
+def test_adain_networks_match_their_plain_sequentials_on_a_large_frame(layout, monkeypatch):
     enc, dec = model.encoder(), model.Decoder()
     randomize_convs([enc, dec])
     enc, dec = enc.to(memory_format=layout).eval(), dec.to(memory_format=layout).eval()
@@ -101,9 +107,40 @@ def test_adain_networks_match_their_plain_sequentials_on_a_large_frame(layout):
         got, want = dec(feat), nn.Sequential(*dec)(feat)
         assert rel_err(got, want) <= 1e-5
         assert got.is_contiguous(memory_format=layout)
-        assert 2 in kinds_run(enc.layers, x)  # the border fix ran on the encoder's full-res convs
-        steps = kinds_run(dec, feat)
-        assert steps.count(3) == 3 and 2 in steps  # all three upsamplings folded (the first map is 33x35)
+        assert kinds_run(enc.layers, x, monkeypatch) == ["reflect_conv"] * 2  # the full-res convs
+        assert kinds_run(dec, feat, monkeypatch).count("upsample_reflect_conv") == 3  # the first map is 33x35
+
+
+def test_relu_inside_the_conv_gives_the_unfused_pixels(monkeypatch):
+    """ReLU inside oneDNN's conv (eager CPU channels-last inference) against the same rewrites
+    with the ReLU as its own pass, bias or none, the folded upsamplings included."""
+    enc, dec = model.encoder(), model.Decoder()
+    randomize_convs([enc, dec])
+    enc, dec = enc.to(memory_format=CL).eval(), dec.to(memory_format=CL).eval()
+    x = torch.rand(1, 3, 264, 280).contiguous(memory_format=CL)
+    feat_in = torch.rand(1, 512, 33, 35).contiguous(memory_format=CL)
+    layer = conv(6, 5, bias=False).to(memory_format=CL)
+    small = torch.randn(2, 6, 40, 37).contiguous(memory_format=CL)
+    pieces = [lambda: enc(x)[0], lambda: dec(feat_in), lambda: reflect_conv(small, layer.weight, None, True),
+              lambda: upsample_reflect_conv(small, layer.weight, None, True)]
+    with torch.inference_mode():
+        assert _convs.fused_cpu(x)
+        fused = [piece() for piece in pieces]
+        monkeypatch.setattr(_convs, "fused_cpu", lambda t: False)
+        plain = [piece() for piece in pieces]
+    for k, (got, want) in enumerate(zip(fused, plain)):
+        assert got.is_contiguous(memory_format=CL)
+        assert k == 1 or want.min() == 0  # the ReLU'd ones did clip (the decoder ends on a conv)
+        assert rel_err(got, want) <= 1e-6  # bit-identical on the machines measured
+
+
+def test_fused_forms_stay_off_for_autograd_and_other_layouts():
+    x = torch.rand(1, 3, 8, 8).contiguous(memory_format=CL)
+    assert not _convs.fused_cpu(x)  # grad mode: autograd needs the plain ops
+    with torch.no_grad():
+        assert _convs.fused_cpu(x)
+        assert not _convs.fused_cpu(x.contiguous())  # NCHW: not measured
+        assert not _convs.fused_cpu(x.double())
 
 
 def test_encoder_taps_stay_where_they_were():
@@ -163,7 +200,7 @@ def test_feed_forward_full_size_convs_skip_the_padded_copy(monkeypatch):
 
 
 @pytest.mark.slow
-def test_folded_nets_compile_with_aotinductor(tmp_path):
+def test_folded_nets_compile_with_aotinductor(tmp_path, monkeypatch):
     """`compile: true` exports these graphs (~15 s each here). Inductor failed to lower the NCHW
     phase interleave of a folded upsampling conv (cin26's packages trace NCHW), so compiled
     NCHW graphs keep the plain ops; channels-last ones (AdaIN's) compile the rewrites."""
@@ -176,7 +213,7 @@ def test_folded_nets_compile_with_aotinductor(tmp_path):
     enc = enc.eval().to(memory_format=CL)
     cases = [(cin, (torch.rand(1, 3, 264, 264), torch.full((1, 26), 1 / 26))),  # border-fixed 9x9s too
              (model.Relu41(enc), (torch.rand(1, 3, 264, 264).contiguous(memory_format=CL),))]
-    assert 2 in kinds_run(enc.layers, cases[1][1][0])
+    assert "reflect_conv" in kinds_run(enc.layers, cases[1][1][0], monkeypatch)
     for i, (net, args) in enumerate(cases):
         with torch.no_grad():
             exported = torch.export.export(net, args)
