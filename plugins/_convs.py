@@ -50,34 +50,32 @@ def fused_cpu(x: torch.Tensor) -> bool:
             and x.is_contiguous(memory_format=torch.channels_last) and not torch.compiler.is_compiling())
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, relu: bool,
-          fused: bool) -> torch.Tensor:
-    """conv2d (stride 1), then ReLU: inside oneDNN's conv when `fused`, else as an in-place pass."""
-    if fused:
-        return _POINTWISE(x, weight, bias, [padding, padding], [1, 1], [1, 1], 1, "relu" if relu else "none",
-                          [None], "")
-    out = F.conv2d(x, weight, bias, padding=padding)
-    return out.relu_() if relu else out
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+          relu_inside: bool) -> torch.Tensor:
+    """conv2d (stride 1); with `relu_inside` (`fused_cpu` inputs only) oneDNN's conv + ReLU."""
+    if relu_inside:
+        return _POINTWISE(x, weight, bias, [padding, padding], [1, 1], [1, 1], 1, "relu", [None], "")
+    return F.conv2d(x, weight, bias, padding=padding)
 
 
 def reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                  relu: bool = False) -> torch.Tensor:
     """`conv2d(pad(x, p, "reflect"), weight, bias)` for an odd k x k kernel (p = k // 2, stride 1),
     without the padded copy (x larger than 2p x 2p); then ReLU if `relu`."""
-    n, p, fused = x.shape[0], weight.shape[-1] // 2, fused_cpu(x)
-    in_conv = relu and fused  # else ReLU after the border is written (autograd saw the writes)
-    out = _conv(x, weight, bias, p, in_conv, fused)  # right everywhere but the p-pixel border
+    n, p = x.shape[0], weight.shape[-1] // 2
+    inside = relu and fused_cpu(x)  # else ReLU after the border is written (autograd sees the writes)
+    out = _conv(x, weight, bias, p, inside)  # right everywhere but the p-pixel border
     # the border's outputs read the first (last) 2p rows reflected by p: for p = 1 the padded
     # map's first three rows are [1, 0, 1], its last three [h-2, h-1, h-2]
     top = F.pad(x[:, :, :2 * p], (p, p, p, 0), mode="reflect")
     bottom = F.pad(x[:, :, -2 * p:], (p, p, 0, p), mode="reflect")
     left = F.pad(x[..., :2 * p], (p, 0, p, p), mode="reflect")
     right = F.pad(x[..., -2 * p:], (0, p, p, p), mode="reflect")
-    rows = _conv(torch.cat([top, bottom]), weight, bias, 0, in_conv, fused)
-    cols = _conv(torch.cat([left, right]), weight, bias, 0, in_conv, fused)
+    rows = _conv(torch.cat([top, bottom]), weight, bias, 0, inside)
+    cols = _conv(torch.cat([left, right]), weight, bias, 0, inside)
     out[:, :, :p], out[:, :, -p:] = rows[:n], rows[n:]
     out[..., :p], out[..., -p:] = cols[:n], cols[n:]
-    return out.relu_() if relu and not fused else out
+    return out.relu_() if relu and not inside else out
 
 
 def _fold(kernel: torch.Tensor, dim: int, odd: bool) -> torch.Tensor:
@@ -112,8 +110,11 @@ def upsample_reflect_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     kernels = phase_kernels(weight)
     if nhwc:
         kernels = kernels.contiguous(memory_format=torch.channels_last)
+    inside = relu and fused_cpu(x)
     y = _conv(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, None if bias is None else bias.repeat(4),
-              0, relu, fused_cpu(x))  # (n, 4*out, h+1, w+1), ReLU'd if asked (it commutes with the copy)
+              0, inside)  # (n, 4*out, h+1, w+1); the ReLU commutes with the interleave below
+    if relu and not inside:
+        y.relu_()
     phases = [y[:, k * out_ch:(k + 1) * out_ch, a:a + h, b:b + w] for k, (a, b) in enumerate(_PHASES)]
     # interleave the phases into memory of the input's layout, through one (n, out, h, 2, w, 2) view
     buf = x.new_empty(n, h, 2, w, 2, out_ch) if nhwc else x.new_empty(n, out_ch, h, 2, w, 2)

@@ -123,9 +123,13 @@ def test_relu_inside_the_conv_gives_the_unfused_pixels(monkeypatch):
     small = torch.randn(2, 6, 40, 37).contiguous(memory_format=CL)
     pieces = [lambda: enc(x)[0], lambda: dec(feat_in), lambda: reflect_conv(small, layer.weight, None, True),
               lambda: upsample_reflect_conv(small, layer.weight, None, True)]
+    calls = []
+    real = _convs._POINTWISE
+    monkeypatch.setattr(_convs, "_POINTWISE", lambda *a: calls.append(a[7]) or real(*a))
     with torch.inference_mode():
         assert _convs.fused_cpu(x)
         fused = [piece() for piece in pieces]
+        assert calls and set(calls) == {"relu"}  # the fused op did run
         monkeypatch.setattr(_convs, "fused_cpu", lambda t: False)
         plain = [piece() for piece in pieces]
     for k, (got, want) in enumerate(zip(fused, plain)):
