@@ -16,10 +16,17 @@ download is needed; speed does not depend on the weight values.
   the frame keeps its size on both sides; style_size 512 as the official default): ffmpeg decode,
   setup (weights, style statistics once), batches of 4 frames, 8-bit PNG frames written. All charged.
 - `bare`: our encoder/decoder in a plain loop, same layout as the step (channels-last), the style
-  statistics computed once, batches of 4 frames in the step's passes (`Placement.passes`); no
-  I/O. pipeline/bare = what the host costs.
+  statistics computed once, batches of 4 frames in the step's passes (`Placement.passes`), the
+  malloc settings the executor uses for frames of one size; no I/O. pipeline/bare = what the host costs.
+- `official_our_malloc` (`--official-our-malloc`): the official side on those malloc settings too,
+  so official_our_malloc/bare compares the networks alone.
 
 Clip: a pan across a demo photo, size x size, H.264 crf 16. Per-frame time = one whole run / frames.
+Each timed run is a fresh process of its own (as test.py and `stylefarm run` are), timed inside
+it from the call to its return; its imports are not charged, and the whole process's wall time is
+recorded beside. `--same-process` times every side in this process instead (the earlier figures):
+there the official network also runs on stylefarm's malloc settings (`stylefarm/allocator.py`,
+one arena and freed blocks kept from the pipeline's run), which test.py never has.
 Writes benchmarks/results/adain_speed.json and prints a table.
 """
 
@@ -76,6 +83,13 @@ def make_clip(path: Path, size: int, frames: int) -> list[np.ndarray]:
         writer.send(np.ascontiguousarray((photo[2 * i:2 * i + size, 4 * i:4 * i + size] * 255).round()
                                          .astype(np.uint8)))
     writer.close()
+    return decode(path)
+
+
+def decode(path: Path) -> list[np.ndarray]:
+    """The clip's frames as float RGB (what the bare and official sides are handed)."""
+    import imageio_ffmpeg
+
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     meta = next(reader)
     width, height = meta["size"]
@@ -179,10 +193,72 @@ def cpu_seconds() -> float:
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
-    """(wall seconds, CPU seconds, result): CPU time is steadier on a shared, oversubscribed machine."""
+    """(wall seconds, CPU seconds, result): CPU time is steadier on a shared, oversubscribed machine.
+    A side run in a process of its own reports the figures taken inside it."""
     start, cpu = time.perf_counter(), cpu_seconds()
     result = fn()
+    if isinstance(result, ChildRun):
+        return result.wall, result.cpu, result.result
     return time.perf_counter() - start, cpu_seconds() - cpu, result
+
+
+class ChildRun:
+    """One side timed in a fresh process: its figures, its outputs, the whole process's wall time."""
+
+    def __init__(self, wall: float, cpu: float, result: object, process_wall: float):
+        self.wall, self.cpu, self.result, self.process_wall = wall, cpu, result, process_wall
+
+
+def child_runner(side: str, work: Path, size: int, count: int, official: str | None,
+                 process_walls: list[float]) -> Callable[[], ChildRun]:
+    """Runs `side` once in a new interpreter (`--child`); the official side there keeps glibc's
+    malloc defaults (STYLEFARM_MALLOC=system), as test.py run on its own does."""
+    import subprocess
+
+    env = dict(os.environ)
+    if side == "official":
+        env["STYLEFARM_MALLOC"] = "system"
+    dump = work / f"child_{side}_{size}.pt"
+
+    def run() -> ChildRun:
+        argv = [sys.executable, __file__, "--child", side, "--work", str(work), "--sizes", str(size),
+                "--frames", str(count), "--official", official or "", "--out", str(dump)]
+        start = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        process_wall = time.perf_counter() - start
+        if done.returncode:
+            raise SystemExit(f"{side} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        process_walls.append(process_wall)
+        return ChildRun(figures["wall"], figures["cpu"], torch.load(dump, weights_only=False), process_wall)
+
+    return run
+
+
+def side_runner(side: str, work: Path, size: int, count: int, official: str | None) -> Callable[[], object]:
+    """The runner for one side, built the same way in this process or in a child."""
+    weights = work / "weights.pt"
+    if side in ("pipeline", "pipeline_warm"):
+        cache = work / ("warm_cache" if side == "pipeline_warm" else "cold_cache")
+        return pipeline_runner(work, size, weights, cache, out="_warm" if side == "pipeline_warm" else "")
+    frames = decode(work / f"clip{size}.mp4")[:count]
+    if side == "bare":
+        return bare_runner(frames, weights)
+    return official_runner(official, frames, weights)  # "official", "official_our_malloc"
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """`--child SIDE`: one timed run of that side; prints its figures, saves its outputs."""
+    from stylefarm import allocator
+
+    if args.child == "official" and allocator._libc:
+        raise SystemExit("the official side must run on glibc's malloc defaults (STYLEFARM_MALLOC=system)")
+    if args.child in ("bare", "official_our_malloc"):
+        allocator.steady(True)  # what the executor does for frames of one size
+    run = side_runner(args.child, Path(args.work), args.sizes[0], args.frames, args.official or None)
+    wall, cpu, result = timed(run)
+    torch.save(result, args.out)
+    print(json.dumps({"wall": wall, "cpu": cpu}))
 
 
 def measure(runners: dict[str, Callable], count: int, repeats: int) -> tuple[dict, dict, dict]:
@@ -231,16 +307,18 @@ def warm_cache(work: Path, size: int, weights: Path, cache: Path) -> float:
 
 
 def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path, official: str | None,
-               warm: bool) -> dict:
-    frames = make_clip(work / f"clip{size}.mp4", size, count)
-    runners: dict[str, Callable] = {"pipeline": pipeline_runner(work, size, weights, work / "cold_cache"),
-                                    "bare": bare_runner(frames, weights)}
+               warm: bool, isolate: bool = True, our_malloc: bool = False) -> dict:
+    make_clip(work / f"clip{size}.mp4", size, count)
+    sides = ["pipeline", "bare"]
     compile_s = None
     if warm:
         compile_s = warm_cache(work, size, weights, work / "warm_cache")
-        runners["pipeline_warm"] = pipeline_runner(work, size, weights, work / "warm_cache", out="_warm")
+        sides.append("pipeline_warm")
     if official:
-        runners["official"] = official_runner(official, frames, weights)
+        sides += ["official", "official_our_malloc"] if our_malloc else ["official"]
+    process_walls: dict[str, list[float]] = {side: [] for side in sides}
+    runners = {side: child_runner(side, work, size, count, official, process_walls[side]) if isolate
+               else side_runner(side, work, size, count, official) for side in sides}
     times, cpu, outputs = measure(runners, count, repeats)
     diffs = same_picture(outputs, work / f"out{size}", count)
     med = {name: statistics.median(t) for name, t in times.items()}
@@ -248,6 +326,7 @@ def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path, o
     row = {"size": size, "frames": count, "repeats": repeats, "seconds_per_frame": med,
            "cpu_seconds_per_frame": med_cpu, "samples": times, "cpu_samples": cpu, "max_abs_diff": diffs,
            "ratio_bare_over_pipeline": med["bare"] / med["pipeline"], "warm_cache_compile_s": compile_s,
+           "isolated": isolate, "process_wall_s": process_walls if isolate else None,
            "compile_decisions": {side: compile_decisions(outputs[side]) for side in ("pipeline", "pipeline_warm")
                                  if side in outputs}}
     if official:
@@ -256,6 +335,8 @@ def bench_size(work: Path, size: int, count: int, repeats: int, weights: Path, o
             row[f"speedup_vs_official{suffix}"] = med["official"] / med[side]
             row[f"speedup_vs_official{suffix}_cpu_time"] = med_cpu["official"] / med_cpu[side]
             row[f"speedup_vs_official{suffix}_per_repeat"] = [o / p for o, p in zip(times["official"], times[side])]
+        if "official_our_malloc" in med:
+            row["speedup_vs_official_our_malloc"] = med["official_our_malloc"] / med["pipeline"]
     return row
 
 
@@ -282,12 +363,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--official", default=str(REPO / "scratch" / "official_adain"),
                         help="folder with the official net.py + function.py + test.py ('' to skip)")
     parser.add_argument("--no-warm", action="store_true", help="skip the warm compile-cache side")
+    parser.add_argument("--official-our-malloc", action="store_true",
+                        help="also time the official side on stylefarm's malloc settings (one arena, freed blocks "
+                             "kept), in a process of its own: the networks alone compared")
+    parser.add_argument("--same-process", action="store_true",
+                        help="time every side in this process (the official side then runs on stylefarm's malloc)")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one timed run of a side
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.child:
+        return child_main(args)
     # one thread count for every side: the pipeline otherwise picks its own from the load average
     # (executors/base.py default_threads) and torch's setting is process-wide
     os.environ.setdefault("STYLEFARM_THREADS", str(torch.get_num_threads()))
@@ -299,11 +389,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         random_weights(work / "weights.pt")
-        bench_size(work, 64, 2, 1, work / "weights.pt", official, False)  # warm-up: imports, plugin discovery
+        # warm-up: bytecode, page cache (in this process also imports and plugin discovery)
+        bench_size(work, 64, 2, 1, work / "weights.pt", official, False, not args.same_process)
         for size in args.sizes:
             count = args.frames or (2 if args.quick else 8 if size <= 512 else 4)
             rows.append(bench_size(work, size, count, 1 if args.quick else args.repeats, work / "weights.pt",
-                                   official, not (args.quick or args.no_warm)))
+                                   official, not (args.quick or args.no_warm), not args.same_process,
+                                   args.official_our_malloc))
             print(f"done {size} px", flush=True)
     print_table(rows)
     report = {"benchmark": "adain_speed", "input": "H.264 clip, size x size frames (pan across a demo photo)",

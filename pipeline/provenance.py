@@ -132,7 +132,7 @@ def collect(plan=None) -> dict[str, Any]:
     """Provenance known when a run starts (weights and devices are added at the end)."""
     out: dict[str, Any] = {
         "command": [os.path.abspath(sys.argv[0]), *sys.argv[1:]], "cwd": os.getcwd(),
-        "host": {"name": socket.gethostname(), "user": _user(), "platform": platform.platform(),
+        "host": {"name": socket.gethostname(), "user": _user(), "platform": _platform(),
                  "python": platform.python_version(), "cpus": os.cpu_count()},
         "distributions": distributions(),
     }
@@ -140,6 +140,16 @@ def collect(plan=None) -> dict[str, Any]:
         out["workflow"] = workflow_section(plan)
         out["device_requested"] = plan.workflow.execution.device
     return out
+
+
+def _platform() -> str:
+    """`platform.platform()`'s string; on Linux without the `uname -p` run it makes for a field
+    that is blank there (a subprocess start on every job)."""
+    u = platform.uname()  # the processor field is only looked up when read
+    libc = "".join(platform.libc_ver())
+    if u.system != "Linux" or not libc:
+        return platform.platform()
+    return "-".join(part for part in (u.system, u.release, u.machine, "with", libc) if part)
 
 
 def _user() -> str:

@@ -22,6 +22,8 @@ def _weights_cache(tmp_path_factory):
         os.environ["STYLEFARM_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("weights-cache"))
     if "STYLEFARM_COMPILE_DIR" not in os.environ:  # compiled networks too (`compile: auto` loads them)
         os.environ["STYLEFARM_COMPILE_DIR"] = str(tmp_path_factory.mktemp("compile-cache"))
+    if "STYLEFARM_CACHE_DIR" not in os.environ:  # and what was learnt from ffmpeg (its facts, probes)
+        os.environ["STYLEFARM_CACHE_DIR"] = str(tmp_path_factory.mktemp("facts-cache"))
     yield
 
 

@@ -144,3 +144,23 @@ def test_report_command_shows_a_running_job_from_its_manifest(cli, workflow, tmp
 def test_report_command_on_a_folder_without_reports_is_one_line(cli, tmp_path):
     result = cli("report", str(tmp_path))
     assert result.returncode == 2 and "no stylefarm reports" in result.stderr
+
+
+def test_the_host_platform_is_python_s_own_string_without_its_uname_run(monkeypatch):
+    import platform
+    import subprocess
+
+    from stylefarm.provenance import _platform
+
+    expected = platform.platform()
+    started: list = []
+    real_init = subprocess.Popen.__init__
+
+    def spy(self, args, *a, **kw):
+        started.append(args)
+        real_init(self, args, *a, **kw)
+
+    monkeypatch.setattr(platform, "_uname_cache", None)  # what a new process sees: uname not asked yet
+    monkeypatch.setattr(subprocess.Popen, "__init__", spy)
+    assert _platform() == expected
+    assert sys.platform != "linux" or not started, started

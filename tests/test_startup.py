@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from video_fixtures import make_clip
 
 from stylefarm.plan import build_plan
 from stylefarm.runner import Run
-from stylefarm.video import ffmpeg
+from stylefarm.video import ffmpeg, probe
 from stylefarm.workflow import read_yaml_file
 
 
@@ -21,6 +22,7 @@ from stylefarm.workflow import read_yaml_file
 def cache(tmp_path, monkeypatch):
     """A user cache of its own (platformdirs follows XDG_CACHE_HOME) and no facts remembered."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("STYLEFARM_CACHE_DIR", raising=False)  # the suite's own cache folder
     ffmpeg._facts.cache_clear()
     yield tmp_path / "cache" / "stylefarm" / "ffmpeg.json"
     ffmpeg._facts.cache_clear()
@@ -112,6 +114,82 @@ def test_a_relayed_job_starts_only_the_ffmpegs_it_needs(cache, tmp_path, monkeyp
     assert len(flags) == 5, "\n".join(" ".join(f[:8]) for f in flags)
     real = subprocess.run([ffmpeg.ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
     assert report["provenance"]["ffmpeg"] == real.splitlines()[0]
+
+
+def test_a_second_job_on_a_settled_input_starts_no_probe(cache, tmp_path):
+    clip = settled(make_clip(tmp_path / "in.mp4", frames=6, size="64x48"))
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"inputs: [{{path: {clip}}}]\nsteps: []\n"
+                  "output: {dir: out, images: false, video: {path: o.mp4}}\n")
+    launched: list[str] = []
+    real_init = subprocess.Popen.__init__
+
+    def spy(self, args, *a, **kw):
+        launched.append(" ".join(str(x) for x in args))
+        real_init(self, args, *a, **kw)
+
+    for _ in range(2):
+        probe._SEEN.clear()  # each job a new process
+        launched.clear()
+        with pytest.MonkeyPatch.context() as patch:  # its own: undoing must leave the cache fixture's
+            patch.setattr(subprocess.Popen, "__init__", spy)
+            report = Run(build_plan(read_yaml_file(wf), tmp_path), force=True, progress=False).execute()
+        assert report["counts"]["done"] == 6
+    of_input = [cmd for cmd in launched if f"-i {clip}" in cmd and "-filter_complex" not in cmd]
+    assert not of_input, of_input
+    assert len(launched) == 3, launched  # the relay and the output check's two
+
+
+def settled(path: Path, seconds_ago: float = 3600) -> Path:
+    """As an input a farm reads: written a while ago (mtime back; its ctime is now)."""
+    import time
+
+    os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
+    return path
+
+
+@pytest.fixture
+def ffmpeg_runs(monkeypatch):
+    """How many ffmpegs the probe starts (each is the real one)."""
+    runs: list[list[str]] = []
+    real = ffmpeg.run
+
+    def counting(args, *a, **kw):
+        runs.append(args)
+        return real(args, *a, **kw)
+
+    monkeypatch.setattr(ffmpeg, "run", counting)
+    probe._SEEN.clear()  # a new process: nothing probed in memory
+    yield runs
+    probe._SEEN.clear()
+
+
+def test_an_input_probed_once_is_read_from_the_store_by_the_next_process(cache, tmp_path, ffmpeg_runs):
+    clip = settled(make_clip(tmp_path / "in.mp4", frames=6, size="64x48"))
+    first = probe.probe(clip)
+    assert len(ffmpeg_runs) == 2 and (cache.parent / "probe.json").is_file()
+    probe._SEEN.clear()
+    again = probe.probe(clip)
+    assert again == first and isinstance(again.fps, Fraction) and len(ffmpeg_runs) == 2, "read from the store"
+    settled(clip, seconds_ago=7200)  # touched (a copy that kept its size): probed again, one entry kept
+    probe._SEEN.clear()
+    assert probe.probe(clip) == first and len(ffmpeg_runs) == 4
+    assert len(json.loads((cache.parent / "probe.json").read_text())) == 1
+
+
+def test_a_file_still_being_written_or_a_damaged_store_is_probed_again(cache, tmp_path, ffmpeg_runs):
+    fresh = make_clip(tmp_path / "fresh.mp4", frames=4, size="64x48")
+    probe.probe(fresh)
+    assert not (cache.parent / "probe.json").exists(), "a file changed seconds ago may still grow"
+    clip = settled(make_clip(tmp_path / "in.mp4", frames=4, size="64x48"))
+    store = cache.parent / "probe.json"
+    store.write_text("{not json")
+    assert probe.probe(clip).frames == 4 and len(json.loads(store.read_text())) == 1
+    key = next(iter(json.loads(store.read_text())))
+    store.write_text(json.dumps({key: {"width": "?"}}))  # another version's layout
+    probe._SEEN.clear()
+    runs = len(ffmpeg_runs)
+    assert probe.probe(clip).frames == 4 and len(ffmpeg_runs) == runs + 2
 
 
 def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path):

@@ -105,7 +105,7 @@ def facts(path: str) -> Facts | None:
 @lru_cache(maxsize=8)
 def _facts(key: str, path: str) -> Facts | None:
     store = _facts_store()
-    known = _read_store(store)
+    known = read_store(store)
     if isinstance(known.get(key), dict):
         try:
             return Facts(**known[key])
@@ -122,20 +122,29 @@ def _facts(key: str, path: str) -> Facts | None:
     found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"))
     if store is not None:
         known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
-        _write_store(store, {**known, key: asdict(found)})
+        write_store(store, {**known, key: asdict(found)})
     return found
 
 
 def _facts_store() -> Path | None:
+    return store_path("ffmpeg.json")
+
+
+def store_path(name: str) -> Path | None:
+    """A small JSON store of facts learnt from ffmpeg, in the user cache (`STYLEFARM_CACHE_DIR`
+    moves it; the test suite points it at a temporary folder); None without a home directory."""
+    env = os.environ.get("STYLEFARM_CACHE_DIR")
+    if env:
+        return Path(env).expanduser() / name
     try:
         import platformdirs
 
-        return Path(platformdirs.user_cache_dir("stylefarm")) / "ffmpeg.json"
+        return Path(platformdirs.user_cache_dir("stylefarm")) / name
     except Exception:  # no home directory: ask the binary every time
         return None
 
 
-def _read_store(store: Path | None) -> dict[str, Any]:
+def read_store(store: Path | None) -> dict[str, Any]:
     try:
         data = json.loads(store.read_text()) if store is not None else {}
     except (OSError, ValueError):
@@ -143,7 +152,7 @@ def _read_store(store: Path | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_store(store: Path, data: dict[str, Any]) -> None:
+def write_store(store: Path, data: dict[str, Any]) -> None:
     """Atomic: processes starting together (on one host or several sharing a home) each write a
     whole file of their own; the last one stays."""
     try:

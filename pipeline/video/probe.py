@@ -6,14 +6,22 @@ The bundled ffmpeg has no ffprobe, so `probe()` combines two cheap ffmpeg runs:
   exact packet count, the stream time base and every packet's pts/duration, which give the
   frame rate as an exact fraction (24000/1001, not 23.98) and tell constant from variable rate.
 With `STYLEFARM_PREFER_SYSTEM_FFMPEG=1` and a system ffprobe on PATH, ffprobe JSON is used instead.
+
+What a probe learnt is kept in the user cache (`probe.json`) by the file's identity (path,
+device, inode, size, mtime, ctime) and the ffmpeg's version, so the next process that reads the
+same input (the next farm task of a shard job on this node, a resumed run) starts no ffmpeg for
+it: the packet scan reads every packet of the file, ~4 s for two hours of 720p. A file changed in
+the last few seconds (still being written) or one with damage is not kept.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
-from dataclasses import dataclass, replace
+import time
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -78,11 +86,51 @@ def probe(path: str | Path) -> VideoInfo:
     key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, ffmpeg.ffprobe_exe() is None)
     if key in _SEEN:
         return replace(_SEEN[key], path=path)
-    info = _probe_ffprobe(path) if ffmpeg.ffprobe_exe() else _probe_ffmpeg(path)
+    stored = _Stored(path, stat)
+    info = stored.get()
+    if info is None:
+        info = _probe_ffprobe(path) if ffmpeg.ffprobe_exe() else _probe_ffmpeg(path)
+        stored.put(info)
     if len(_SEEN) > 256:
         _SEEN.clear()
     _SEEN[key] = info
     return replace(info, path=path)
+
+
+class _Stored:
+    """One file's entry in the probe store (see the module docstring)."""
+
+    KEEP = 512  # entries; the oldest go first
+    SETTLED_S = 5.0  # a file changed more recently than this may still be growing
+    VERSION = 1  # of the entry's layout and of what the probe reads into it
+
+    def __init__(self, path: Path, stat: os.stat_result):
+        self.store = ffmpeg.store_path("probe.json")
+        self.stat = stat
+        self.real = os.path.realpath(path)
+        prober = "ffprobe" if ffmpeg.ffprobe_exe() else ffmpeg.version() or "?"
+        self.key = "|".join(str(part) for part in (
+            self.real, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, prober,
+            self.VERSION))
+
+    def get(self) -> VideoInfo | None:
+        entry = ffmpeg.read_store(self.store).get(self.key)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            return VideoInfo(path=Path(self.real), **{**entry, "fps": Fraction(entry["fps"]),
+                                                       "sar": Fraction(entry["sar"]), "color": tuple(entry["color"])})
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):  # written by another version
+            return None
+
+    def put(self, info: VideoInfo) -> None:
+        if self.store is None or info.damage or time.time() - self.stat.st_mtime < self.SETTLED_S:
+            return
+        entry = {**asdict(info), "fps": str(info.fps), "sar": str(info.sar), "color": list(info.color)}
+        del entry["path"]
+        known = ffmpeg.read_store(self.store)
+        kept = [(k, v) for k, v in known.items() if not k.startswith(self.real + "|")][-(self.KEEP - 1):]
+        ffmpeg.write_store(self.store, {**dict(kept), self.key: entry})
 
 
 def _probe_ffmpeg(path: Path) -> VideoInfo:
