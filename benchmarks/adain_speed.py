@@ -203,10 +203,10 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
 
 
 class ChildRun:
-    """One side timed in a fresh process: its figures, its outputs, the whole process's wall time."""
+    """One side timed in a fresh process: the figures taken inside it and its outputs."""
 
-    def __init__(self, wall: float, cpu: float, result: object, process_wall: float):
-        self.wall, self.cpu, self.result, self.process_wall = wall, cpu, result, process_wall
+    def __init__(self, wall: float, cpu: float, result: object):
+        self.wall, self.cpu, self.result = wall, cpu, result
 
 
 def child_runner(side: str, work: Path, size: int, count: int, official: str | None,
@@ -225,12 +225,11 @@ def child_runner(side: str, work: Path, size: int, count: int, official: str | N
                 "--frames", str(count), "--official", official or "", "--out", str(dump)]
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        process_wall = time.perf_counter() - start
+        process_walls.append(time.perf_counter() - start)
         if done.returncode:
             raise SystemExit(f"{side} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
         figures = json.loads(done.stdout.strip().splitlines()[-1])
-        process_walls.append(process_wall)
-        return ChildRun(figures["wall"], figures["cpu"], torch.load(dump, weights_only=False), process_wall)
+        return ChildRun(figures["wall"], figures["cpu"], torch.load(dump, weights_only=False))
 
     return run
 

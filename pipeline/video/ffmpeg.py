@@ -104,7 +104,7 @@ def facts(path: str) -> Facts | None:
 
 @lru_cache(maxsize=8)
 def _facts(key: str, path: str) -> Facts | None:
-    store = _facts_store()
+    store = store_path("ffmpeg.json")
     known = read_store(store)
     if isinstance(known.get(key), dict):
         try:
@@ -124,10 +124,6 @@ def _facts(key: str, path: str) -> Facts | None:
         known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         write_store(store, {**known, key: asdict(found)})
     return found
-
-
-def _facts_store() -> Path | None:
-    return store_path("ffmpeg.json")
 
 
 def store_path(name: str) -> Path | None:
