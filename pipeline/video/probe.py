@@ -105,8 +105,10 @@ class _Stored:
     VERSION = 1  # of the entry's layout and of what the probe reads into it
 
     def __init__(self, path: Path, stat: os.stat_result):
-        self.store = ffmpeg.store_path("probe.json")
-        self.stat = stat
+        # a file changed this recently has a key no earlier probe stored (and is not kept): the
+        # store is not read, so the output check of a video just written costs no JSON parse
+        settled = time.time() - stat.st_mtime >= self.SETTLED_S
+        self.store = ffmpeg.store_path("probe.json") if settled else None
         self.real = os.path.realpath(path)
         prober = "ffprobe" if ffmpeg.ffprobe_exe() else ffmpeg.version() or "?"
         self.key = "|".join(str(part) for part in (
@@ -114,6 +116,8 @@ class _Stored:
             self.VERSION))
 
     def get(self) -> VideoInfo | None:
+        if self.store is None:
+            return None
         entry = ffmpeg.read_store(self.store).get(self.key)
         if not isinstance(entry, dict):
             return None
@@ -124,7 +128,7 @@ class _Stored:
             return None
 
     def put(self, info: VideoInfo) -> None:
-        if self.store is None or info.damage or time.time() - self.stat.st_mtime < self.SETTLED_S:
+        if self.store is None or info.damage:
             return
         entry = {**asdict(info), "fps": str(info.fps), "sar": str(info.sar), "color": list(info.color)}
         del entry["path"]
