@@ -14,9 +14,15 @@ if __name__ != "stylefarm":  # the folder is pipeline/, the package is stylefarm
 
 __version__ = "0.1.0"
 
+import os as _os
+
 from .allocator import tune as _tune_allocator
 
 _tune_allocator()  # one malloc arena, before any thread starts (allocator.py says why)
+# numpy's OpenBLAS starts a thread per core at import that spins for ~0.1 s before it sleeps
+# (2^28 cycles); on 2 cores that took 0.05 s of CPU from every job's start-up and its ffmpeg.
+# 2^4 cycles: idle BLAS threads sleep at once and still wake for a big product. Before numpy.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 _PUBLIC = {
     "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "OneOrList": "step",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -202,3 +203,38 @@ def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path)
     assert list(json.loads(cache.read_text()).values()) == [{"version": "ffmpeg version fake-1 Copyright",
                                                             "showinfo_checksum": True}]
     assert [p.name for p in cache.parent.iterdir()] == ["ffmpeg.json"], "no part files left"
+
+
+IDLE_CPU = """
+import os, resource, sys, time
+if sys.argv[1] == "stylefarm":
+    import stylefarm  # noqa: F401
+import numpy  # noqa: F401
+before = resource.getrusage(resource.RUSAGE_SELF)
+time.sleep(0.3)  # this thread sleeps: CPU time spent now is another thread's
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+"""
+
+
+def _idle_cpu(mode: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", IDLE_CPU, mode], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    return float(out)
+
+
+def test_numpy_s_blas_threads_do_not_spin_after_stylefarm_is_imported():
+    """OpenBLAS's idle threads spin ~0.1 s after numpy's import; importing stylefarm first makes
+    them sleep at once (OPENBLAS_THREAD_TIMEOUT), which gave back 0.05 s CPU per job on 2 cores."""
+    spinning = _idle_cpu("numpy")
+    if spinning < 0.03:
+        pytest.skip(f"numpy's BLAS does not spin here ({spinning:.3f} s idle CPU: one core, or not OpenBLAS)")
+    assert _idle_cpu("stylefarm") < spinning / 3
+
+
+def test_a_blas_thread_setting_of_the_user_is_kept():
+    env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": "12"}
+    out = subprocess.run([sys.executable, "-c", "import os, stylefarm; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "12"
