@@ -7,6 +7,7 @@ On a GPU machine the same script runs with `--device cuda` (python -m benchmarks
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,3 +71,18 @@ def test_module_entry_point_forwards_gpu_flag():
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "--precisions" in out.stdout and "example:" in out.stdout
+
+
+def test_the_prepared_device_check_runs_its_steps_on_cpu(tmp_path):
+    """benchmarks/device_check.sh is what a lent GPU machine runs (docs/gpu.md): rehearsed here on CPU
+    (install of stylefarm with its entry points into a fresh folder, the CUDA tests, the benchmark)."""
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh"), "--rehearse"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "steps" in (tmp_path / "install.log").read_text()
+    log = (tmp_path / "cuda_tests.log").read_text()
+    assert "skipped" in log and "error" not in log.lower(), log[-1500:]
+    (report,) = tmp_path.glob("gpu-*.json")
+    assert {r["model"] for r in json.loads(report.read_text())["models"]} == {"adain", "cut"}
+    assert "device_check: tests exit 0, benchmark exit 0" in run.stdout

