@@ -28,6 +28,9 @@ case "$MODE" in
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d "$KIT" $WHEELS || exit 1
+    if [ -d ../shared/reference/cut ]; then  # the CUT parity fixture (2 MB) for test_cut's CUDA test
+        mkdir -p "$KIT/shared/reference" && cp -r ../shared/reference/cut "$KIT/shared/reference/"
+    fi
     if [ ! -s "$KIT/ffmpeg.xz" ]; then  # ~2.5 min on 2 cores
         FFMPEG=$(.venv/bin/python -c "from stylefarm.video import ffmpeg; print(ffmpeg.ffmpeg_exe())") || exit 1
         xz -T2 -9 -c "$FFMPEG" > "$KIT/ffmpeg.xz.part" && mv "$KIT/ffmpeg.xz.part" "$KIT/ffmpeg.xz" || exit 1
@@ -52,6 +55,7 @@ torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_availa
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$KIT"/*.whl || exit 1
         xz -d -c "$KIT/ffmpeg.xz" > "$SITE/ffmpeg" && chmod +x "$SITE/ffmpeg" || exit 1
         export STYLEFARM_FFMPEG="$SITE/ffmpeg"
+        [ -d "$KIT/shared" ] && export STYLEFARM_SHARED="$PWD/$KIT/shared"  # ../shared does not travel
     fi
     # stylefarm itself, not editable: its entry points (the plugins) must be installed to be found
     PYTHONPATH="$SITE" "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target "$SITE" . \
