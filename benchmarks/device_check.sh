@@ -40,25 +40,26 @@ case "$MODE" in
 --rehearse)
     PY=${PYTHON:-.venv/bin/python}; DEVICE=cpu; QUICK="--quick --models adain cut --precisions float32 bfloat16" ;;
 device)
-    PY=python3; DEVICE=cuda; QUICK=
+    PY=${PYTHON:-python3}; DEVICE=cuda; QUICK=
     [ -d "$KIT" ] || { echo "device_check: no $KIT/ here: run 'bash benchmarks/device_check.sh --prepare' on the" \
                             "dev machine and name $KIT in the run's carry" >&2; exit 2; } ;;
 *) echo "device_check: unknown mode $MODE (--prepare, --rehearse, or none on the GPU machine)" >&2; exit 2 ;;
 esac
 
-SITE=$(mktemp -d /tmp/device-site.XXXX)
+SITE=$(mktemp -d /tmp/device-site.XXXX) FFDIR=$(mktemp -d /tmp/device-ffmpeg.XXXX)  # not in $SITE: its ffmpeg/ is ffmpeg-python
+trap 'rm -rf "$SITE" "$FFDIR"' EXIT
 {
     echo "== machine"; nvidia-smi 2>&1 | head -15; "$PY" -c "import sys, torch; print(sys.version.split()[0], 'torch',
 torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
     if [ "$MODE" = device ]; then
         echo "== install"
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$KIT"/*.whl || exit 1
-        xz -d -c "$KIT/ffmpeg.xz" > "$SITE/ffmpeg" && chmod +x "$SITE/ffmpeg" || exit 1
-        export STYLEFARM_FFMPEG="$SITE/ffmpeg"
+        xz -d -c "$KIT/ffmpeg.xz" > "$FFDIR/ffmpeg" && chmod +x "$FFDIR/ffmpeg" || exit 1
+        export STYLEFARM_FFMPEG="$FFDIR/ffmpeg"
         [ -d "$KIT/shared" ] && export STYLEFARM_SHARED="$PWD/$KIT/shared"  # ../shared does not travel
     fi
     # stylefarm itself, not editable: its entry points (the plugins) must be installed to be found
-    PYTHONPATH="$SITE" "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target "$SITE" . \
+    PYTHONPATH="$SITE" "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target "$SITE" . \
         || exit 1
     export PYTHONPATH="$SITE" PYTHONUNBUFFERED=1
     "$PY" -c "import stylefarm, stylefarm.host as h; print('stylefarm', stylefarm.__file__, len(h.get_host().steps), 'steps')" \
@@ -77,6 +78,5 @@ echo "== GPU benchmark"
 timeout 330 "$PY" benchmarks/gpu.py --device "$DEVICE" $QUICK --budget 240 --out "$OUT" > "$OUT/benchmark.log" 2>&1
 BENCH_RC=$?
 tail -4 "$OUT/benchmark.log"
-rm -rf "$SITE"
 echo "device_check: tests exit $TESTS_RC, benchmark exit $BENCH_RC; files in $OUT"
 [ "$TESTS_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
