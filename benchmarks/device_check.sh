@@ -15,7 +15,6 @@ cd "$(dirname "$0")/.."
 KIT=.device-kit
 MODE=${1:-device}
 OUT=${OUT:-/tmp/device-out}
-mkdir -p "$OUT"
 
 # What the CUDA image lacks, at the versions this project is tested with (Python 3.12 wheels).
 WHEELS="pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
@@ -28,8 +27,10 @@ case "$MODE" in
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d "$KIT" $WHEELS || exit 1
-    if [ -d ../shared/reference/cut ]; then  # the CUT parity fixture (2 MB) for test_cut's CUDA test
-        mkdir -p "$KIT/shared/reference" && cp -r ../shared/reference/cut "$KIT/shared/reference/"
+    if [ -d ../shared/reference/cut ]; then  # the CUT parity fixture (2 MB) for test_cut's CUDA test;
+        # the `shared` fixture wants media/images to exist: the photos stay here (the CUDA tests
+        # selected there read none of them, and 2 MB more would leave no room under 64 MiB)
+        mkdir -p "$KIT/shared/reference" "$KIT/shared/media/images" && cp -r ../shared/reference/cut "$KIT/shared/reference/"
     fi
     if [ ! -s "$KIT/ffmpeg.xz" ]; then  # ~2.5 min on 2 cores
         FFMPEG=$(.venv/bin/python -c "from stylefarm.video import ffmpeg; print(ffmpeg.ffmpeg_exe())") || exit 1
@@ -46,6 +47,7 @@ device)
 *) echo "device_check: unknown mode $MODE (--prepare, --rehearse, or none on the GPU machine)" >&2; exit 2 ;;
 esac
 
+mkdir -p "$OUT"
 SITE=$(mktemp -d /tmp/device-site.XXXX) FFDIR=$(mktemp -d /tmp/device-ffmpeg.XXXX)  # not in $SITE: its ffmpeg/ is ffmpeg-python
 trap 'rm -rf "$SITE" "$FFDIR"' EXIT
 {
