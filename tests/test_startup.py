@@ -206,7 +206,7 @@ def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path)
 
 
 IDLE_CPU = """
-import os, resource, sys, time
+import resource, sys, time
 if sys.argv[1] == "stylefarm":
     import stylefarm  # noqa: F401
 import numpy  # noqa: F401
