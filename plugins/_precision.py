@@ -179,8 +179,10 @@ class Placement:
     def _staging(self, shape: tuple) -> torch.Tensor:
         """A pinned float32 host buffer of `shape`, allocated once per shape (untested on CUDA).
 
-        Reusing it is safe: the next batch's copy into it is queued on the same stream after
-        the previous non-blocking upload."""
+        Reusing it waits for the device's current stream first: filling the buffer is a host
+        copy that runs at once, so without the wait it could overwrite a batch whose
+        non-blocking upload has not finished. Between passes it costs little: reading the
+        previous pass's results back to the host has already waited for its kernels."""
         import torch
 
         if shape not in self._pinned:
