@@ -50,6 +50,21 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           timeout=timeout, env={**os.environ})
 
 
+@pytest.fixture(scope="session")
+def example_plugin() -> Path:
+    """pip-install the example third-party plugin (examples/stylefarm-posterize) into this
+    environment, offline and without deps, so its steps are discovered like any plugin's."""
+    import importlib
+
+    example = REPO / "examples" / "stylefarm-posterize"
+    probe = subprocess.run([sys.executable, "-m", "pip", "show", "stylefarm-posterize"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                        str(example)], check=True, timeout=300)
+        importlib.invalidate_caches()
+    return example
+
+
 @pytest.fixture
 def cli():
     return run_cli

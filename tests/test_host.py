@@ -16,7 +16,6 @@ from stylefarm.host import PluginHost
 from stylefarm.step import Step
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "stylefarm-posterize"
 
 
 class _Twin(Step):
@@ -77,17 +76,6 @@ def test_plugins_command_shows_broken_plugin_with_cause(cli, broken_distribution
                             env={**os.environ, "PYTHONPATH": env_path})
     assert result.returncode == 0
     assert "acme-broken" in result.stdout and "FAILED" in result.stdout
-
-
-@pytest.fixture(scope="session")
-def example_plugin():
-    """pip-install the example third-party plugin into this environment (offline, no deps)."""
-    probe = subprocess.run([sys.executable, "-m", "pip", "show", "stylefarm-posterize"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        str(EXAMPLE)], check=True, timeout=300)
-        importlib.invalidate_caches()
-    return EXAMPLE
 
 
 def test_third_party_plugin_is_listed_and_runs(cli, example_plugin, tmp_path):
