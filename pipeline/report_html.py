@@ -96,7 +96,8 @@ def _workers(report: dict[str, Any]) -> str:
     for name, w in (report.get("workers") or {}).items():
         seconds = w.get("seconds") or w.get("busy_seconds") or 0
         rate = w.get("items_per_s") or (round(w.get("items", 0) / seconds, 2) if seconds else "")
-        rows.append([name, w.get("node", "this host"), w.get("device", "?"), w.get("items", 0), rate,
+        device = w.get("device", "?") + (f" (Ray GPU {','.join(w['gpus'])})" if w.get("gpus") else "")
+        rows.append([name, w.get("node", "this host"), device, w.get("items", 0), rate,
                      w.get("failures", 0), "yes" if w.get("died") else "no"])
     return _table(["worker", "node", "device", "items", "items/s", "failures", "died"], rows)
 

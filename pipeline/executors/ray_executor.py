@@ -32,9 +32,10 @@ class ChainActor:
     """Lives in a Ray worker process: builds and sets up the chain once, then runs batches."""
 
     def __init__(self, chain: list[StepCall], device: str, threads: int | None):
-        self.runner = ChainRunner(chain, device, threads)
+        gpus = _ray_gpus()
+        self.runner = ChainRunner(chain, actor_device(device, gpus), threads)
         self.runner.setup()
-        self.info = {"pid": os.getpid(), "device": self.runner.device, **_node(),
+        self.info = {"pid": os.getpid(), "device": self.runner.device, "gpus": gpus, **_node(),
                      "weights": self.runner.weights_used()}
         self.cpu0 = cpu_seconds()
 
@@ -51,6 +52,28 @@ class ChainActor:
     def run_segment(self, task: Any) -> tuple[Any, float, dict[str, Any], dict]:
         result, seconds = timed_segment(self.runner, task)
         return result, seconds, self._info(), self.runner.timings_dict()
+
+
+def _ray_gpus() -> list[str]:
+    """The GPU ids Ray gave this actor (Ray sets CUDA_VISIBLE_DEVICES to them); [] for none."""
+    import ray
+
+    return [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+
+
+def actor_device(spec: str, gpus: list[str]) -> str:
+    """`device: auto` in an actor that Ray gave no GPU means the CPU. Why: Ray leaves
+    CUDA_VISIBLE_DEVICES alone for an actor with num_gpus=0 (measured, Ray 2.60), so torch there
+    sees every GPU of its node and `auto` would put it on GPU 0, beside the actors holding it."""
+    return "cpu" if spec == "auto" and not gpus else spec
+
+
+def gpu_warnings(workers: dict[str, dict[str, Any]]) -> list[str]:
+    """Actors that hold Ray GPUs but run on the CPU: the reservation idles (a CPU-only torch build
+    on a GPU node, or a chain with no model step)."""
+    return [f"{name} holds Ray GPU {','.join(w['gpus'])} but runs on cpu: torch on its node sees no "
+            "CUDA device, or no step of the chain uses one"
+            for name, w in workers.items() if w.get("gpus") and w.get("device") == "cpu"]
 
 
 def _node() -> dict[str, str]:
@@ -131,10 +154,12 @@ class RayPool:
                     raise StylefarmError(f"a Ray actor could not set up the chain: {_cause(exc)}") from None
             if pending and done:
                 log.warning("%d actor(s) still waiting for resources; going on with %d", len(pending), len(done))
-                return
+                break
             if pending:
                 log.warning("no actor started yet after 30 s: is there a node with %g CPU / %g GPU free?",
                             self.execution.cpus_per_actor, self.execution.gpus_per_actor)
+        for line in gpu_warnings({n: self.workers.get(n, {}) for n in refs.values()}):
+            log.warning(line)
 
     def submit(self, unit: Unit) -> Hashable:
         name = self._pick(unit)

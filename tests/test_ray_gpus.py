@@ -1,0 +1,97 @@
+"""Ray GPU actors on a real local Ray cluster that declares two GPUs (docs/distributed.md, "GPUs").
+
+The GPUs are Ray's bookkeeping only (this machine has none; what runs on a real GPU is
+docs/gpu.md's device check): fractional `gpus_per_actor` packs actors two to a GPU, each actor's
+report row names the GPU Ray gave it, an actor holding a GPU it cannot use is warned about, an
+actor given none runs `device: auto` on the CPU, and a request no node can hold fails in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from _ray_fixture import TESTS
+
+from stylefarm.errors import EXIT_OK, StylefarmError
+from stylefarm.executors.ray_executor import actor_device, gpu_warnings
+from stylefarm.plan import build_plan
+from stylefarm.runner import Run
+from stylefarm.workflow import read_yaml_file
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def two_gpu_cluster():
+    """A one-node cluster with 4 CPUs and 2 GPUs declared; the session cluster (if another
+    module started it) is stopped first and started again after."""
+    ray = pytest.importorskip("ray")
+    from _ray_fixture import start_session_cluster
+
+    had_session = ray.is_initialized()
+    if had_session:
+        ray.shutdown()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([TESTS, *filter(None, os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep))]))
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, object_store_memory=200 * 1024**2)
+    yield ray
+    ray.shutdown()
+    if had_session:
+        start_session_cluster(ray)
+
+
+def run(tmp: Path, **execution) -> tuple[Run, dict]:
+    data = {"version": 1, "inputs": [{"generate": "noise", "count": 8, "width": 40, "height": 30}],
+            "steps": [{"use": "resize", "with": {"scale": 0.5}}], "output": {"dir": "out"},
+            "execution": {"backend": "ray", "device": "auto", "batch_size": 2, **execution}}
+    path = tmp / "wf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    runner = Run(build_plan(read_yaml_file(path), tmp), progress=False)
+    return runner, runner.execute()
+
+
+def test_half_a_gpu_each_packs_two_actors_onto_each_gpu_and_the_report_says_which(
+        two_gpu_cluster, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
+        runner, report = run(tmp_path, actors=4, gpus_per_actor=0.5, cpus_per_actor=1)
+    assert runner.exit_code == EXIT_OK
+    rows = report["workers"]
+    assert len(rows) == 4 and all(len(r["gpus"]) == 1 for r in rows.values()), rows
+    assert Counter(r["gpus"][0] for r in rows.values()) == {"0": 2, "1": 2}
+    assert sum(r.get("items", 0) for r in rows.values()) == 8
+    # this machine's torch sees no CUDA (and resize needs no device): each reservation idles, said once an actor
+    held = [m for m in caplog.messages if "holds Ray GPU" in m and "runs on cpu" in m]
+    assert len(held) == 4, caplog.messages
+    page = (tmp_path / "out" / ".stylefarm" / "report.html").read_text()
+    assert page.count("cpu (Ray GPU 0)") == 2 and page.count("cpu (Ray GPU 1)") == 2
+
+
+def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(two_gpu_cluster, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
+        runner, report = run(tmp_path, actors=2, gpus_per_actor=0)
+    assert runner.exit_code == EXIT_OK
+    assert [r["gpus"] for r in report["workers"].values()] == [[], []]
+    assert all(r["device"] == "cpu" for r in report["workers"].values())
+    assert not [m for m in caplog.messages if "holds Ray GPU" in m]
+    # Ray leaves CUDA_VISIBLE_DEVICES alone without num_gpus: `auto` must not mean "GPU 0 of the node"
+    assert actor_device("auto", []) == "cpu"
+    assert actor_device("auto", ["1"]) == "auto" and actor_device("cuda", []) == "cuda"
+
+
+def test_more_gpus_per_actor_than_a_node_has_fails_in_one_line(two_gpu_cluster, tmp_path):
+    with pytest.raises(StylefarmError, match=r"cannot hold one actor asking for 1 CPU and 3 GPU") as err:
+        run(tmp_path, actors=1, gpus_per_actor=3)
+    assert "\n" not in str(err.value) and "gpus_per_actor" in str(err.value)
+
+
+def test_gpu_warnings_name_only_actors_that_hold_a_gpu_on_the_cpu():
+    workers = {"a": {"gpus": ["0"], "device": "cuda"}, "b": {"gpus": ["1"], "device": "cpu"},
+               "c": {"gpus": [], "device": "cpu"}, "d": {}}
+    assert [line.split()[0] for line in gpu_warnings(workers)] == ["b"]
