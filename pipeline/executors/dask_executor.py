@@ -95,6 +95,22 @@ class DaskPool:
         gpus = execution.gpus_per_actor
         self.resources = {"GPU": gpus} if gpus > 0 else None
         self.routes: dict[str, str] = {}
+        if gpus > 0:
+            self._check_gpus(gpus)
+
+    def _check_gpus(self, gpus: float) -> None:
+        """A task asking for more GPU than every worker declares waits forever (Dask keeps it
+        in 'no-worker'): fail in one line instead. No workers yet (a cluster still scaling up)
+        is left to wait."""
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        if not workers:
+            log.warning("no Dask worker yet: the tasks wait for workers started with --resources GPU=%g", gpus)
+            return
+        most = max((w.get("resources") or {}).get("GPU", 0) for w in workers.values())
+        if most < gpus:
+            raise ClusterError(
+                f"no worker of the Dask cluster ({len(workers)} worker(s), GPU resource at most {most:g}) can run "
+                f"a task asking for {gpus:g} GPU: start workers with --resources GPU=1, or lower execution.gpus_per_actor")
 
     def submit(self, unit: Unit) -> Hashable:
         ex = self.execution

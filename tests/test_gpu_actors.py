@@ -1,15 +1,19 @@
-"""Ray GPU actors on a real local Ray cluster that declares two GPUs (docs/distributed.md, "GPUs").
+"""`gpus_per_actor` on real clusters that declare GPUs this machine does not have
+(docs/distributed.md, "GPUs"): GPUs as Ray's and Dask's bookkeeping only; what runs on a real
+GPU is docs/gpu.md's device check.
 
-The GPUs are Ray's bookkeeping only (this machine has none; what runs on a real GPU is
-docs/gpu.md's device check): fractional `gpus_per_actor` packs actors two to a GPU, each actor's
-report row names the GPU Ray gave it, an actor holding a GPU it cannot use is warned about, an
-actor given none runs `device: auto` on the CPU, and a request no node can hold fails in one line.
+Ray: fractional `gpus_per_actor` packs actors two to a GPU, each actor's report row names the
+GPU Ray gave it, an actor holding a GPU it cannot use is warned about, an actor given none runs
+`device: auto` on the CPU, and a request no node can hold fails in one line. Dask: a request no
+worker's GPU resource can hold fails in one line instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,13 +21,11 @@ import pytest
 import yaml
 from _ray_fixture import TESTS
 
-from stylefarm.errors import EXIT_OK, StylefarmError
+from stylefarm.errors import EXIT_FATAL, EXIT_OK, ClusterError, StylefarmError
 from stylefarm.executors.ray_executor import actor_device, gpu_warnings
 from stylefarm.plan import build_plan
 from stylefarm.runner import Run
 from stylefarm.workflow import read_yaml_file
-
-pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +49,21 @@ def two_gpu_cluster():
         start_session_cluster(ray)
 
 
-def run(tmp: Path, **execution) -> tuple[Run, dict]:
+def workflow(tmp: Path, **execution) -> Path:
     data = {"version": 1, "inputs": [{"generate": "noise", "count": 8, "width": 40, "height": 30}],
             "steps": [{"use": "resize", "with": {"scale": 0.5}}], "output": {"dir": "out"},
             "execution": {"backend": "ray", "device": "auto", "batch_size": 2, **execution}}
     path = tmp / "wf.yaml"
     path.write_text(yaml.safe_dump(data))
-    runner = Run(build_plan(read_yaml_file(path), tmp), progress=False)
+    return path
+
+
+def run(tmp: Path, **execution) -> tuple[Run, dict]:
+    runner = Run(build_plan(read_yaml_file(workflow(tmp, **execution)), tmp), progress=False)
     return runner, runner.execute()
 
 
+@pytest.mark.ray
 def test_half_a_gpu_each_packs_two_actors_onto_each_gpu_and_the_report_says_which(
         two_gpu_cluster, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
@@ -73,6 +80,7 @@ def test_half_a_gpu_each_packs_two_actors_onto_each_gpu_and_the_report_says_whic
     assert page.count("cpu (Ray GPU 0)") == 2 and page.count("cpu (Ray GPU 1)") == 2
 
 
+@pytest.mark.ray
 def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(two_gpu_cluster, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
         runner, report = run(tmp_path, actors=2, gpus_per_actor=0)
@@ -85,6 +93,7 @@ def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(two_gpu_cluster, tmp_
     assert actor_device("auto", ["1"]) == "auto" and actor_device("cuda", []) == "cuda"
 
 
+@pytest.mark.ray
 def test_more_gpus_per_actor_than_a_node_has_fails_in_one_line(two_gpu_cluster, tmp_path):
     with pytest.raises(StylefarmError, match=r"cannot hold one actor asking for 1 CPU and 3 GPU") as err:
         run(tmp_path, actors=1, gpus_per_actor=3)
@@ -95,3 +104,42 @@ def test_gpu_warnings_name_only_actors_that_hold_a_gpu_on_the_cpu():
     workers = {"a": {"gpus": ["0"], "device": "cuda"}, "b": {"gpus": ["1"], "device": "cpu"},
                "c": {"gpus": [], "device": "cpu"}, "d": {}}
     assert [line.split()[0] for line in gpu_warnings(workers)] == ["b"]
+
+
+@pytest.fixture
+def dask_cluster():
+    """Two in-process Dask workers on TCP (so the CLI in another process can join); each test
+    says which resources they declare."""
+    distributed = pytest.importorskip("distributed")
+    clusters = []
+
+    def start(resources: dict | None):
+        clusters.append(distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                                 host="127.0.0.1", dashboard_address=None, resources=resources))
+        return clusters[-1].scheduler_address
+
+    yield start
+    for cluster in clusters:
+        cluster.close()
+
+
+@pytest.mark.dask
+def test_dask_task_asking_more_gpu_than_any_worker_declares_fails_instead_of_waiting(dask_cluster, tmp_path):
+    address = dask_cluster(None)  # workers without a GPU resource
+    result = subprocess.run([sys.executable, "-m", "stylefarm", "run", str(workflow(tmp_path, backend="dask",
+                             address=address, gpus_per_actor=1))], capture_output=True, text=True, timeout=120)
+    assert result.returncode == EXIT_FATAL, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "GPU" in line]
+    assert len(lines) == 1 and "2 worker(s), GPU resource at most 0" in lines[0], result.stderr
+    assert "--resources GPU=1" in lines[0] and "gpus_per_actor" in lines[0]
+
+
+@pytest.mark.dask
+def test_dask_half_a_gpu_runs_on_workers_declaring_one(dask_cluster, tmp_path):
+    address = dask_cluster({"GPU": 1})
+    runner, report = run(tmp_path, backend="dask", address=address, gpus_per_actor=0.5)
+    assert runner.exit_code == EXIT_OK
+    assert sum(r.get("items", 0) for r in report["workers"].values()) == 8
+    (tmp_path / "more").mkdir()
+    with pytest.raises(ClusterError, match="GPU resource at most 1\\) can run a task asking for 2 GPU"):
+        run(tmp_path / "more", backend="dask", address=address, gpus_per_actor=2)
