@@ -21,7 +21,7 @@ import pytest
 import yaml
 from _ray_fixture import TESTS
 
-from stylefarm.errors import EXIT_FATAL, EXIT_OK, ClusterError, StylefarmError
+from stylefarm.errors import EXIT_FATAL, EXIT_OK, ClusterError
 from stylefarm.executors.ray_executor import actor_device, gpu_warnings
 from stylefarm.plan import build_plan
 from stylefarm.runner import Run
@@ -29,11 +29,13 @@ from stylefarm.workflow import read_yaml_file
 
 
 @pytest.fixture(scope="module")
-def two_gpu_cluster():
-    """A one-node cluster with 4 CPUs and 2 GPUs declared; the session cluster (if another
-    module started it) is stopped first and started again after."""
+def gpu_nodes():
+    """A head without CPUs or GPUs (the driver's node), a node with 2 CPUs and 2 GPUs and one with
+    2 CPUs and 1 GPU: 3 GPUs in all, at most 2 on one node. The session cluster (if another module
+    started it) is stopped first and started again after."""
     ray = pytest.importorskip("ray")
     from _ray_fixture import start_session_cluster
+    from ray.cluster_utils import Cluster
 
     had_session = ray.is_initialized()
     if had_session:
@@ -41,10 +43,15 @@ def two_gpu_cluster():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([TESTS, *filter(None, os.environ.get(
         "PYTHONPATH", "").split(os.pathsep))]))
-    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, object_store_memory=200 * 1024**2)
-    yield ray
+    store = 80 * 1024**2
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "object_store_memory": store,
+                                                            "include_dashboard": False})
+    nodes = [cluster.add_node(num_cpus=2, num_gpus=gpus, object_store_memory=store) for gpus in (2, 1)]
+    ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+    cluster.wait_for_nodes()
+    yield cluster, nodes
     ray.shutdown()
+    cluster.shutdown()
     if had_session:
         start_session_cluster(ray)
 
@@ -64,24 +71,26 @@ def run(tmp: Path, **execution) -> tuple[Run, dict]:
 
 
 @pytest.mark.ray
-def test_half_a_gpu_each_packs_two_actors_onto_each_gpu_and_the_report_says_which(
-        two_gpu_cluster, tmp_path, caplog):
+def test_half_a_gpu_each_packs_two_actors_onto_a_gpu_and_the_report_says_which(gpu_nodes, tmp_path, caplog):
+    cluster, nodes = gpu_nodes
     with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
         runner, report = run(tmp_path, actors=4, gpus_per_actor=0.5, cpus_per_actor=1)
     assert runner.exit_code == EXIT_OK
     rows = report["workers"]
     assert len(rows) == 4 and all(len(r["gpus"]) == 1 for r in rows.values()), rows
-    assert Counter(r["gpus"][0] for r in rows.values()) == {"0": 2, "1": 2}
+    # 2 CPUs a node: two actors on each node, and Ray packs each pair onto one of its node's GPUs
+    assert sorted(Counter((r["node_id"], r["gpus"][0]) for r in rows.values()).values()) == [2, 2]
+    assert {r["node_id"] for r in rows.values()} == {n.node_id for n in nodes}
     assert sum(r.get("items", 0) for r in rows.values()) == 8
     # this machine's torch sees no CUDA (and resize needs no device): each reservation idles, said once an actor
     held = [m for m in caplog.messages if "holds Ray GPU" in m and "runs on cpu" in m]
     assert len(held) == 4, caplog.messages
     page = (tmp_path / "out" / ".stylefarm" / "report.html").read_text()
-    assert page.count("cpu (Ray GPU 0)") == 2 and page.count("cpu (Ray GPU 1)") == 2
+    assert page.count("<td>cpu (Ray GPU ") == 4
 
 
 @pytest.mark.ray
-def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(two_gpu_cluster, tmp_path, caplog):
+def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(gpu_nodes, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="stylefarm.executor.ray"):
         runner, report = run(tmp_path, actors=2, gpus_per_actor=0)
     assert runner.exit_code == EXIT_OK
@@ -94,10 +103,17 @@ def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(two_gpu_cluster, tmp_
 
 
 @pytest.mark.ray
-def test_more_gpus_per_actor_than_a_node_has_fails_in_one_line(two_gpu_cluster, tmp_path):
-    with pytest.raises(StylefarmError, match=r"cannot hold one actor asking for 1 CPU and 3 GPU") as err:
-        run(tmp_path, actors=1, gpus_per_actor=3)
-    assert "\n" not in str(err.value) and "gpus_per_actor" in str(err.value)
+def test_an_actor_that_fits_the_cluster_but_no_node_fails_in_one_line(gpu_nodes, tmp_path):
+    """3 GPUs in the cluster, at most 2 on a node: an actor asking for 3 would wait forever."""
+    cluster, _ = gpu_nodes
+    wf = workflow(tmp_path, actors=1, gpus_per_actor=3, address=cluster.address)
+    result = subprocess.run([sys.executable, "-m", "stylefarm", "run", str(wf)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == EXIT_FATAL, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "GPU" in line]
+    assert len(lines) == 1, result.stderr
+    assert "no node of the Ray cluster (3 node(s), at most 2 CPU and 2 GPU on one) can hold one actor asking " \
+           "for 1 CPU and 3 GPU" in lines[0] and "gpus_per_actor" in lines[0]
 
 
 def test_gpu_warnings_name_only_actors_that_hold_a_gpu_on_the_cpu():

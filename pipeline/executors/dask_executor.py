@@ -109,8 +109,9 @@ class DaskPool:
         most = max((w.get("resources") or {}).get("GPU", 0) for w in workers.values())
         if most < gpus:
             raise ClusterError(
-                f"no worker of the Dask cluster ({len(workers)} worker(s), GPU resource at most {most:g}) can run "
-                f"a task asking for {gpus:g} GPU: start workers with --resources GPU=1, or lower execution.gpus_per_actor")
+                f"no worker of the Dask cluster ({len(workers)} worker(s), GPU resource at most {most:g}) can "
+                f"run a task asking for {gpus:g} GPU: start workers with --resources GPU=1, or lower "
+                "execution.gpus_per_actor")
 
     def submit(self, unit: Unit) -> Hashable:
         ex = self.execution

@@ -127,12 +127,15 @@ class RayPool:
         self._wait_ready()
 
     def _check_resources(self) -> None:
-        total = self.ray.cluster_resources()
+        """An actor must fit on one node: one that fits nowhere would wait forever."""
         gpus, cpus = self.execution.gpus_per_actor, self.execution.cpus_per_actor
-        if gpus > total.get("GPU", 0) or cpus > total.get("CPU", 0):
+        nodes = [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
+        if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+            most = {r: max((n.get(r, 0) for n in nodes), default=0) for r in ("CPU", "GPU")}
             raise StylefarmError(
-                f"the Ray cluster ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU) cannot hold one "
-                f"actor asking for {cpus:g} CPU and {gpus:g} GPU; lower execution.cpus_per_actor/gpus_per_actor")
+                f"no node of the Ray cluster ({len(nodes)} node(s), at most {most['CPU']:g} CPU and {most['GPU']:g} "
+                f"GPU on one) can hold one actor asking for {cpus:g} CPU and {gpus:g} GPU; "
+                "lower execution.cpus_per_actor/gpus_per_actor")
 
     def _spawn(self) -> str:
         name = f"ray-actor-{self.count}"
