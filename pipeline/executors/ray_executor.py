@@ -58,7 +58,7 @@ def _ray_gpus() -> list[str]:
     """The GPU ids Ray gave this actor (Ray sets CUDA_VISIBLE_DEVICES to them); [] for none."""
     import ray
 
-    return [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+    return [str(i) for i in ray.get_gpu_ids()]
 
 
 def actor_device(spec: str, gpus: list[str]) -> str:
