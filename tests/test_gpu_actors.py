@@ -11,7 +11,6 @@ worker's GPU resource can hold fails in one line instead of waiting forever.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _ray_fixture import TESTS
+from _ray_fixture import multi_node_cluster
 
 from stylefarm.errors import EXIT_FATAL, EXIT_OK, ClusterError
 from stylefarm.executors.ray_executor import actor_device, gpu_warnings
@@ -30,30 +29,10 @@ from stylefarm.workflow import read_yaml_file
 
 @pytest.fixture(scope="module")
 def gpu_nodes():
-    """A head without CPUs or GPUs (the driver's node), a node with 2 CPUs and 2 GPUs and one with
-    2 CPUs and 1 GPU: 3 GPUs in all, at most 2 on one node. The session cluster (if another module
-    started it) is stopped first and started again after."""
-    ray = pytest.importorskip("ray")
-    from _ray_fixture import start_session_cluster
-    from ray.cluster_utils import Cluster
-
-    had_session = ray.is_initialized()
-    if had_session:
-        ray.shutdown()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([TESTS, *filter(None, os.environ.get(
-        "PYTHONPATH", "").split(os.pathsep))]))
-    store = 80 * 1024**2
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "object_store_memory": store,
-                                                            "include_dashboard": False})
-    nodes = [cluster.add_node(num_cpus=2, num_gpus=gpus, object_store_memory=store) for gpus in (2, 1)]
-    ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-    cluster.wait_for_nodes()
-    yield cluster, nodes
-    ray.shutdown()
-    cluster.shutdown()
-    if had_session:
-        start_session_cluster(ray)
+    """A node with 2 CPUs and 2 GPUs and one with 2 CPUs and 1 GPU: 3 GPUs in all, at most 2 on one node."""
+    pytest.importorskip("ray")
+    with multi_node_cluster({"num_cpus": 2, "num_gpus": 2}, {"num_cpus": 2, "num_gpus": 1}) as cluster_and_nodes:
+        yield cluster_and_nodes
 
 
 def workflow(tmp: Path, **execution) -> Path:

@@ -6,7 +6,6 @@ where the output folder is an empty tmpfs)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import _test_steps
 import pytest
 import yaml
-from _ray_fixture import TESTS
+from _ray_fixture import TESTS, multi_node_cluster
 from video_fixtures import decode_codes, make_clip
 
 from stylefarm.errors import EXIT_OK, ClusterError
@@ -82,28 +81,10 @@ def local(host, clip, tmp_path_factory) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def ray_nodes():
-    """A head without CPUs (the driver's node) and two 2-CPU worker nodes, 80 MB of object
-    store each; a session cluster started by other modules is stopped first and restarted after."""
-    ray = pytest.importorskip("ray")
-    from _ray_fixture import start_session_cluster
-    from ray.cluster_utils import Cluster
-
-    had_session = ray.is_initialized()
-    if had_session:
-        ray.shutdown()
-    tests_on_pythonpath()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    store = 80 * 1024**2
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": store,
-                                                            "include_dashboard": False})
-    workers = [cluster.add_node(num_cpus=2, object_store_memory=store) for _ in range(2)]
-    ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-    cluster.wait_for_nodes()
-    yield cluster, workers
-    ray.shutdown()
-    cluster.shutdown()
-    if had_session:
-        start_session_cluster(ray)
+    """A head without CPUs (the driver's node) and two 2-CPU worker nodes."""
+    pytest.importorskip("ray")
+    with multi_node_cluster({"num_cpus": 2}, {"num_cpus": 2}) as cluster_and_workers:
+        yield cluster_and_workers
 
 
 @pytest.mark.ray
