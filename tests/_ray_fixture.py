@@ -21,8 +21,7 @@ TESTS = str(Path(__file__).resolve().parent)
 @pytest.fixture(scope="session")
 def ray_cluster():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    paths = [TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    tests_on_pythonpath()
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         yield ray
@@ -30,6 +29,13 @@ def ray_cluster():
     start_session_cluster(ray)
     yield ray
     ray.shutdown()
+
+
+def tests_on_pythonpath() -> None:
+    """Workers import the test steps by reference (they are shipped by name): tests/ first on
+    PYTHONPATH, which worker processes started from now on inherit."""
+    paths = [TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
 def start_session_cluster(ray) -> None:
@@ -50,8 +56,7 @@ def multi_node_cluster(*nodes: dict) -> Iterator[tuple]:
     if had_session:
         ray.shutdown()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    paths = [TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # workers import test steps by name
+    tests_on_pythonpath()
     store = 80 * 1024**2
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "object_store_memory": store,
                                                             "include_dashboard": False})

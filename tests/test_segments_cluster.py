@@ -17,7 +17,7 @@ from pathlib import Path
 import _test_steps
 import pytest
 import yaml
-from _ray_fixture import TESTS, multi_node_cluster
+from _ray_fixture import TESTS, multi_node_cluster, tests_on_pythonpath
 from video_fixtures import decode_codes, make_clip
 
 from stylefarm.errors import EXIT_OK, ClusterError
@@ -38,12 +38,6 @@ def host() -> PluginHost:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=FRAMES, audio=True)
-
-
-def tests_on_pythonpath() -> None:
-    """Workers import the test steps by reference (they are shipped by name)."""
-    paths = [TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
 def make_plan(host, tmp: Path, clip: Path, out: str, slow: float = 0.0, extra=(), **execution):
