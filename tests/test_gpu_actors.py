@@ -11,8 +11,6 @@ worker's GPU resource can hold fails in one line instead of waiting forever.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -82,12 +80,10 @@ def test_an_actor_given_no_gpu_runs_device_auto_on_the_cpu(gpu_nodes, tmp_path, 
 
 
 @pytest.mark.ray
-def test_an_actor_that_fits_the_cluster_but_no_node_fails_in_one_line(gpu_nodes, tmp_path):
+def test_an_actor_that_fits_the_cluster_but_no_node_fails_in_one_line(gpu_nodes, cli, tmp_path):
     """3 GPUs in the cluster, at most 2 on a node: an actor asking for 3 would wait forever."""
     cluster, _ = gpu_nodes
-    wf = workflow(tmp_path, actors=1, gpus_per_actor=3, address=cluster.address)
-    result = subprocess.run([sys.executable, "-m", "stylefarm", "run", str(wf)], capture_output=True, text=True,
-                            timeout=120)
+    result = cli("run", str(workflow(tmp_path, actors=1, gpus_per_actor=3, address=cluster.address)), timeout=120)
     assert result.returncode == EXIT_FATAL, result.stderr
     lines = [line for line in result.stderr.splitlines() if "GPU" in line]
     assert len(lines) == 1, result.stderr
@@ -119,10 +115,9 @@ def dask_cluster():
 
 
 @pytest.mark.dask
-def test_dask_task_asking_more_gpu_than_any_worker_declares_fails_instead_of_waiting(dask_cluster, tmp_path):
+def test_dask_task_asking_more_gpu_than_any_worker_declares_fails_instead_of_waiting(dask_cluster, cli, tmp_path):
     address = dask_cluster(None)  # workers without a GPU resource
-    result = subprocess.run([sys.executable, "-m", "stylefarm", "run", str(workflow(tmp_path, backend="dask",
-                             address=address, gpus_per_actor=1))], capture_output=True, text=True, timeout=120)
+    result = cli("run", str(workflow(tmp_path, backend="dask", address=address, gpus_per_actor=1)), timeout=120)
     assert result.returncode == EXIT_FATAL, result.stderr
     lines = [line for line in result.stderr.splitlines() if "GPU" in line]
     assert len(lines) == 1 and "2 worker(s), GPU resource at most 0" in lines[0], result.stderr
