@@ -11,7 +11,9 @@ import pytest
 from video_fixtures import decode_codes, make_clip, read_code
 
 from stylefarm.api import run_workflow
+from stylefarm.errors import OutputError
 from stylefarm.images import encode_image, read_image
+from stylefarm.video.encode import EncodeSpec, Encoder
 from stylefarm.video.ffmpeg import ffmpeg_exe
 from stylefarm.video.probe import probe
 from stylefarm.video.sequence import SequenceOptions, SequenceSource
@@ -191,3 +193,30 @@ def test_10bit_video_into_an_8bit_encoder_says_so(tmp_path, workflow, caplog):
     with caplog.at_level("WARNING"):
         run_workflow(wf)
     assert any("10-bit frames but libx264 yuv420p keeps 8 bits" in r.message for r in caplog.records)
+
+
+def _encode(tmp_path: Path, frames: int, **options) -> tuple[Encoder, Path]:
+    """`frames` grey 64x48 frames at 24 fps through a real ffmpeg encoder."""
+    final = tmp_path / "out.mp4"
+    encoder = Encoder(EncodeSpec(64, 48, Fraction(24), "libx264", "yuv420p", options), final)
+    for i in range(frames):
+        encoder.send(np.full((48, 64, 3), 10 * i, np.uint8))
+    return encoder, final
+
+
+def test_encoder_writes_its_frames_and_renames_into_place(tmp_path):
+    encoder, final = _encode(tmp_path, 12)
+    assert encoder.finish() == final and probe(final).frames == 12
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # the temp file renamed into place
+
+
+def test_encoder_that_drops_frames_fails_and_leaves_no_file(tmp_path):
+    encoder, final = _encode(tmp_path, 24, r=12)  # a lower output rate: ffmpeg drops frames
+    encoder._stop_writer()
+    assert encoder.pipe.wait() == 0
+    written = probe(encoder.temp).frames
+    assert written < 24
+    with pytest.raises(OutputError, match=f"encoder wrote {written} frames for 24 sent"):
+        encoder.finish()
+    assert list(tmp_path.iterdir()) == []
+
