@@ -238,6 +238,8 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 def describe_error(err: dict[str, Any]) -> str:
     msg = err.get("msg", "invalid value")
+    if err.get("type") == "value_error":  # a validator's own words, without pydantic's "Value error, "
+        msg = msg.removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         return "unknown field (not an option here; check the spelling or `stylefarm steps NAME`)"
     if err.get("type") == "missing":

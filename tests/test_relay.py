@@ -157,7 +157,10 @@ def test_sigterm_during_a_relayed_video_leaves_no_file(tmp_path):
 def test_last_error_skips_the_info_lines_of_a_paced_log():
     log = "[info] Input #0\n[Parsed_showinfo_0 @ 0x1] [info] n:3 pts_time:0.125\n[error] No space left on device\n" \
           "[info] x264 frame I:1\n"
-    assert ffmpeg.last_error(log) == "[error] No space left on device"
+    assert ffmpeg.last_error(log) == "No space left on device"
+    fatal = ("[vost#0:0 @ 0x1] [fatal] Unknown encoder 'x'\n[vost#0:0 @ 0x1] [fatal] Error selecting an encoder\n"
+             "[error] Error opening output file o.mp4.\n[fatal] Error opening output files: Encoder not found\n")
+    assert ffmpeg.last_error(fatal) == "Unknown encoder 'x' ... Error opening output files: Encoder not found"
     assert ffmpeg.last_error("[info] n:3 pts_time:0.125\n") == "no message"
     assert ffmpeg.last_error("plain line\nlast plain line\n") == "last plain line"
 

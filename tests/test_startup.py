@@ -31,28 +31,41 @@ def cache(tmp_path, monkeypatch):
 
 def fake_ffmpeg(path: Path, version: str, runs: Path, rc: int = 0) -> Path:
     """A stand-in binary that counts its starts: the real one cannot say how often it ran."""
-    path.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'ffmpeg version {version} Copyright' >&2\n"
-                    f"echo '  checksum          <boolean>'\nexit {rc}\n")
+    path.write_text(f"#!/bin/sh\necho \"$@\" >> {runs}\necho 'ffmpeg version {version} Copyright' >&2\n"
+                    f"echo '  checksum          <boolean>'\necho ' V....D libfake   Fake video'\nexit {rc}\n")
     path.chmod(0o755)
     return path
 
 
 def starts(runs: Path) -> int:
-    return len(runs.read_text().splitlines()) if runs.exists() else 0
+    """Times the facts were learnt: each is one `-h filter=showinfo` run (and one `-encoders`)."""
+    return runs.read_text().splitlines().count("-h filter=showinfo") if runs.exists() else 0
 
 
 def test_facts_are_learnt_once_per_binary_and_kept_across_processes(cache, tmp_path):
     runs = tmp_path / "runs.txt"
     exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
     found = ffmpeg.facts(str(exe))
-    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True) and starts(runs) == 1
-    assert list(json.loads(cache.read_text()).values()) == [{"version": found.version, "showinfo_checksum": True}]
+    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True, ("libfake",)) and starts(runs) == 1
+    assert runs.read_text().splitlines() == ["-h filter=showinfo", "-hide_banner -encoders"]
+    assert list(json.loads(cache.read_text()).values()) == [{"version": found.version, "showinfo_checksum": True,
+                                                             "encoders": ["libfake"]}]
     ffmpeg._facts.cache_clear()  # what a new process sees: only the file
     assert ffmpeg.facts(str(exe)) == found and starts(runs) == 1
     fake_ffmpeg(exe, "fake-2", runs)  # replaced in place: another size and mtime
     os.utime(exe, ns=(1, 1))
     assert ffmpeg.facts(str(exe)).version == "ffmpeg version fake-2 Copyright" and starts(runs) == 2
     assert len(json.loads(cache.read_text())) == 1  # the old binary's entry is dropped
+
+
+def test_facts_an_older_stylefarm_kept_are_learnt_again(cache, tmp_path):
+    runs = tmp_path / "runs.txt"
+    exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
+    ffmpeg.facts(str(exe))
+    key = next(iter(json.loads(cache.read_text())))
+    cache.write_text(json.dumps({key: {"version": "v", "showinfo_checksum": True}}))  # before encoders were kept
+    ffmpeg._facts.cache_clear()
+    assert ffmpeg.facts(str(exe)).encoders == ("libfake",) and starts(runs) == 2
 
 
 def test_a_damaged_cache_file_is_rewritten_and_a_read_only_one_costs_a_start(cache, tmp_path):
@@ -201,7 +214,7 @@ def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path)
     procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ}) for _ in range(6)]
     assert all(p.wait(timeout=60) == 0 for p in procs)
     assert list(json.loads(cache.read_text()).values()) == [{"version": "ffmpeg version fake-1 Copyright",
-                                                            "showinfo_checksum": True}]
+                                                            "showinfo_checksum": True, "encoders": ["libfake"]}]
     assert [p.name for p in cache.parent.iterdir()] == ["ffmpeg.json"], "no part files left"
 
 

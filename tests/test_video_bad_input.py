@@ -97,6 +97,32 @@ output: {{dir: out, images: false, video: {{path: blocker/v.mp4, preset: ultrafa
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("images", ["false", "true"])  # relayed (one ffmpeg) / piped
+def test_an_encoder_that_refuses_its_options_says_why_on_both_paths(tmp_path, workflow, images):
+    """ffmpeg's own reason, not a count of the frames it never took (the relayed path said
+    "received 0 of 6 frames" before)."""
+    clip = make_clip(tmp_path / "c.mp4", frames=6)
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output: {{dir: out, images: {images}, video: {{path: v.mp4, preset: nosuch}}}}
+""")
+    with pytest.raises(OutputError, match="cannot write video .*v.mp4: .*invalid preset 'nosuch'"):
+        run_workflow(wf)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "v.mp4").exists()
+
+
+def test_a_codec_this_ffmpeg_cannot_encode_is_a_workflow_error(tmp_path, workflow):
+    clip = make_clip(tmp_path / "c.mp4", frames=6)
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output: {{dir: out, images: false, video: {{path: v.mp4, codec: libx246}}}}
+""")
+    with pytest.raises(WorkflowError, match=r"wf.yaml:3: output.video.codec: the ffmpeg in use has no such video "
+                                            r"encoder; did you mean .*libx264.*\(got 'libx246'\)"):
+        load_workflow(wf)
+    assert not (tmp_path / "out").exists()
+
+
 DISK_FULL = """
 import resource, sys
 from stylefarm.api import run_workflow

@@ -13,7 +13,7 @@ from video_fixtures import decode_codes, make_clip, read_code
 from stylefarm.api import run_workflow
 from stylefarm.errors import OutputError
 from stylefarm.images import encode_image, read_image
-from stylefarm.video.encode import EncodeSpec, Encoder
+from stylefarm.video.encode import Encoder, EncodeSpec
 from stylefarm.video.ffmpeg import ffmpeg_exe
 from stylefarm.video.probe import probe
 from stylefarm.video.sequence import SequenceOptions, SequenceSource

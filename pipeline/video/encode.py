@@ -122,7 +122,7 @@ def encode_argv(spec: EncodeSpec, out: Path, fmt: str, decoded: Decoded | None =
         frames = ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt=spec.pipe_pix_fmt,
                                      s=f"{spec.width}x{spec.height}", framerate=str(spec.fps)).video
         frames = frames.filter("setsar", sar, max=SAR_MAX) if spec.sar else frames
-        log = ffmpeg.QUIET
+        log = ffmpeg.TAGGED  # a failure's cause and outcome (`ffmpeg.last_error`)
     else:
         timebase = f"{spec.fps.denominator}/{spec.fps.numerator}"
         frames = (decoded.stream.filter("setsar", sar, max=SAR_MAX).filter("setparams", chroma_location="unspecified")
@@ -193,6 +193,10 @@ class Encoder:
                 stdin.write(frame.data)
             except (OSError, ValueError):  # broken pipe, or the pipe closed by abort()
                 self.broken.set()
+
+    def died(self) -> bool:
+        """ffmpeg already stopped with an error (`finish` raises its reason)."""
+        return self.broken.is_set() or self.pipe.proc.poll() not in (None, 0)
 
     def _stop_writer(self, timeout: float | None = None) -> None:
         """All queued frames written (or dropped after a failure), the thread gone."""

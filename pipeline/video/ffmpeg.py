@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from ..errors import StylefarmError
 INSTALL_HINT = ("install it with `pip install imageio-ffmpeg` (ships a static ffmpeg), or point "
                 "STYLEFARM_FFMPEG at an ffmpeg executable")
 QUIET = ["-hide_banner", "-nostats", "-loglevel", "error"]
+TAGGED = [*QUIET[:-1], "level+error"]  # the same lines, each tagged with its level (see `last_error`)
 PACED = [*QUIET[:-1], "level+info"]  # showinfo's per-frame lines too, each tagged with its level
 PIPE_BYTES = 1 << 20
 """Frame pipes are widened to this (Linux `F_SETPIPE_SZ`; 1 MiB is what an unprivileged process
@@ -87,14 +89,16 @@ class Facts:
 
     version: str  # first line of its banner, as `ffmpeg -version` prints it
     showinfo_checksum: bool  # showinfo takes `checksum=0` (plane checksums cost ~1 ms a 720p frame)
+    encoders: tuple[str, ...]  # its video encoders (`ffmpeg -encoders`): a workflow's codec is checked
 
 
 def facts(path: str) -> Facts | None:
-    """The binary's facts, None if it is missing or does not start. One run of `ffmpeg -h
-    filter=showinfo` tells that it starts, its version (the banner) and showinfo's options, and
-    the answer is kept in the user cache by the binary's identity (path, size, mtime, machine):
-    a later process starts no ffmpeg to learn them. It replaced three runs per process (the
-    imageio-ffmpeg check, this help, the report's `-version`), ~35 ms of a short job's start."""
+    """The binary's facts, None if it is missing or does not start. A run of `ffmpeg -h
+    filter=showinfo` tells that it starts, its version (the banner) and showinfo's options, one
+    of `ffmpeg -encoders` its video encoders, and the answer is kept in the user cache by the
+    binary's identity (path, size, mtime, machine): a later process starts no ffmpeg to learn
+    them. It replaced three runs per process (the imageio-ffmpeg check, this help, the report's
+    `-version`), ~35 ms of a short job's start."""
     try:
         st = os.stat(path)
     except OSError:
@@ -108,18 +112,22 @@ def _facts(key: str, path: str) -> Facts | None:
     known = read_store(store)
     if isinstance(known.get(key), dict):
         try:
-            return Facts(**known[key])
-        except TypeError:  # written by another version: ask the binary again
+            return Facts(**{**known[key], "encoders": tuple(known[key]["encoders"])})
+        except (TypeError, KeyError):  # written by another version: ask the binary again
             pass
     try:
         proc = subprocess.run([path, "-h", "filter=showinfo"], capture_output=True, timeout=30,
                               stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            return None
+        listing = subprocess.run([path, "-hide_banner", "-encoders"], capture_output=True, timeout=30,
+                                 stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if proc.returncode != 0:
-        return None
     banner = proc.stderr.decode("utf-8", "replace").splitlines()
-    found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"))
+    encoders = re.findall(r"^ V[A-Z.]{5} (\S+)", listing.stdout.decode("utf-8", "replace"), re.M)
+    found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"),
+                  tuple(encoders) if listing.returncode == 0 else ())
     if store is not None:
         known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         write_store(store, {**known, key: asdict(found)})
@@ -170,6 +178,25 @@ def showinfo_args() -> dict[str, Any]:
     return {"checksum": 0} if found and found.showinfo_checksum else {}
 
 
+def check_encoder(name: str) -> None:
+    """A video codec the ffmpeg in use cannot encode is a workflow error (ValueError, for the
+    option's validator), said before any work rather than as a failed video. No check without an
+    ffmpeg (said where one is needed) or when its encoders are not known."""
+    try:
+        path = ffmpeg_exe()
+    except FfmpegMissing:
+        return
+    found = facts(path)
+    if found is None or not found.encoders or name in found.encoders:
+        return
+    import difflib
+
+    near = difflib.get_close_matches(name, found.encoders, 3)
+    hint = f"; did you mean {', '.join(near[:-1])} or {near[-1]}?" if len(near) > 1 else \
+        f"; did you mean {near[0]}?" if near else ""
+    raise ValueError(f"the ffmpeg in use has no such video encoder{hint} (`ffmpeg -encoders` lists them)")
+
+
 def version() -> str | None:
     """First line of `ffmpeg -version` of the binary in use (None if there is none)."""
     try:
@@ -194,12 +221,21 @@ def ffprobe_exe() -> str | None:
 
 
 def last_error(stderr: str) -> str:
-    """The most useful line of ffmpeg's stderr: its last non-empty one; with `level+info` logging
-    (showinfo lines, encoder statistics) its last line tagged [error] or [fatal], else its last
-    one that is not [info]."""
+    """ffmpeg's reason, one line. Tagged logs (`TAGGED`, `PACED`: the encoders): its first [error] or
+    [fatal] line, where it says the cause, and its last, where it says what failed, e.g. "x264
+    [error]: invalid preset 'nosuch' ... Nothing was written into output file ..." (either alone
+    misleads: the cause comes first, but a full disk is named only at the end); untagged
+    (`QUIET`, `ffmpeg -i` banners) or without an error line: the last line not tagged [info]. The level
+    tags and the `[name @ 0x...]` context prefixes are dropped."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    tagged = [ln for ln in lines if "[error]" in ln or "[fatal]" in ln]
-    return (tagged or [ln for ln in lines if "[info]" not in ln] or ["no message"])[-1]
+    errors = [_NOISE.sub("", ln).strip() for ln in lines if _ERROR.search(ln)]
+    if errors:
+        return errors[0] if errors[0] == errors[-1] else f"{errors[0]} ... {errors[-1]}"
+    return _NOISE.sub("", ([ln for ln in lines if "[info]" not in ln] or ["no message"])[-1]).strip()
+
+
+_ERROR = re.compile(r"\[(error|fatal)\]")
+_NOISE = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] |\[(fatal|error|warning)\] ")
 
 
 def run(args: list[str], timeout: float | None = None, binary: bool = False) -> subprocess.CompletedProcess:

@@ -65,6 +65,13 @@ class VideoOptions(SinkOptions):
     def _fps(cls, value: str) -> str:
         return str(parse_fps(value))
 
+    @field_validator("codec")
+    @classmethod
+    def _codec(cls, value: str | None) -> str | None:
+        if value is not None:
+            ffmpeg.check_encoder(value)
+        return value
+
 
 def default_codec(fmt: str) -> str:
     return "libvpx-vp9" if fmt == "webm" else "libx264"
@@ -152,6 +159,8 @@ class _Track:
             self.encoder.abort()
 
     def finish(self) -> Path:
+        if self.encoder is not None and self.encoder.died():  # e.g. a relayed video's unknown encoder:
+            return self.encoder.finish()  # ffmpeg's own reason (raised), not a frame count
         sent = self.encoder.frames if self.encoder else 0
         if self.lost is None and (self.pending or (self.expected is not None and sent != self.expected)):
             self.lost = f"received {sent} of {self.expected} frames"
