@@ -118,15 +118,17 @@ def validate_document(doc: LoadedYaml, base_dir: Path, host: PluginHost | None =
 def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir: Path) -> list:
     out = wf.output
     probe = Item(source=str(base_dir / "sample.png"), index=0, frame=1)
-    checks = (("dir", out.dir, "x.png"), ("pattern", out.pattern, out.pattern))
-    for key, template, name in checks:
-        if template is None:
-            continue
+
+    def check(loc: tuple, template: str, name: str) -> None:
         try:
             check_template(template)
             confine(root, base_dir / render(out.dir, probe, "step") / render(name, probe, "step"))
         except (ValueError, StylefarmError) as exc:
-            raise doc.error(("output", key), str(exc)) from None
+            raise doc.error(loc, str(exc)) from None
+
+    for key, template, name in (("dir", out.dir, "x.png"), ("pattern", out.pattern, out.pattern)):
+        if template is not None:
+            check(("output", key), template, name)
     if out.pattern and Path(out.pattern).suffix.lower() in CONTAINER_SUFFIXES:
         raise doc.error(("output", "pattern"), f"{Path(out.pattern).suffix} is a video container, but output.pattern "
                         "names one picture per item; write video with output.video: {path: ...} (and give "
@@ -141,7 +143,12 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
         if value is False:
             continue
         cls = host.sinks[key].obj
-        sinks.append((cls, _validate(doc, cls.Options, {} if value is True else value, ("output", key))))
+        options = _validate(doc, cls.Options, {} if value is True else value, ("output", key))
+        for name in ("path", "pattern"):  # a sink's file name templates (video path, frames pattern ...)
+            template = getattr(options, name, None)
+            if isinstance(template, str):
+                check(("output", key, name), template, template)
+        sinks.append((cls, options))
     return sinks
 
 

@@ -124,3 +124,16 @@ def test_schema_includes_every_installed_step(cli):
     assert {"resize", "color_transfer", "blend"} <= set(names)
     assert "max_side" in schema["$defs"]["step_resize"]["properties"]
     assert "sheet" in schema["$defs"]["OutputSpec"]["properties"]
+
+
+@pytest.mark.parametrize("sink, needle", [
+    ("video: {path: '{input.nope}.mp4'}", "output.video.path: bad output pattern '{input.nope}.mp4'"),
+    ("video: {path: ../../x.mp4}", "output.video.path: output path"),
+    ("frames: {pattern: '{fram}.png'}", "output.frames.pattern: bad output pattern"),
+])
+def test_sink_file_names_are_checked_before_the_run(cli, workflow, sink, needle):
+    """A sink's own name template (video path, frames pattern) is checked as output.pattern is:
+    file, line, field, exit 2, instead of an error once the first frame is written."""
+    path = workflow(GOOD + f"  {sink}\n")
+    assert_one_line_error(cli("run", str(path)), "wf.yaml:12", needle)
+    assert not (path.parent / "out").exists()
