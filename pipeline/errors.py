@@ -62,6 +62,10 @@ class ItemError(StylefarmError):
     """One item failed (bad file, poisoned frame); the run goes on and reports it."""
 
 
+class DeviceError(StylefarmError, RuntimeError):
+    """The device asked for is not there (`device: cuda` where torch sees no GPU)."""
+
+
 class ClusterError(StylefarmError):
     """A Ray or Dask cluster cannot be reached or joined."""
 

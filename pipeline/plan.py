@@ -43,20 +43,24 @@ class Plan:
         return {call.generates for call in self.chain if call.generates is not None}
 
 
-def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple, base_dir: Path | None = None) -> Any:
+def _validate(doc: LoadedYaml, model: type, data: Any, prefix: tuple, base_dir: Path | None = None,
+              check_files: bool = False) -> Any:
+    """`check_files`: the options' input files (`stylefarm.step.InputPath`) must exist."""
+    context = {"base_dir": base_dir, "check_files": check_files} if base_dir else None
     try:
-        return model.model_validate(data, context={"base_dir": base_dir} if base_dir else None)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error(doc, exc, prefix) from None
 
 
-def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path) -> list[StepCall]:
+def _steps(doc: LoadedYaml, wf: Workflow, host: PluginHost, base_dir: Path, check_files: bool = False
+           ) -> list[StepCall]:
     chain = []
     for i, spec in enumerate(wf.steps):
         if spec.use not in host.steps:
             raise doc.error(("steps", i, "use"), host.unknown_step_message(spec.use))
         cls = host.steps[spec.use].obj
-        options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"), base_dir)
+        options = _validate(doc, cls.Options, spec.with_, ("steps", i, "with"), base_dir, check_files)
         temporal = None
         if spec.temporal is not None:
             from .temporal import TemporalOptions
@@ -212,7 +216,7 @@ def _with_frame(pattern: str) -> str:
 def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Plan:
     host = host or get_host()
     wf = validate_workflow(doc)
-    chain = _steps(doc, wf, host, base_dir)
+    chain = _steps(doc, wf, host, base_dir, check_files=True)
     root = static_root(wf.output.dir, base_dir)
     sinks = _sinks(doc, wf, host, root, base_dir)
     sources, counts = _sources(doc, wf, host, base_dir)

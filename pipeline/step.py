@@ -36,8 +36,20 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     return str(Path(base) / value)
 
 
-InputPath = Annotated[str, AfterValidator(_resolve_path)]
-"""Use for options that name a file (style image, weights, mask): resolved against the workflow."""
+def _must_exist(value: str, info: ValidationInfo) -> str:
+    """When the plan is built (context `check_files`), a file that is not there is the workflow's
+    error (file, line, field, exit 2), not a failed set-up once the run has started."""
+    if value and (info.context or {}).get("check_files") and not Path(value).exists():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+InputPath = Annotated[str, AfterValidator(_resolve_path), AfterValidator(_must_exist)]
+"""Use for options that name a file (style image, weights, mask): resolved against the workflow,
+and it must exist when the plan is built (`stylefarm validate` without inputs does not look)."""
+
+OutputDir = Annotated[str, AfterValidator(_resolve_path)]
+"""Use for a folder the step writes into (previews): resolved against the workflow, may not exist yet."""
 
 
 def as_list(value: object) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stylefarm.errors import DeviceError
 from stylefarm.executors.base import ChainRunner, StepCall, resolve_device
 from stylefarm.executors.local import LocalExecutor
 from stylefarm.item import Item
@@ -73,8 +74,22 @@ def test_device_selection():
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA device"):
+        with pytest.raises(DeviceError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_cuda_asked_for_where_there_is_none_is_one_line(cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("inputs: [{generate: gradient, count: 1, width: 32, height: 32}]\n"
+                  "steps: [{use: cin26, with: {style: 3}}]\noutput: {dir: out}\n")
+    result = cli("run", str(wf), "--device", "cuda", "--no-progress")
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert result.returncode == 1 and errors == ["error: device 'cuda' requested but torch sees no CUDA device; "
+                                                  "use device: cpu or auto"], result.stderr
 
 
 @pytest.mark.gpu

@@ -137,3 +137,25 @@ def test_sink_file_names_are_checked_before_the_run(cli, workflow, sink, needle)
     path = workflow(GOOD + f"  {sink}\n")
     assert_one_line_error(cli("run", str(path)), "wf.yaml:12", needle)
     assert not (path.parent / "out").exists()
+
+
+@pytest.mark.parametrize("step, needle", [
+    ("{use: color_transfer, with: {reference: nope.jpg}}", "wf.yaml:8: steps[0].with.reference: file not found"),
+    ("{use: gatys, with: {style: [a.png, nope.jpg]}}", "steps[0].with.style[1]: file not found"),
+])
+def test_a_missing_option_file_is_a_workflow_error(cli, workflow, tmp_path, step, needle):
+    """Named by file, line and field before the run starts (it was the step set-up's ValueError)."""
+    (tmp_path / "a.png").touch()  # there (only its existence is checked when the plan is built)
+    path = workflow(GOOD.replace("  - use: resize\n    with: {scale: 0.5}\n", f"  - {step}\n"))
+    assert_one_line_error(cli("run", str(path)), needle, "nope.jpg")
+    assert not (tmp_path / "out").exists()
+    assert_one_line_error(cli("validate", str(path)), needle)  # validate builds the plan too
+
+
+def test_validate_document_does_not_look_for_option_files(tmp_path):
+    """The schema/loader check of documented workflows needs no files (their style images are examples)."""
+    from stylefarm.plan import validate_document
+
+    doc = parse_yaml(GOOD.replace("  - use: resize\n    with: {scale: 0.5}\n",
+                                  "  - {use: color_transfer, with: {reference: nope.jpg}}\n"), "wf.yaml")
+    assert validate_document(doc, tmp_path).steps[0].use == "color_transfer"

@@ -154,7 +154,9 @@ def resolve_device(spec: str) -> str:
     if spec == "auto":
         return "cuda" if has_cuda else "cpu"
     if not has_cuda:
-        raise RuntimeError(f"device {spec!r} requested but torch sees no CUDA device; use device: cpu or auto")
+        from ..errors import DeviceError
+
+        raise DeviceError(f"device {spec!r} requested but torch sees no CUDA device; use device: cpu or auto")
     return spec
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.step import InputPath, OneOrList, Step, StepOptions
+from stylefarm.step import InputPath, OneOrList, OutputDir, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +88,7 @@ class GatysOptions(StepOptions):
     fine_layers: list[str] = Field(["relu1_1", "relu2_1"], description="layers taken from fine_style")
     print_iter: int = Field(0, ge=0, description="log the losses every N iterations (0 = never)")
     save_iter: int = Field(0, ge=0, description="write a preview frame every K iterations into preview_dir")
-    preview_dir: InputPath | None = Field(None, description="folder for save_iter previews")
+    preview_dir: OutputDir | None = Field(None, description="folder for save_iter previews")
     init_from_previous: bool = Field(False, description="video: start each frame from the previous frame's "
                                      "result (per source; makes the step temporal)")
     weights: InputPath | None = Field(None, description="loss network file (torchvision vgg19/vgg16, "
