@@ -46,7 +46,8 @@ def _must_exist(value: str, info: ValidationInfo) -> str:
 
 InputPath = Annotated[str, AfterValidator(_resolve_path), AfterValidator(_must_exist)]
 """Use for options that name a file (style image, weights, mask): resolved against the workflow,
-and it must exist when the plan is built (`stylefarm validate` without inputs does not look)."""
+and it must exist when the plan is built (`run`, `validate`; the file-less `validate_document`
+check of documented workflows does not look)."""
 
 OutputDir = Annotated[str, AfterValidator(_resolve_path)]
 """Use for a folder the step writes into (previews): resolved against the workflow, may not exist yet."""

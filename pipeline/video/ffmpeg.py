@@ -192,8 +192,7 @@ def check_encoder(name: str) -> None:
     import difflib
 
     near = difflib.get_close_matches(name, found.encoders, 3)
-    hint = f"; did you mean {', '.join(near[:-1])} or {near[-1]}?" if len(near) > 1 else \
-        f"; did you mean {near[0]}?" if near else ""
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
     raise ValueError(f"the ffmpeg in use has no such video encoder{hint} (`ffmpeg -encoders` lists them)")
 
 
@@ -221,12 +220,12 @@ def ffprobe_exe() -> str | None:
 
 
 def last_error(stderr: str) -> str:
-    """ffmpeg's reason, one line. Tagged logs (`TAGGED`, `PACED`: the encoders): its first [error] or
+    """ffmpeg's reason, one line. Tagged logs (`TAGGED`, `PACED`): its first [error] or
     [fatal] line, where it says the cause, and its last, where it says what failed, e.g. "x264
-    [error]: invalid preset 'nosuch' ... Nothing was written into output file ..." (either alone
-    misleads: the cause comes first, but a full disk is named only at the end); untagged
-    (`QUIET`, `ffmpeg -i` banners) or without an error line: the last line not tagged [info]. The level
-    tags and the `[name @ 0x...]` context prefixes are dropped."""
+    [error]: invalid preset 'nosuch' ... Nothing was written into output file ..." (ffmpeg says
+    the cause first, then each part that stopped; either line alone can mislead); untagged
+    (`QUIET`, `ffmpeg -i` banners) or without an error line: the last line not tagged [info].
+    The level tags and the `[name @ 0x...]` context prefixes are dropped."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     errors = [_NOISE.sub("", ln).strip() for ln in lines if _ERROR.search(ln)]
     if errors:
