@@ -78,13 +78,12 @@ def test_device_selection():
             resolve_device("cuda")
 
 
-def test_cuda_asked_for_where_there_is_none_is_one_line(cli, tmp_path):
+def test_cuda_asked_for_where_there_is_none_is_one_line(cli, workflow):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    wf = tmp_path / "wf.yaml"
-    wf.write_text("inputs: [{generate: gradient, count: 1, width: 32, height: 32}]\n"
+    wf = workflow("inputs: [{generate: gradient, count: 1, width: 32, height: 32}]\n"
                   "steps: [{use: cin26, with: {style: 3}}]\noutput: {dir: out}\n")
     result = cli("run", str(wf), "--device", "cuda", "--no-progress")
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
