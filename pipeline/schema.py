@@ -4,8 +4,9 @@
 (`StepSpec`'s own fields — `id`, `input`, `save`, `temporal` — with `use` fixed to the step's
 name and `with` its Options), each source one variant of an inputs entry, each sink one field of
 `output`. A step whose Options cannot be exported is left out with a warning instead of breaking
-the schema for every other step. A test validates every shipped workflow and every YAML block
-in the docs against both this schema and the loader.
+the schema for every other step. A text field also takes a number (`fps: 25`), as the loader
+does. A test validates every shipped workflow and every YAML block in the docs against both this
+schema and the loader.
 """
 
 from __future__ import annotations
@@ -57,6 +58,19 @@ def _step_variants(host: PluginHost, defs: dict[str, Any]) -> list[dict[str, Any
     return variants
 
 
+def _numbers_as_text(node: Any) -> None:
+    """The option models take a number for a text field (`coerce_numbers_to_str`: YAML users write
+    `fps: 25`, `g: 48`); pydantic's schema still says "string", so say "string or number"."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and "enum" not in node and "const" not in node:
+            node["type"] = ["string", "number"]
+        for value in node.values():
+            _numbers_as_text(value)
+    elif isinstance(node, list):
+        for value in node:
+            _numbers_as_text(value)
+
+
 def workflow_schema(host: PluginHost) -> dict[str, Any]:
     schema = Workflow.model_json_schema()
     defs = schema.setdefault("$defs", {})
@@ -76,4 +90,5 @@ def workflow_schema(host: PluginHost) -> dict[str, Any]:
         if options is not None:
             output.setdefault("properties", {})[key] = {"anyOf": [options, {"type": "boolean"}]}
     output["additionalProperties"] = False
+    _numbers_as_text(schema)
     return schema

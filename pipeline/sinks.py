@@ -51,7 +51,7 @@ class OutputContext:
 
 
 class SinkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, coerce_numbers_to_str=True)
 
 
 class Sink:

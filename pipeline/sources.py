@@ -30,7 +30,7 @@ from .item import Item
 
 
 class SourceOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, coerce_numbers_to_str=True)
 
 
 class Source:

@@ -72,9 +72,10 @@ OneOrList = _OneOrList
 
 
 class StepOptions(BaseModel):
-    """Base for a step's `with:` options. Unknown keys are errors (typos must not pass)."""
+    """Base for a step's `with:` options. Unknown keys are errors (typos must not pass); a text
+    option takes a number as its text (YAML's `id: 7`, `fps: 25` are numbers)."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, coerce_numbers_to_str=True)
 
 
 class Step:

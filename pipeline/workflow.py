@@ -25,7 +25,7 @@ class InputSpec(BaseModel):
 
 
 class StepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
 
     use: str = Field(description="name of an installed step (see `stylefarm plugins`)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the step's options")
@@ -40,7 +40,7 @@ class StepSpec(BaseModel):
 class OutputSpec(BaseModel):
     """Where results go. Keys other than these enable sinks from plugins (e.g. `sheet`, `video`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     dir: str = Field("out", description="output directory; may use {input.stem}; relative to the workflow file")
     pattern: str | None = Field(None, description="image file name, e.g. '{input.stem}.{frame:04d}.png'")
@@ -51,7 +51,7 @@ class OutputSpec(BaseModel):
 
 
 class ExecutionSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     backend: Literal["local", "ray", "dask"] = "local"
     device: str = Field("auto", description="cpu | cuda | cuda:N | auto")

@@ -87,3 +87,16 @@ def test_one_or_list_options_accept_both_in_schema_and_loader(validator, tmp_pat
         data = {"inputs": FILLER_INPUTS, "steps": [{"use": "adain", "with": {"style": style}}]}
         assert not list(validator.iter_errors(data))
         validate_document(parse_yaml(json.dumps(data), "wf.yaml"), tmp_path)
+
+
+def test_numbers_for_text_options_pass_schema_and_loader(validator, tmp_path):
+    """YAML reads `fps: 25`, `g: 48`, `id: 7` as numbers; a text option takes them as its text."""
+    data = {"inputs": FILLER_INPUTS, "steps": [{"use": "resize", "id": 7, "with": {"scale": 0.5}}],
+            "output": {"dir": 2024, "video": {"path": "v.mp4", "fps": 25, "bitrate": 8000000, "options": {"g": 48}}}}
+    assert not list(validator.iter_errors(data))
+    wf = validate_document(parse_yaml(json.dumps(data), "wf.yaml"), tmp_path)
+    assert wf.steps[0].id == "7" and wf.output.dir == "2024"
+    data["output"]["video"]["crf"] = "best"  # and a number option still wants a number
+    assert list(validator.iter_errors(data))
+    with pytest.raises(WorkflowError, match="output.video.crf"):
+        validate_document(parse_yaml(json.dumps(data), "wf.yaml"), tmp_path)

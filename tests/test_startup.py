@@ -32,13 +32,18 @@ def cache(tmp_path, monkeypatch):
 def fake_ffmpeg(path: Path, version: str, runs: Path, rc: int = 0) -> Path:
     """A stand-in binary that counts its starts: the real one cannot say how often it ran."""
     path.write_text(f"#!/bin/sh\necho \"$@\" >> {runs}\necho 'ffmpeg version {version} Copyright' >&2\n"
-                    f"echo '  checksum          <boolean>'\necho ' V....D libfake   Fake video'\nexit {rc}\n")
+                    f"echo '  checksum          <boolean>'\necho ' V....D libfake   Fake video (codec fake)'\n"
+                    f"echo 'IO... yuvfake     3     12     8-8-8'\nexit {rc}\n")
     path.chmod(0o755)
     return path
 
 
+FAKE_FACTS = {"version": "ffmpeg version fake-1 Copyright", "showinfo_checksum": True, "encoders": ["libfake"],
+              "codecs": {"libfake": "fake"}, "pix_fmts": ["yuvfake"]}
+
+
 def starts(runs: Path) -> int:
-    """Times the facts were learnt: each is one `-h filter=showinfo` run (and one `-encoders`)."""
+    """Times the facts were learnt: each is one `-h filter=showinfo` run (and `-encoders`, `-pix_fmts`)."""
     return runs.read_text().splitlines().count("-h filter=showinfo") if runs.exists() else 0
 
 
@@ -46,10 +51,10 @@ def test_facts_are_learnt_once_per_binary_and_kept_across_processes(cache, tmp_p
     runs = tmp_path / "runs.txt"
     exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
     found = ffmpeg.facts(str(exe))
-    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True, ("libfake",)) and starts(runs) == 1
-    assert runs.read_text().splitlines() == ["-h filter=showinfo", "-hide_banner -encoders"]
-    assert list(json.loads(cache.read_text()).values()) == [{"version": found.version, "showinfo_checksum": True,
-                                                             "encoders": ["libfake"]}]
+    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True, ("libfake",), {"libfake": "fake"},
+                                 ("yuvfake",)) and starts(runs) == 1
+    assert runs.read_text().splitlines() == ["-h filter=showinfo", "-hide_banner -encoders", "-hide_banner -pix_fmts"]
+    assert list(json.loads(cache.read_text()).values()) == [FAKE_FACTS]
     ffmpeg._facts.cache_clear()  # what a new process sees: only the file
     assert ffmpeg.facts(str(exe)) == found and starts(runs) == 1
     fake_ffmpeg(exe, "fake-2", runs)  # replaced in place: another size and mtime
@@ -66,6 +71,9 @@ def test_facts_an_older_stylefarm_kept_are_learnt_again(cache, tmp_path):
     cache.write_text(json.dumps({key: {"version": "v", "showinfo_checksum": True}}))  # before encoders were kept
     ffmpeg._facts.cache_clear()
     assert ffmpeg.facts(str(exe)).encoders == ("libfake",) and starts(runs) == 2
+    cache.write_text(json.dumps({key: {"version": "v", "showinfo_checksum": True, "encoders": ["libfake"]}}))
+    ffmpeg._facts.cache_clear()  # before pixel formats were kept
+    assert ffmpeg.facts(str(exe)).pix_fmts == ("yuvfake",) and starts(runs) == 3
 
 
 def test_a_damaged_cache_file_is_rewritten_and_a_read_only_one_costs_a_start(cache, tmp_path):
@@ -213,8 +221,7 @@ def test_processes_starting_together_leave_one_whole_cache_file(cache, tmp_path)
     code = f"from stylefarm.video import ffmpeg; assert ffmpeg.facts({str(exe)!r}).showinfo_checksum"
     procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ}) for _ in range(6)]
     assert all(p.wait(timeout=60) == 0 for p in procs)
-    assert list(json.loads(cache.read_text()).values()) == [{"version": "ffmpeg version fake-1 Copyright",
-                                                            "showinfo_checksum": True, "encoders": ["libfake"]}]
+    assert list(json.loads(cache.read_text()).values()) == [FAKE_FACTS]
     assert [p.name for p in cache.parent.iterdir()] == ["ffmpeg.json"], "no part files left"
 
 

@@ -104,9 +104,9 @@ def test_an_encoder_that_refuses_its_options_says_why_on_both_paths(tmp_path, wo
     clip = make_clip(tmp_path / "c.mp4", frames=6)
     wf = workflow(f"""
 inputs: [{{path: {clip}}}]
-output: {{dir: out, images: {images}, video: {{path: v.mp4, preset: nosuch}}}}
+output: {{dir: out, images: {images}, video: {{path: v.mp4, options: {{tune: nosuch}}}}}}
 """)
-    with pytest.raises(OutputError, match="cannot write video .*v.mp4: .*invalid preset 'nosuch'"):
+    with pytest.raises(OutputError, match="cannot write video .*v.mp4: .*invalid tune 'nosuch'"):
         run_workflow(wf)
     assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "v.mp4").exists()
 
@@ -121,6 +121,59 @@ output: {{dir: out, images: false, video: {{path: v.mp4, codec: libx246}}}}
                                             r"encoder; did you mean .*libx264.*\(got 'libx246'\)"):
         load_workflow(wf)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("video, message", [
+    ("{path: v.mp4, codec: prores_ks}", r"codec: a .mp4 file cannot hold prores video: give path a .mov, .mkv, "
+                                        r".avi, .nut, .ts suffix"),
+    ("{path: v.webm, codec: libx264}", "codec: a .webm file cannot hold h264 video"),
+    ("{path: v.mov, codec: libvpx-vp9}", "codec: a .mov file cannot hold vp9 video"),
+    ("{path: v.xyz}", r"path: .xyz: not a video container; use one of .mp4"),
+    ("{path: v.mp4, bitrate: lots}", "bitrate: expected bits per second, e.g. 8M"),
+    ("{path: v.mp4, preset: quick}", "preset: libx264 has no such preset; use one of ultrafast"),
+    ("{path: v.mkv, codec: libx265, preset: quick}", "preset: libx265 has no such preset"),
+    ("{path: v.mp4, pix_fmt: yuv421p}", r"pix_fmt: the ffmpeg in use has no such pixel format; did you mean "
+                                        r"yuv422p or yuv420p"),
+])
+def test_encoder_options_ffmpeg_would_refuse_at_the_first_frame_are_workflow_errors(tmp_path, workflow, video,
+                                                                                     message):
+    """Said when the workflow is read, with file, line and field, before any frame is made."""
+    clip = make_clip(tmp_path / "c.mp4", frames=4)
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput: {{dir: out, images: false, video: {video}}}\n")
+    with pytest.raises(WorkflowError, match=r"wf.yaml:2: output.video." + message):
+        load_workflow(wf)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("video", ["{path: v.mov, codec: prores_ks}", "{path: v.mkv, codec: ffv1}",
+                                   "{path: v.webm, preset: quick}",  # vp9 takes no preset: none is passed
+                                   "{path: v.mp4, bitrate: 2.5M}", "{path: v.mp4, bitrate: 800000}",
+                                   "{path: v.mp4, pix_fmt: yuv444p, fps: 25, options: {g: 12}}"])
+def test_encoder_options_the_checks_let_through_are_ones_ffmpeg_takes(tmp_path, workflow, video):
+    """The other half: what the load-time checks accept, the real encoder writes (numbers for text
+    fields included: YAML's `bitrate: 800000`, `g: 12` are numbers)."""
+    clip = make_clip(tmp_path / "c.mp4", frames=4)
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput: {{dir: out, images: false, video: {video}}}\n")
+    report = run_workflow(wf)
+    assert report["counts"]["failed"] == 0 and len(list((tmp_path / "out").glob("v.*"))) == 1
+
+
+def test_the_containers_refusals_are_the_bundled_ffmpegs(tmp_path):
+    """VIDEO_REFUSED / VIDEO_ONLY are facts about ffmpeg's muxers: each refused pair fails with the
+    real binary and each pair next to it that the table lets through is written."""
+    from stylefarm.video.encode import CONTAINERS, holds
+
+    encoders = {"vp8": "libvpx", "vp9": "libvpx-vp9", "av1": "libaom-av1", "prores": "prores_ks", "h264": "libx264",
+                "qtrle": "qtrle", "huffyuv": "huffyuv", "utvideo": "utvideo", "ffv1": "ffv1", "mjpeg": "mjpeg"}
+    wrong = []
+    for suffix in (".mp4", ".mov", ".webm", ".mkv", ".nut"):
+        for codec, encoder in encoders.items():
+            out = tmp_path / f"{codec}{suffix}"
+            proc = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=24",
+                                   "-frames:v", "2", "-c:v", encoder, "-y", str(out)], capture_output=True)
+            if (proc.returncode == 0) != holds(CONTAINERS[suffix], codec):
+                wrong.append(f"{suffix} {codec}: ffmpeg rc {proc.returncode}")
+    assert not wrong, wrong
 
 
 DISK_FULL = """

@@ -30,6 +30,11 @@ from . import ffmpeg
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
               ".avi": "avi", ".nut": "nut", ".ts": "mpegts"}
+# video codecs a container cannot hold, as the bundled ffmpeg's muxers refuse them (tests/test_video_bad_input.py
+# writes each pair with the real binary); webm holds only the ones it names
+VIDEO_REFUSED = {"mp4": {"vp8", "prores", "dnxhd", "qtrle", "huffyuv", "utvideo", "rawvideo"},
+                 "mov": {"vp8", "vp9", "av1"}, "nut": {"dnxhd", "qtrle"}}
+VIDEO_ONLY = {"webm": {"vp8", "vp9", "av1"}}
 # audio codecs each container takes as a stream copy (anything else is re-encoded)
 AUDIO_OK = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
             "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
@@ -95,6 +100,19 @@ def container(path: Path) -> str:
     if fmt is None:
         raise OutputError(f"{path.name}: unsupported video container; use one of {', '.join(sorted(CONTAINERS))}")
     return fmt
+
+
+def holds(fmt: str, codec: str) -> bool:
+    return codec not in VIDEO_REFUSED.get(fmt, ()) and codec in VIDEO_ONLY.get(fmt, {codec})
+
+
+def check_codec_fits(suffix: str, codec: str) -> None:
+    """A codec the container cannot hold is refused before any work (ValueError, for the
+    option's validator), naming the suffixes that can: ffmpeg would say so only at the first frame."""
+    if suffix in CONTAINERS and not holds(CONTAINERS[suffix], codec):
+        fits = [s for s, fmt in CONTAINERS.items() if holds(fmt, codec)]
+        raise ValueError(f"a {suffix} file cannot hold {codec} video: give path a {', '.join(fits)} suffix, or "
+                         "pick another codec")
 
 
 SAR_MAX = 65535  # setsar's bound on the ratio's terms (its default, 100, would round e.g. 1023/1024)

@@ -90,13 +90,15 @@ class Facts:
     version: str  # first line of its banner, as `ffmpeg -version` prints it
     showinfo_checksum: bool  # showinfo takes `checksum=0` (plane checksums cost ~1 ms a 720p frame)
     encoders: tuple[str, ...]  # its video encoders (`ffmpeg -encoders`): a workflow's codec is checked
+    codecs: dict[str, str]  # encoder -> the codec it writes (libx264 -> h264): checked against the container
+    pix_fmts: tuple[str, ...]  # pixel formats it can write (`ffmpeg -pix_fmts`): a workflow's pix_fmt is checked
 
 
 def facts(path: str) -> Facts | None:
     """The binary's facts, None if it is missing or does not start. A run of `ffmpeg -h
-    filter=showinfo` tells that it starts, its version (the banner) and showinfo's options, one
-    of `ffmpeg -encoders` its video encoders, and the answer is kept in the user cache by the
-    binary's identity (path, size, mtime, machine): a later process starts no ffmpeg to learn
+    filter=showinfo` tells that it starts, its version (the banner) and showinfo's options, runs
+    of `-encoders` and `-pix_fmts` what it can write, and the answer is kept in the user cache by
+    the binary's identity (path, size, mtime, machine): a later process starts no ffmpeg to learn
     them. It replaced three runs per process (the imageio-ffmpeg check, this help, the report's
     `-version`), ~35 ms of a short job's start."""
     try:
@@ -112,7 +114,8 @@ def _facts(key: str, path: str) -> Facts | None:
     known = read_store(store)
     if isinstance(known.get(key), dict):
         try:
-            return Facts(**{**known[key], "encoders": tuple(known[key]["encoders"])})
+            entry = known[key]
+            return Facts(**{**entry, "encoders": tuple(entry["encoders"]), "pix_fmts": tuple(entry["pix_fmts"])})
         except (TypeError, KeyError):  # written by another version: ask the binary again
             pass
     try:
@@ -120,18 +123,29 @@ def _facts(key: str, path: str) -> Facts | None:
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             return None
-        listing = subprocess.run([path, "-hide_banner", "-encoders"], capture_output=True, timeout=30,
-                                 stdin=subprocess.DEVNULL)
+        listing, formats = (subprocess.run([path, "-hide_banner", what], capture_output=True, timeout=30,
+                                           stdin=subprocess.DEVNULL) for what in ("-encoders", "-pix_fmts"))
     except (OSError, subprocess.TimeoutExpired):
         return None
     banner = proc.stderr.decode("utf-8", "replace").splitlines()
-    encoders = re.findall(r"^ V[A-Z.]{5} (\S+)", listing.stdout.decode("utf-8", "replace"), re.M)
+    encoders = re.findall(r"^ V[A-Z.]{5} (\S+) +(.*)$", listing.stdout.decode("utf-8", "replace"), re.M)
+    if listing.returncode != 0:
+        encoders = []
+    codecs = {name: _made_codec(name, text) for name, text in encoders}
+    pix_fmts = re.findall(r"^[.I]O[.H][.P][.B] (\w+)", formats.stdout.decode("utf-8", "replace"), re.M)
     found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"),
-                  tuple(encoders) if listing.returncode == 0 else ())
+                  tuple(codecs), codecs, tuple(pix_fmts) if formats.returncode == 0 else ())
     if store is not None:
         known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         write_store(store, {**known, key: asdict(found)})
     return found
+
+
+def _made_codec(encoder: str, text: str) -> str:
+    """`-encoders` names the codec after the description unless the encoder bears its name:
+    "libx264 H.264 / AVC ... (codec h264)", but "ffv1  FFmpeg video codec #1"."""
+    found = re.search(r"\(codec (\S+)\)$", text.strip())
+    return found[1] if found else encoder
 
 
 def store_path(name: str) -> Path | None:
@@ -178,22 +192,42 @@ def showinfo_args() -> dict[str, Any]:
     return {"checksum": 0} if found and found.showinfo_checksum else {}
 
 
+def _known() -> Facts | None:
+    """The facts of the ffmpeg in use; None without one (said where one is needed)."""
+    try:
+        return facts(ffmpeg_exe())
+    except FfmpegMissing:
+        return None
+
+
+def _unknown(what: str, name: str, known: tuple[str, ...], listing: str) -> ValueError:
+    import difflib
+
+    near = difflib.get_close_matches(name, known, 3)
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
+    return ValueError(f"the ffmpeg in use has no such {what}{hint} (`ffmpeg {listing}` lists them)")
+
+
 def check_encoder(name: str) -> None:
     """A video codec the ffmpeg in use cannot encode is a workflow error (ValueError, for the
     option's validator), said before any work rather than as a failed video. No check without an
-    ffmpeg (said where one is needed) or when its encoders are not known."""
-    try:
-        path = ffmpeg_exe()
-    except FfmpegMissing:
-        return
-    found = facts(path)
-    if found is None or not found.encoders or name in found.encoders:
-        return
-    import difflib
+    ffmpeg or when its encoders are not known."""
+    found = _known()
+    if found is not None and found.encoders and name not in found.encoders:
+        raise _unknown("video encoder", name, found.encoders, "-encoders")
 
-    near = difflib.get_close_matches(name, found.encoders, 3)
-    hint = f"; did you mean {' or '.join(near)}?" if near else ""
-    raise ValueError(f"the ffmpeg in use has no such video encoder{hint} (`ffmpeg -encoders` lists them)")
+
+def check_pix_fmt(name: str) -> None:
+    """The same for a pixel format the ffmpeg in use cannot write."""
+    found = _known()
+    if found is not None and found.pix_fmts and name not in found.pix_fmts:
+        raise _unknown("pixel format", name, found.pix_fmts, "-pix_fmts")
+
+
+def codec_of(encoder: str) -> str | None:
+    """The codec an encoder writes (h264 for libx264 and h264_nvenc); None when not known."""
+    found = _known()
+    return found.codecs.get(encoder) if found is not None else None
 
 
 def version() -> str | None:

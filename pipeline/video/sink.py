@@ -24,19 +24,31 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
 from __future__ import annotations
 
 import logging
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..errors import OutputError
 from ..images import quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
 from . import ffmpeg, yuv
-from .encode import AUDIO_OK, SAR_MAX, AudioPlan, Decoded, Encoder, EncodeSpec, container, pix_fmt_depth
+from .encode import (
+    AUDIO_OK,
+    CONTAINERS,
+    SAR_MAX,
+    AudioPlan,
+    Decoded,
+    Encoder,
+    EncodeSpec,
+    check_codec_fits,
+    container,
+    pix_fmt_depth,
+)
 from .sequence import parse_fps
 
 log = logging.getLogger("stylefarm.video")
@@ -44,12 +56,15 @@ MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that i
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1")
 READBACK = (".png", ".tif", ".tiff", ".webp", ".bmp", ".jpg", ".jpeg")
 SAME_NAME_TAGS = ("bt709", "smpte170m", "smpte240m")  # the banner's one name for space, primaries and transfer
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+BITRATE = re.compile(r"\d+(\.\d+)?(e\d+)?([kKMGT]i?)?B?")  # bits/s as ffmpeg reads them: 8M, 2500k, 1.5M, 8000000
 
 
 class VideoOptions(SinkOptions):
     path: str = Field("{input.stem}_styled.mp4", description="video file name (in output.dir)")
     codec: str | None = Field(None, description="libx264 (default), libx265, libvpx-vp9 (webm default), "
-                                                "prores_ks / ffv1 (lossless-grade), ...")
+                                                "prores_ks (.mov) / ffv1 (.mkv) (lossless-grade), ...")
     crf: int | None = Field(18, ge=0, le=63, description="quality for x264/x265/vp9 (lower is better)")
     bitrate: str | None = Field(None, description="target bitrate, e.g. 8M (instead of crf)")
     preset: str | None = Field("medium", description="x264/x265 speed preset (veryfast, medium, slow ...)")
@@ -65,11 +80,46 @@ class VideoOptions(SinkOptions):
     def _fps(cls, value: str) -> str:
         return str(parse_fps(value))
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        suffix = Path(value).suffix.lower()
+        if "{" not in suffix and suffix not in CONTAINERS:
+            raise ValueError(f"{suffix or 'no suffix'}: not a video container; use one of {', '.join(CONTAINERS)}")
+        return value
+
     @field_validator("codec")
     @classmethod
-    def _codec(cls, value: str | None) -> str | None:
+    def _codec(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             ffmpeg.check_encoder(value)
+            codec = ffmpeg.codec_of(value)
+            if codec and "path" in info.data:
+                check_codec_fits(Path(info.data["path"]).suffix.lower(), codec)
+        return value
+
+    @field_validator("bitrate")
+    @classmethod
+    def _bitrate(cls, value: str | None) -> str | None:
+        if value is not None and not BITRATE.fullmatch(value):
+            raise ValueError("expected bits per second, e.g. 8M, 2500k or 8000000")
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or "codec" not in info.data or "path" not in info.data:
+            return value  # the codec or path was refused: that error is the one to read
+        codec = info.data["codec"] or default_codec(CONTAINERS.get(Path(info.data["path"]).suffix.lower(), "mp4"))
+        if codec in ("libx264", "libx265") and value not in X26X_PRESETS:
+            raise ValueError(f"{codec} has no such preset; use one of {', '.join(X26X_PRESETS)}")
+        return value
+
+    @field_validator("pix_fmt")
+    @classmethod
+    def _pix_fmt(cls, value: str | None) -> str | None:
+        if value is not None:
+            ffmpeg.check_pix_fmt(value)
         return value
 
 
@@ -272,7 +322,8 @@ class VideoSink(Sink):
             track.deep = pix_fmt_depth(pix_fmt) > 8
             if item.bit_depth > 8 and not track.deep:
                 log.warning("%s: the source has %d-bit frames but %s %s keeps 8 bits; for 10-bit output use "
-                            "codec: prores_ks (yuv422p10le), or libx265 / ffv1 with pix_fmt: yuv420p10le",
+                            "codec: prores_ks (yuv422p10le, in a .mov), or libx265 / ffv1 (.mkv) with "
+                            "pix_fmt: yuv420p10le",
                             track.path.name, item.meta.get("video", {}).get("bits", item.bit_depth), codec, pix_fmt)
         return track.deep
 
