@@ -8,15 +8,35 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from .errors import first_line
+from .errors import OutputError, first_line
 from .item import as_float
 from .runlock import temp_name
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+# the picture formats read and written, and the bit depths each can hold when written
+PICTURE_DEPTHS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16, 32), ".tiff": (8, 16, 32),
+                  ".bmp": (8,), ".webp": (8,)}
+IMAGE_SUFFIXES = set(PICTURE_DEPTHS)
+
+
+def check_picture(name: str, bit_depth: int | str = "auto") -> None:
+    """A picture file name stylefarm cannot write, or an explicit bit depth its format cannot hold
+    (16-bit JPEG, 32-bit PNG), is refused before any work (ValueError, for the workflow checks)
+    rather than failing at the first write or quietly writing 8 bits."""
+    if name.endswith(("{input.suffix}", "{input.name}")):  # known per item (the write says it then)
+        return
+    suffix = Path(re.sub(r"\{[^{}]*\}", "x", name)).suffix.lower()  # a naming field holds no suffix
+    if suffix not in PICTURE_DEPTHS:
+        raise ValueError(f"{suffix or 'no suffix'}: not a picture format stylefarm writes; use one of "
+                         f"{', '.join(PICTURE_DEPTHS)}")
+    if bit_depth != "auto" and int(bit_depth) not in PICTURE_DEPTHS[suffix]:
+        fits = ", ".join(s for s, depths in PICTURE_DEPTHS.items() if int(bit_depth) in depths)
+        raise ValueError(f"a {suffix} file cannot hold {bit_depth}-bit pixels (bit_depth: {bit_depth}); name "
+                         f"{fits} files, or set bit_depth: auto")
 
 
 def to_float(pixels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -163,13 +183,16 @@ def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_dep
                  quality: int = 95) -> bytes:
     """Encode to bytes in the format named by `suffix` (so the file write can be atomic)."""
     suffix = suffix.lower()
+    if suffix not in PICTURE_DEPTHS:  # a name made per item ({input.suffix} of a video input)
+        raise OutputError(f"{suffix or 'no suffix'}: not a picture format stylefarm writes; use one of "
+                          f"{', '.join(PICTURE_DEPTHS)}")
     if alpha is not None:
         rgb = as_float(rgb)
     pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
     if suffix == ".png":
         import cv2
 
-        data = quantize(pixels, 16 if bit_depth == 16 else 8)
+        data = quantize(pixels, 16 if bit_depth > 8 else 8)  # a float (32-bit) input keeps 16 bits
         bgr = data[..., [2, 1, 0, 3][: data.shape[2]]]
         ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr))
         if not ok:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from .errors import StylefarmError
 from .executors.base import StepCall
 from .host import PluginHost, get_host
+from .images import check_picture
 from .item import Item
 from .naming import check_template, confine, render, static_root
 from .sources import Source
@@ -137,6 +138,11 @@ def _sinks(doc: LoadedYaml, wf: Workflow, host: PluginHost, root: Path, base_dir
         raise doc.error(("output", "pattern"), f"{Path(out.pattern).suffix} is a video container, but output.pattern "
                         "names one picture per item; write video with output.video: {path: ...} (and give "
                         "output.pattern a picture suffix such as .png, or set output.images: false)")
+    if out.images:
+        try:
+            check_picture(out.pattern or "default.png", out.bit_depth)
+        except ValueError as exc:
+            raise doc.error(("output", "pattern" if out.pattern else "bit_depth"), str(exc)) from None
     if any(s.save for s in wf.steps) and "{step" not in (out.pattern or "{step}"):
         raise doc.error(("output", "pattern"), "steps with `save: true` need {step} in the pattern")
     sinks: list = [(host.sinks["images"].obj, None)] if out.images else []
@@ -209,8 +215,15 @@ def _video_over_input(doc: LoadedYaml, plan: Plan, ctx) -> None:
 
 
 def _with_frame(pattern: str) -> str:
-    stem, dot, suffix = pattern.rpartition(".")
-    return f"{stem}.{{frame:04d}}.{suffix}" if dot else f"{pattern}.{{frame:04d}}"
+    """The pattern with {frame:04d} before its suffix, never inside a naming field."""
+    if pattern.endswith("{input.name}"):  # the name holds the suffix: split it
+        return pattern.removesuffix("{input.name}") + "{input.stem}.{frame:04d}.{input.suffix}"
+    if pattern.endswith("{input.suffix}"):
+        return pattern.removesuffix("{input.suffix}").removesuffix(".") + ".{frame:04d}.{input.suffix}"
+    dot = pattern.rfind(".")
+    if dot > pattern.rfind("}"):
+        return f"{pattern[:dot]}.{{frame:04d}}{pattern[dot:]}"
+    return f"{pattern}.{{frame:04d}}"
 
 
 def build_plan(doc: LoadedYaml, base_dir: Path, host: PluginHost | None = None) -> Plan:

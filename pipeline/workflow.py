@@ -45,7 +45,8 @@ class OutputSpec(BaseModel):
     dir: str = Field("out", description="output directory; may use {input.stem}; relative to the workflow file")
     pattern: str | None = Field(None, description="image file name, e.g. '{input.stem}.{frame:04d}.png'")
     images: bool = Field(True, description="write one image per item (false: only video/sheet sinks)")
-    bit_depth: Literal["auto", 8, 16, 32] = Field("auto", description="auto = same as the input")
+    bit_depth: Literal["auto", 8, 16, 32] = Field("auto", description="16: .png/.tif; 32 (float): .tif; auto = "
+                                                  "same as the input, as near as the format holds")
     alpha: Literal["keep", "drop"] = Field("keep", description="keep the input's alpha channel or drop it")
     quality: int = Field(95, ge=1, le=100, description="JPEG quality")
 

@@ -61,3 +61,42 @@ def test_run_time_guard_fails_the_second_item_and_keeps_the_first(workflow, tmp_
     from stylefarm.images import read_image
 
     assert abs(read_image(tmp_path / "out" / "x.png")[0].mean() - 0.2) < 0.01
+
+
+@pytest.mark.parametrize("output, message", [
+    ("pattern: '{input.stem}.exr'", "output.pattern: .exr: not a picture format stylefarm writes; use one of .png"),
+    ("pattern: '{input.stem}'", "output.pattern: no suffix: not a picture format"),
+    ("{pattern: '{input.stem}.jpg', bit_depth: 16}", "output.pattern: a .jpg file cannot hold 16-bit pixels "
+                                                     r"\(bit_depth: 16\); name .png, .tif, .tiff files"),
+    ("{bit_depth: 32}", "output.bit_depth: a .png file cannot hold 32-bit pixels"),  # the default name is .png
+    ("{images: false, frames: {pattern: 'f.####.exr'}}", "output.frames.pattern: .exr: not a picture format"),
+    ("{images: false, frames: {pattern: 'f.####.webp', bit_depth: 16}}", "output.frames.bit_depth: a .webp file"),
+])
+def test_picture_names_and_depths_no_format_holds_are_refused_at_validation(cli, workflow, tmp_path, output,
+                                                                            message):
+    """Before: a KeyError or IndexError from the image writer at the first item (exit 1), or
+    8-bit files where 16 or 32 bits were asked for."""
+    import re
+
+    png(tmp_path / "a.png")
+    body = output if output.startswith("{") else "{" + output + "}"
+    wf = workflow(f"inputs: [{{path: a.png}}]\noutput: {body}\n")
+    result = cli("validate", str(wf))
+    assert result.returncode == 2 and re.search(r"wf.yaml:2: " + message, result.stderr), result.stderr
+
+
+def test_a_name_that_keeps_the_inputs_suffix_is_written_or_refused_by_the_write(workflow, tmp_path):
+    png(tmp_path / "a.png")
+    wf = workflow("inputs: [{path: a.png}]\noutput: {dir: out, pattern: '{input.stem}_x.{input.suffix}'}\n")
+    report = run_workflow(wf)
+    assert report["counts"]["done"] == 1 and (tmp_path / "out" / "a_x.png").is_file()
+
+
+@pytest.mark.parametrize("pattern, suggestion", [
+    ("{input.stem}.{input.suffix}", "{input.stem}.{frame:04d}.{input.suffix}"),
+    ("{input.name}", "{input.stem}.{frame:04d}.{input.suffix}"),
+    ("x/{input.stem}.tif", "x/{input.stem}.{frame:04d}.tif"),
+    ("{input.stem}", "{input.stem}.{frame:04d}"),  # was '{input.{frame:04d}.stem}'
+])
+def test_the_frame_field_is_suggested_before_the_suffix_not_inside_a_field(pattern, suggestion):
+    assert plan_module._with_frame(pattern) == suggestion

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from ..errors import OutputError
-from ..images import quantize, read_image, resize
+from ..images import check_picture, quantize, read_image, resize
 from ..item import Item
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
 from . import ffmpeg, yuv
@@ -393,7 +393,16 @@ class FramesOptions(SinkOptions):
     @field_validator("pattern")
     @classmethod
     def _pattern(cls, value: str) -> str:
-        return to_template(value)
+        value = to_template(value)
+        check_picture(value)
+        return value
+
+    @field_validator("bit_depth")
+    @classmethod
+    def _bit_depth(cls, value: int | str, info: ValidationInfo) -> int | str:
+        if "pattern" in info.data:
+            check_picture(info.data["pattern"], value)
+        return value
 
 
 def to_template(pattern: str) -> str:
