@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from .images import atomic_write_bytes, encode_image, quantize, read_image, resize, to_float
+from .images import atomic_write_bytes, check_picture, encode_image, quantize, read_image, resize, to_float
 from .item import Item, as_float
 from .naming import confine, render
 from .workflow import OutputSpec
@@ -135,6 +135,12 @@ class SheetOptions(SinkOptions):
     path: str = Field("contact_sheet.png", description="file name inside the output root")
     thumb: PositiveInt = Field(256, description="height of each thumbnail in pixels")
     max_items: PositiveInt = Field(12, description="rows kept (first N items)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        check_picture(value)  # written when the job ends: a bad name must not wait until then
+        return value
 
 
 class SheetSink(Sink):

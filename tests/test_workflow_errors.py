@@ -130,6 +130,8 @@ def test_schema_includes_every_installed_step(cli):
     ("video: {path: '{input.nope}.mp4'}", "output.video.path: bad output pattern '{input.nope}.mp4'"),
     ("video: {path: ../../x.mp4}", "output.video.path: output path"),
     ("frames: {pattern: '{fram}.png'}", "output.frames.pattern: bad output pattern"),
+    ("sheet: {path: sheet.pdf}", "output.sheet.path: .pdf: not a picture format"),  # was: after the whole job
+    ("animation: {path: '{input.stem}.png'}", "output.animation.path: the animation is a GIF: name a .gif file"),
 ])
 def test_sink_file_names_are_checked_before_the_run(cli, workflow, sink, needle):
     """A sink's own name template (video path, frames pattern) is checked as output.pattern is:

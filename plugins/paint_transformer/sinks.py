@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 
 from stylefarm.errors import OutputError
 from stylefarm.images import atomic_write_bytes
@@ -46,6 +46,13 @@ class AnimationOptions(SinkOptions):
     fps: PositiveInt = Field(8, description="frames per second of the animation")
     hold: int = Field(8, ge=0, description="extra frames showing the finished painting at the end")
     max_side: PositiveInt = Field(512, description="frames are shrunk to this longer side (GIF size)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.lower().endswith(".gif"):  # GIF bytes are written whatever the name says
+            raise ValueError("the animation is a GIF: name a .gif file")
+        return value
 
 
 class AnimationSink(Sink):
