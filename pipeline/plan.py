@@ -176,6 +176,7 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
     _video_over_input(doc, plan, ctx)
     if not out.images:
         return
+    _picture_per_input(doc, plan)
     if out.pattern and not any(f in out.pattern for f in PER_ITEM_FIELDS):
         for i, (source, count) in enumerate(zip(plan.sources, plan.counts)):
             if source.key != "images" and (count is None or count > 1):
@@ -212,6 +213,21 @@ def _video_over_input(doc: LoadedYaml, plan: Plan, ctx) -> None:
             if ctx.path(video["path"], item) == Path(item.source):
                 raise doc.error(("output", "video", "path"), f"{path} would be overwritten by its own output video: "
                                 "inputs are never written; give the video another name or folder")
+
+
+def _picture_per_input(doc: LoadedYaml, plan: Plan) -> None:
+    """A pattern that takes the input's suffix (`{input.suffix}`, `{input.name}`) names pictures
+    only for picture inputs: a video input's frames would go to `.mp4` files."""
+    pattern = plan.workflow.output.pattern
+    if not (pattern and pattern.endswith(("{input.suffix}", "{input.name}"))):
+        return
+    for i, source in enumerate(plan.sources):
+        path = getattr(source.options, "path", None)
+        if isinstance(path, str):
+            try:
+                check_picture(render(pattern, Item(source=path, index=0, frame=0), "step"))
+            except ValueError as exc:
+                raise doc.error(("output", "pattern"), f"for inputs[{i}] ({path}): {exc}") from None
 
 
 def _with_frame(pattern: str) -> str:

@@ -100,3 +100,15 @@ def test_a_name_that_keeps_the_inputs_suffix_is_written_or_refused_by_the_write(
 ])
 def test_the_frame_field_is_suggested_before_the_suffix_not_inside_a_field(pattern, suggestion):
     assert plan_module._with_frame(pattern) == suggestion
+
+
+@pytest.mark.video
+def test_a_video_inputs_suffix_in_the_picture_name_is_refused_at_validation(cli, workflow):
+    from conftest import REPO
+
+    clip = REPO / "workflows" / "media" / "testsrc.mp4"
+    pattern = "{input.stem}.{frame:04d}.{input.suffix}"
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput:\n  pattern: \"{pattern}\"\n")
+    result = cli("validate", str(wf))
+    assert result.returncode == 2
+    assert "wf.yaml:3: output.pattern: for inputs[0]" in result.stderr and ".mp4: not a picture format" in result.stderr
