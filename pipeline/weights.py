@@ -111,12 +111,37 @@ def verify(name: str, path: Path) -> None:
         )
 
 
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
+WEB_PAGE = (b"<!doctype html", b"<html", b"<head", b"<?xml")
+
+
+def not_the_file(filename: str, path: Path) -> str | None:
+    """Why `path` cannot hold `filename`'s kind of file, judged by its first bytes; None when it
+    may. Why: a download that got a sign-in or confirmation page (Google Drive does this) saves
+    HTML under the right name, and nothing else says so before a model fails to load."""
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if not head:
+        return "it is empty"
+    if head.lstrip().lower().startswith(WEB_PAGE):
+        return "it is a web page (HTML): the download saved a site's page instead of the file"
+    suffix = Path(filename).suffix.lower()
+    if suffix in TORCH_SUFFIXES and not head.startswith((b"PK\x03\x04", b"\x80")):
+        return "it is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
+    if suffix == ".png" and not head.startswith(b"\x89PNG"):
+        return "it is not a PNG image"
+    return None
+
+
 def add(name: str, source: str | os.PathLike) -> Path:
-    """Copy a user-supplied file into the cache after checking its hash; return the new path."""
+    """Copy a user-supplied file into the cache after checking its kind and hash; return the new path."""
     wf = lookup(name)
     src = Path(source).expanduser()
     if not src.is_file():
         raise WeightsError(f"no such file: {src}")
+    reason = not_the_file(wf.filename, src)
+    if reason:
+        raise WeightsError(f"{src} cannot be {name} ({wf.filename}): {reason}; the file is {wf.url or wf.filename}")
     verify(name, src)
     dest = cached_path(wf)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +166,8 @@ def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {first_line(exc)}") from None
+        why = not_the_file(path.name, path) or first_line(exc)
+        raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {why}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"weights {path} do not hold a state_dict (got {type(state).__name__})")
     return state

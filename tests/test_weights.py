@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -63,3 +65,27 @@ def test_pickled_code_is_not_executed(cache, tmp_path):
 def test_unknown_weights_name_lists_known(cache):
     with pytest.raises(WeightsError, match="known: .*adain/decoder"):
         wm.resolve("nope/model")
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("paint_transformer/official", b"\n<!DOCTYPE html><html><title>Sign in</title>", "it is a web page \\(HTML\\)"),
+    ("adain/decoder", b"\xff\xd8\xff\xe0\x00\x10JFIF", "it is not a PyTorch checkpoint"),
+    ("paint_transformer/brush_horizontal", b"GIF89a", "it is not a PNG image"),
+    ("adain/decoder", b"", "it is empty"),
+])
+def test_add_refuses_a_file_of_the_wrong_kind_before_copying(cli, cache, tmp_path, name, content, reason):
+    """A download that saved a sign-in page, or the wrong file, is said at `weights add`, not
+    when a model later fails to load (no sha256 is declared for these, so nothing else looks)."""
+    src = tmp_path / "download.bin"
+    src.write_bytes(content)
+    result = cli("weights", "add", name, str(src))
+    assert result.returncode == 1 and "\n" not in result.stderr.strip()
+    assert re.search(rf"download.bin cannot be {name} \(.*\): {reason}.*; the file is ", result.stderr), result.stderr
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+def test_loading_a_saved_web_page_says_so(cache, tmp_path):
+    page = tmp_path / "decoder.pth"
+    page.write_bytes(b"<html><body>Quota exceeded</body></html>")
+    with pytest.raises(WeightsError, match=r"cannot load weights .*decoder.pth \(file\): it is a web page"):
+        wm.load_state_dict(page)
