@@ -205,6 +205,17 @@ def test_join_with_audio_from_a_silent_video_is_an_error(tmp_path):
         join([silent], tmp_path / "j.mp4", audio_from=silent)
 
 
+@pytest.mark.parametrize("second, differs", [({"size": "96x64"}, "b.mp4 is 96x64 h264 at 24000/1001 fps"),
+                                              ({"rate": "25"}, "b.mp4 is 160x120 h264 at 25 fps")])
+def test_join_of_unlike_segments_names_the_first_that_differs_and_how(tmp_path, second, differs):
+    a = make_clip(tmp_path / "a.mp4", frames=4, audio=False)
+    b = make_clip(tmp_path / "b.mp4", frames=4, audio=False, **second)
+    with pytest.raises(StylefarmError, match=f"join: segments differ: a.mp4 is 160x120 h264 at 24000/1001 fps, "
+                                             f"{differs}; encode them"):
+        join([a, a, b], tmp_path / "j.mp4")
+    assert not (tmp_path / "j.mp4").exists()
+
+
 def test_frames_lost_in_the_middle_keep_their_true_numbers(tmp_path, workflow):
     """Intra-only (MJPEG) clip with damaged frames in the middle: ffmpeg drops them; the frames
     after the hole keep their own numbers and the lost ones are reported as failed, by number."""

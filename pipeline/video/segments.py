@@ -61,10 +61,14 @@ def join(segments: list[Path], output: Path, audio_from: Path | None = None, aud
     if not segments:
         raise InputError("join: no segments given")
     infos = [probe(seg) for seg in segments]
-    rates = {info.fps for info in infos}
-    if len(rates) != 1 or len({(i.width, i.height, i.codec) for i in infos}) != 1:
-        raise InputError("join: segments differ in size, codec or frame rate; encode them with the same settings")
-    total, fps = sum(i.frames for i in infos), rates.pop()
+    def settings(info) -> str:
+        return f"{info.width}x{info.height} {info.codec} at {info.fps} fps"
+
+    odd = next((i for i in range(1, len(infos)) if settings(infos[i]) != settings(infos[0])), None)
+    if odd is not None:
+        raise InputError(f"join: segments differ: {segments[0].name} is {settings(infos[0])}, {segments[odd].name} "
+                         f"is {settings(infos[odd])}; encode them with the same settings")
+    total, fps = sum(i.frames for i in infos), infos[0].fps
     fmt = container(output)
     listing, temp = _concat_list(segments), temp_path(output)
     try:
