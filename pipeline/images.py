@@ -23,6 +23,10 @@ PICTURE_DEPTHS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16, 
 IMAGE_SUFFIXES = set(PICTURE_DEPTHS)
 
 
+def _no_picture(suffix: str) -> str:
+    return f"{suffix or 'no suffix'}: not a picture format stylefarm writes; use one of {', '.join(PICTURE_DEPTHS)}"
+
+
 def check_picture(name: str, bit_depth: int | str = "auto") -> None:
     """A picture file name stylefarm cannot write, or an explicit bit depth its format cannot hold
     (16-bit JPEG, 32-bit PNG), is refused before any work (ValueError, for the workflow checks)
@@ -31,8 +35,7 @@ def check_picture(name: str, bit_depth: int | str = "auto") -> None:
         return
     suffix = Path(re.sub(r"\{[^{}]*\}", "x", name)).suffix.lower()  # a naming field holds no suffix
     if suffix not in PICTURE_DEPTHS:
-        raise ValueError(f"{suffix or 'no suffix'}: not a picture format stylefarm writes; use one of "
-                         f"{', '.join(PICTURE_DEPTHS)}")
+        raise ValueError(_no_picture(suffix))
     if bit_depth != "auto" and int(bit_depth) not in PICTURE_DEPTHS[suffix]:
         fits = ", ".join(s for s, depths in PICTURE_DEPTHS.items() if int(bit_depth) in depths)
         raise ValueError(f"a {suffix} file cannot hold {bit_depth}-bit pixels (bit_depth: {bit_depth}); name "
@@ -184,8 +187,7 @@ def encode_image(suffix: str, rgb: np.ndarray, alpha: np.ndarray | None, bit_dep
     """Encode to bytes in the format named by `suffix` (so the file write can be atomic)."""
     suffix = suffix.lower()
     if suffix not in PICTURE_DEPTHS:  # a name made per item ({input.suffix} of a video input)
-        raise OutputError(f"{suffix or 'no suffix'}: not a picture format stylefarm writes; use one of "
-                          f"{', '.join(PICTURE_DEPTHS)}")
+        raise OutputError(_no_picture(suffix))
     if alpha is not None:
         rgb = as_float(rgb)
     pixels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)

@@ -38,7 +38,7 @@ def fake_ffmpeg(path: Path, version: str, runs: Path, rc: int = 0) -> Path:
     return path
 
 
-FAKE_FACTS = {"version": "ffmpeg version fake-1 Copyright", "showinfo_checksum": True, "encoders": ["libfake"],
+FAKE_FACTS = {"version": "ffmpeg version fake-1 Copyright", "showinfo_checksum": True,
               "codecs": {"libfake": "fake"}, "pix_fmts": ["yuvfake"]}
 
 
@@ -51,8 +51,9 @@ def test_facts_are_learnt_once_per_binary_and_kept_across_processes(cache, tmp_p
     runs = tmp_path / "runs.txt"
     exe = fake_ffmpeg(tmp_path / "ffmpeg", "fake-1", runs)
     found = ffmpeg.facts(str(exe))
-    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True, ("libfake",), {"libfake": "fake"},
+    assert found == ffmpeg.Facts("ffmpeg version fake-1 Copyright", True, {"libfake": "fake"},
                                  ("yuvfake",)) and starts(runs) == 1
+    assert found.encoders == ("libfake",)
     assert runs.read_text().splitlines() == ["-h filter=showinfo", "-hide_banner -encoders", "-hide_banner -pix_fmts"]
     assert list(json.loads(cache.read_text()).values()) == [FAKE_FACTS]
     ffmpeg._facts.cache_clear()  # what a new process sees: only the file
@@ -72,7 +73,7 @@ def test_facts_an_older_stylefarm_kept_are_learnt_again(cache, tmp_path):
     ffmpeg._facts.cache_clear()
     assert ffmpeg.facts(str(exe)).encoders == ("libfake",) and starts(runs) == 2
     cache.write_text(json.dumps({key: {"version": "v", "showinfo_checksum": True, "encoders": ["libfake"]}}))
-    ffmpeg._facts.cache_clear()  # before pixel formats were kept
+    ffmpeg._facts.cache_clear()  # before codecs and pixel formats were kept
     assert ffmpeg.facts(str(exe)).pix_fmts == ("yuvfake",) and starts(runs) == 3
 
 

@@ -128,7 +128,7 @@ output: {{dir: out, images: false, video: {{path: v.mp4, codec: libx246}}}}
                                         r".avi, .nut, .ts suffix"),
     ("{path: v.webm, codec: libx264}", "codec: a .webm file cannot hold h264 video"),
     ("{path: v.mov, codec: libvpx-vp9}", "codec: a .mov file cannot hold vp9 video"),
-    ("{path: v.xyz}", r"path: .xyz: not a video container; use one of .mp4"),
+    ("{path: v.xyz}", r"path: v.xyz: unsupported video container; use one of .avi, .m4v"),
     ("{path: v.mp4, bitrate: lots}", "bitrate: expected bits per second, e.g. 8M"),
     ("{path: v.mp4, preset: quick}", "preset: libx264 has no such preset; use one of ultrafast"),
     ("{path: v.mkv, codec: libx265, preset: quick}", "preset: libx265 has no such preset"),

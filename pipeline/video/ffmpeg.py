@@ -89,9 +89,13 @@ class Facts:
 
     version: str  # first line of its banner, as `ffmpeg -version` prints it
     showinfo_checksum: bool  # showinfo takes `checksum=0` (plane checksums cost ~1 ms a 720p frame)
-    encoders: tuple[str, ...]  # its video encoders (`ffmpeg -encoders`): a workflow's codec is checked
-    codecs: dict[str, str]  # encoder -> the codec it writes (libx264 -> h264): checked against the container
+    codecs: dict[str, str]  # its video encoders (`ffmpeg -encoders`) -> the codec each writes (libx264 -> h264)
     pix_fmts: tuple[str, ...]  # pixel formats it can write (`ffmpeg -pix_fmts`): a workflow's pix_fmt is checked
+
+    @property
+    def encoders(self) -> tuple[str, ...]:
+        """Its video encoders: a workflow's codec is checked against them."""
+        return tuple(self.codecs)
 
 
 def facts(path: str) -> Facts | None:
@@ -115,7 +119,7 @@ def _facts(key: str, path: str) -> Facts | None:
     if isinstance(known.get(key), dict):
         try:
             entry = known[key]
-            return Facts(**{**entry, "encoders": tuple(entry["encoders"]), "pix_fmts": tuple(entry["pix_fmts"])})
+            return Facts(**{**entry, "pix_fmts": tuple(entry["pix_fmts"])})
         except (TypeError, KeyError):  # written by another version: ask the binary again
             pass
     try:
@@ -134,7 +138,7 @@ def _facts(key: str, path: str) -> Facts | None:
     codecs = {name: _made_codec(name, text) for name, text in encoders}
     pix_fmts = re.findall(r"^[.I]O[.H][.P][.B] (\w+)", formats.stdout.decode("utf-8", "replace"), re.M)
     found = Facts(banner[0].strip() if banner else "", "checksum" in proc.stdout.decode("utf-8", "replace"),
-                  tuple(codecs), codecs, tuple(pix_fmts) if formats.returncode == 0 else ())
+                  codecs, tuple(pix_fmts) if formats.returncode == 0 else ())
     if store is not None:
         known = {k: v for k, v in known.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         write_store(store, {**known, key: asdict(found)})

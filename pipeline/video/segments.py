@@ -53,6 +53,11 @@ def _audio_args(audio_from: Path | None, start: float, duration: float, fmt: str
     return [*seek, "-t", f"{duration:.6f}", "-i", str(audio_from), "-map", "0:v", "-map", "1:a", "-c:a", codec]
 
 
+def _settings(info) -> str:
+    """What segments must share to be joined without re-encoding."""
+    return f"{info.width}x{info.height} {info.codec} at {info.fps} fps"
+
+
 def join(segments: list[Path], output: Path, audio_from: Path | None = None, audio_start: float = 0.0,
          audio_codec: str | None = None) -> Path:
     """Concatenate encoded segments into `output` (no re-encode), audio from `audio_from` once
@@ -61,13 +66,10 @@ def join(segments: list[Path], output: Path, audio_from: Path | None = None, aud
     if not segments:
         raise InputError("join: no segments given")
     infos = [probe(seg) for seg in segments]
-    def settings(info) -> str:
-        return f"{info.width}x{info.height} {info.codec} at {info.fps} fps"
-
-    odd = next((i for i in range(1, len(infos)) if settings(infos[i]) != settings(infos[0])), None)
+    odd = next((i for i in range(1, len(infos)) if _settings(infos[i]) != _settings(infos[0])), None)
     if odd is not None:
-        raise InputError(f"join: segments differ: {segments[0].name} is {settings(infos[0])}, {segments[odd].name} "
-                         f"is {settings(infos[odd])}; encode them with the same settings")
+        raise InputError(f"join: segments differ: {segments[0].name} is {_settings(infos[0])}, {segments[odd].name} "
+                         f"is {_settings(infos[odd])}; encode them with the same settings")
     total, fps = sum(i.frames for i in infos), infos[0].fps
     fmt = container(output)
     listing, temp = _concat_list(segments), temp_path(output)

@@ -83,9 +83,11 @@ class VideoOptions(SinkOptions):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        suffix = Path(value).suffix.lower()
-        if "{" not in suffix and suffix not in CONTAINERS:
-            raise ValueError(f"{suffix or 'no suffix'}: not a video container; use one of {', '.join(CONTAINERS)}")
+        if "{" not in Path(value).suffix:  # the container is known when the workflow is read
+            try:
+                container(Path(value))
+            except OutputError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("codec")
@@ -110,7 +112,7 @@ class VideoOptions(SinkOptions):
     def _preset(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or "codec" not in info.data or "path" not in info.data:
             return value  # the codec or path was refused: that error is the one to read
-        codec = info.data["codec"] or default_codec(CONTAINERS.get(Path(info.data["path"]).suffix.lower(), "mp4"))
+        codec = encoder_for(info.data["codec"], info.data["path"])
         if codec in ("libx264", "libx265") and value not in X26X_PRESETS:
             raise ValueError(f"{codec} has no such preset; use one of {', '.join(X26X_PRESETS)}")
         return value
@@ -125,6 +127,11 @@ class VideoOptions(SinkOptions):
 
 def default_codec(fmt: str) -> str:
     return "libvpx-vp9" if fmt == "webm" else "libx264"
+
+
+def encoder_for(codec: str | None, path: str) -> str:
+    """The encoder a video gets: the one named, else its container's default."""
+    return codec or default_codec(CONTAINERS.get(Path(path).suffix.lower(), "mp4"))
 
 
 def default_pix_fmt(codec: str) -> str:
@@ -233,10 +240,7 @@ class VideoSink(Sink):
         """yuv420p frames go in as they are when the encoder writes yuv420p (the default for mp4/mov/mkv)."""
         if layout != yuv.LAYOUT:
             return False
-        suffix = Path(options.path).suffix.lower()
-        from .encode import CONTAINERS
-
-        codec = options.codec or default_codec(CONTAINERS.get(suffix, "mp4"))
+        codec = encoder_for(options.codec, options.path)
         return (options.pix_fmt or default_pix_fmt(codec)) == "yuv420p"
 
     @classmethod
