@@ -20,7 +20,16 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-from .images import atomic_write_bytes, check_picture, encode_image, quantize, read_image, resize, to_float
+from .images import (
+    PICTURE_DEPTHS,
+    atomic_write_bytes,
+    check_picture,
+    encode_image,
+    quantize,
+    read_image,
+    resize,
+    to_float,
+)
 from .item import Item, as_float
 from .naming import confine, render
 from .workflow import OutputSpec
@@ -98,11 +107,19 @@ def default_pattern(item: Item, with_step: bool = False) -> str:
     return f"{{input.stem}}{step}.{{frame:04d}}.png" if item.frame is not None else f"{{input.stem}}{step}.png"
 
 
+def written_depth(spec: OutputSpec, item: Item, suffix: str) -> int:
+    """The bit depth an image file gets: the one asked for or the input's, at most what its
+    format holds (an explicit depth the format lacks is refused at validation)."""
+    depth = int(item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth)
+    return min(depth, max(PICTURE_DEPTHS.get(suffix, (8,))))
+
+
 class ImageSink(Sink):
     """One image file per item, named by `output.pattern`; bit depth and alpha explicit."""
 
     key = "images"
     pixel_types = ("uint8", "float32")
+    _depth_said = False  # the depth a format cannot hold is said once a run, not once a frame
 
     def planned(self, item: Item) -> list[Path]:
         template = self.ctx.spec.pattern or default_pattern(item, bool(self.ctx.stages))
@@ -116,10 +133,12 @@ class ImageSink(Sink):
 
     def _write_one(self, path: Path, item: Item, image: np.ndarray) -> None:
         spec = self.ctx.spec
-        depth = item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth
         suffix = path.suffix.lower()
-        if suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
-            depth = 8
+        depth = written_depth(spec, item, suffix)
+        if depth < item.bit_depth and spec.bit_depth == "auto" and not self._depth_said:
+            log.warning("%s: a %s file holds %d bits; the input's %d-bit pixels are written with %d (name .tif "
+                        "files to keep them)", item.key, suffix, depth, item.bit_depth, depth)
+            self._depth_said = True
         alpha = None
         if spec.alpha == "keep" and item.alpha is not None:
             h, w = image.shape[:2]
@@ -128,7 +147,7 @@ class ImageSink(Sink):
                 log.warning("%s: %s cannot hold alpha; dropped (set output.alpha: drop to silence)",
                             item.key, suffix)
                 alpha = None
-        atomic_write_bytes(path, encode_image(suffix, image, alpha, int(depth), spec.quality))
+        atomic_write_bytes(path, encode_image(suffix, image, alpha, depth, spec.quality))
 
 
 class SheetOptions(SinkOptions):
@@ -177,7 +196,7 @@ class SheetSink(Sink):
         """The result quantized as the image files hold it, so a sheet rebuilt on resume (farm
         jobs assemble it from the tasks' files) is byte-identical to one made in a single run."""
         spec = self.ctx.spec
-        depth = int(item.bit_depth if spec.bit_depth == "auto" else spec.bit_depth)
+        depth = written_depth(spec, item, Path(spec.pattern or default_pattern(item)).suffix.lower())
         return image if depth == 32 else to_float(quantize(image, depth))[0]
 
     def skip(self, item: Item, recorded: list[Path]) -> None:

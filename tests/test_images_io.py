@@ -92,3 +92,20 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
         atomic_write_bytes(target, b"new data")
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["final.png"]
+
+
+def test_auto_depth_keeps_what_the_format_holds_and_says_once_what_it_cannot(tmp_path, caplog):
+    """bit_depth: auto writes a float input's PNG with 16 bits (it was 8), and a 16-bit input's
+    JPEGs with 8, said once a run rather than once a file."""
+    rng = np.random.default_rng(3)
+    (tmp_path / "plates").mkdir()
+    for name in ("a", "b", "c"):
+        write(tmp_path / "plates" / f"{name}.png", rng.random((8, 8, 3)).astype(np.float32), depth=16)
+    write(tmp_path / "f.tif", rng.random((8, 8, 3)).astype(np.float32), depth=32)
+    with caplog.at_level("WARNING", logger="stylefarm"):
+        _run(tmp_path, "  - dir: plates", "  dir: jpg\n  pattern: '{input.stem}.jpg'")
+    said = [r.getMessage() for r in caplog.records if "holds 8 bits" in r.getMessage()]
+    assert len(said) == 1 and "16-bit pixels are written with 8 (name .tif files" in said[0]
+    assert read_image(tmp_path / "jpg" / "c.jpg")[2] == 8
+    _run(tmp_path, "  - path: f.tif", "  dir: png")
+    assert read_image(tmp_path / "png" / "f.png")[2] == 16
