@@ -56,6 +56,7 @@ MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that i
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1")
 READBACK = (".png", ".tif", ".tiff", ".webp", ".bmp", ".jpg", ".jpeg")
 SAME_NAME_TAGS = ("bt709", "smpte170m", "smpte240m")  # the banner's one name for space, primaries and transfer
+PRESET_CODECS = ("libx264", "libx265")  # the encoders `preset:` is passed to (others have no such option)
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 BITRATE = re.compile(r"\d+(\.\d+)?(e\d+)?([kKMGT]i?)?B?")  # bits/s as ffmpeg reads them: 8M, 2500k, 1.5M, 8000000
@@ -113,7 +114,7 @@ class VideoOptions(SinkOptions):
         if value is None or "codec" not in info.data or "path" not in info.data:
             return value  # the codec or path was refused: that error is the one to read
         codec = encoder_for(info.data["codec"], info.data["path"])
-        if codec in ("libx264", "libx265") and value not in X26X_PRESETS:
+        if codec in PRESET_CODECS and value not in X26X_PRESETS:
             raise ValueError(f"{codec} has no such preset; use one of {', '.join(X26X_PRESETS)}")
         return value
 
@@ -357,7 +358,7 @@ class VideoSink(Sink):
                 extra["b:v"] = 0  # constant-quality mode
         if opts.bitrate:
             extra["b:v"] = opts.bitrate
-        if opts.preset and codec in ("libx264", "libx265"):
+        if opts.preset and codec in PRESET_CODECS:
             extra["preset"] = opts.preset
         extra.update(opts.options)
         dar = (item.meta.get("video") or {}).get("dar")
