@@ -174,6 +174,7 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
 
     ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
     _video_over_input(doc, plan, ctx)
+    _audio_copy_fits(doc, plan)
     if not out.images:
         return
     _picture_per_input(doc, plan)
@@ -213,6 +214,25 @@ def _video_over_input(doc: LoadedYaml, plan: Plan, ctx) -> None:
             if ctx.path(video["path"], item) == Path(item.source):
                 raise doc.error(("output", "video", "path"), f"{path} would be overwritten by its own output video: "
                                 "inputs are never written; give the video another name or folder")
+
+
+def _audio_copy_fits(doc: LoadedYaml, plan: Plan) -> None:
+    """`audio: copy` into a container that cannot hold the source's audio is refused here, with the
+    way out: ffmpeg would say so only at the first frame, after the models loaded."""
+    video = (plan.workflow.output.model_extra or {}).get("video")
+    if not (isinstance(video, dict) and video.get("audio") == "copy" and isinstance(video.get("path"), str)):
+        return
+    from .video.encode import CONTAINERS, holds_audio
+
+    suffix = Path(video["path"]).suffix.lower()
+    fmt = CONTAINERS.get(suffix)
+    for i, source in enumerate(plan.sources):
+        codec = getattr(getattr(source, "info", None), "audio_codec", None)
+        if fmt and isinstance(codec, str) and not holds_audio(fmt, codec):
+            fits = ", ".join(s for s, f in CONTAINERS.items() if holds_audio(f, codec))
+            raise doc.error(("output", "video", "audio"), f"a {suffix} file cannot hold the {codec} audio of "
+                            f"inputs[{i}] ({source.options.path}) as a copy: use audio: auto or encode "
+                            f"(re-encoded), or give path a {fits} suffix")
 
 
 def _picture_per_input(doc: LoadedYaml, plan: Plan) -> None:

@@ -176,6 +176,46 @@ def test_the_containers_refusals_are_the_bundled_ffmpegs(tmp_path):
     assert not wrong, wrong
 
 
+def test_the_containers_audio_refusals_are_the_bundled_ffmpegs(tmp_path):
+    """AUDIO_REFUSED / AUDIO_ONLY: each audio stream copied into each container, with the real binary."""
+    from stylefarm.video.encode import CONTAINERS, holds_audio
+
+    encoders = {"aac": ("aac", "m4a"), "mp3": ("libmp3lame", "mp3"), "opus": ("libopus", "opus"),
+                "vorbis": ("libvorbis", "ogg"), "flac": ("flac", "flac"), "pcm_s16le": ("pcm_s16le", "wav"),
+                "ac3": ("ac3", "ac3"), "alac": ("alac", "caf")}
+    wrong = []
+    for codec, (encoder, ext) in encoders.items():
+        sound = tmp_path / f"{codec}.{ext}"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=d=0.3", "-c:a", encoder, str(sound)],
+                       check=True, capture_output=True)
+        for suffix in (".mp4", ".mov", ".webm", ".mkv", ".avi", ".ts"):
+            fmt = CONTAINERS[suffix]
+            video = "libvpx-vp9" if fmt == "webm" else "mjpeg" if fmt == "avi" else "libx264"
+            proc = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=8",
+                                   "-i", str(sound), "-map", "0:v", "-map", "1:a", "-frames:v", "2", "-c:v", video,
+                                   "-c:a", "copy", "-y", str(tmp_path / f"{codec}{suffix}")], capture_output=True)
+            if (proc.returncode == 0) != holds_audio(fmt, codec):
+                wrong.append(f"{suffix} {codec}: ffmpeg rc {proc.returncode}")
+    assert not wrong, wrong
+
+
+def test_audio_copy_into_a_container_refusing_the_sources_audio_is_refused_before_work(tmp_path, workflow):
+    clip = make_clip(tmp_path / "c.mp4", frames=4)  # aac audio
+    wf = workflow(f"""
+inputs: [{{path: {clip}}}]
+output:
+  dir: out
+  images: false
+  video: {{path: v.webm, codec: libvpx-vp9, audio: copy}}
+""")
+    with pytest.raises(WorkflowError, match=r":6: output.video.audio: a .webm file cannot hold the aac audio of "
+                       r"inputs\[0\] .* use audio: auto or encode .* or give path a .mp4, .*\.mkv"):
+        load_workflow(wf)
+    wf.write_text(wf.read_text().replace("audio: copy", "audio: auto"))
+    report = run_workflow(wf)  # re-encoded to opus
+    assert report["counts"]["failed"] == 0 and (tmp_path / "out" / "v.webm").exists()
+
+
 DISK_FULL = """
 import resource, sys
 from stylefarm.api import run_workflow

@@ -39,6 +39,10 @@ VIDEO_ONLY = {"webm": {"vp8", "vp9", "av1"}}
 AUDIO_OK = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
             "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
             "webm": {"opus", "vorbis"}, "avi": {"mp3", "ac3", "pcm_s16le"}, "mpegts": {"aac", "mp3", "ac3", "opus"}}
+# audio codecs a container refuses even as an explicit `audio: copy` (the bundled ffmpeg's muxers; tested
+# pair by pair like VIDEO_REFUSED); webm holds only the ones it names
+AUDIO_REFUSED = {"mov": {"opus", "flac"}, "avi": {"opus", "alac"}}
+AUDIO_ONLY = {"webm": {"opus", "vorbis"}}
 
 
 @dataclass
@@ -104,6 +108,10 @@ def container(path: Path) -> str:
 
 def holds(fmt: str, codec: str) -> bool:
     return codec not in VIDEO_REFUSED.get(fmt, ()) and codec in VIDEO_ONLY.get(fmt, {codec})
+
+
+def holds_audio(fmt: str, codec: str) -> bool:
+    return codec not in AUDIO_REFUSED.get(fmt, ()) and codec in AUDIO_ONLY.get(fmt, {codec})
 
 
 def check_codec_fits(suffix: str, codec: str) -> None:
