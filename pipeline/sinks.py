@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from .images import (
+    IMAGE_SUFFIXES,
     PICTURE_DEPTHS,
     atomic_write_bytes,
     check_picture,
@@ -201,7 +202,7 @@ class SheetSink(Sink):
 
     def skip(self, item: Item, recorded: list[Path]) -> None:
         """Rebuild the row of a resumed item from its files (stages first, final result last)."""
-        images = [p for p in recorded if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff")]
+        images = [p for p in recorded if p.suffix.lower() in IMAGE_SUFFIXES]  # not the stroke JSON, GIF ...
         names = (*self.ctx.stages, self.ctx.step)
         if len(images) == len(names) and len(self.rows) < self.options.max_items:
             item.load()
