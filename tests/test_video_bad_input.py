@@ -98,9 +98,11 @@ output: {{dir: out, images: false, video: {{path: blocker/v.mp4, preset: ultrafa
 
 
 @pytest.mark.parametrize("images", ["false", "true"])  # relayed (one ffmpeg) / piped
-def test_an_encoder_that_refuses_its_options_says_why_on_both_paths(tmp_path, workflow, images):
+def test_an_encoder_that_refuses_its_options_says_why_on_both_paths(tmp_path, workflow, images, monkeypatch):
     """ffmpeg's own reason, not a count of the frames it never took (the relayed path said
-    "received 0 of 6 frames" before)."""
+    "received 0 of 6 frames" before). The load-time trial of `options:` is set aside to reach the
+    run-time path: an encoder can still refuse settings at the video's own size."""
+    monkeypatch.setattr("stylefarm.video.ffmpeg.check_encoder_opens", lambda *args: None)
     clip = make_clip(tmp_path / "c.mp4", frames=6)
     wf = workflow(f"""
 inputs: [{{path: {clip}}}]
@@ -134,6 +136,13 @@ output: {{dir: out, images: false, video: {{path: v.mp4, codec: libx246}}}}
     ("{path: v.mkv, codec: libx265, preset: quick}", "preset: libx265 has no such preset"),
     ("{path: v.mp4, pix_fmt: yuv421p}", r"pix_fmt: the ffmpeg in use has no such pixel format; did you mean "
                                         r"yuv422p or yuv420p"),
+    # `options:` are tried on the real encoder: its own cause, not each part that stopped
+    ("{path: v.mp4, options: {tune: flim}}", r"options: libx264 refuses these settings: x264 \[error\]: invalid "
+                                             r"tune 'flim'$"),
+    ("{path: v.mp4, options: {tunez: film}}", r"options: libx264 refuses these settings: Unrecognized option "
+                                              r"'tunez'.$"),
+    ("{path: v.mkv, codec: libx265, options: {profile:v: nosuch}}", "options: libx265 refuses these settings: x265 "
+                                                                     r"\[error\]: unknown profile <nosuch>$"),
 ])
 def test_encoder_options_ffmpeg_would_refuse_at_the_first_frame_are_workflow_errors(tmp_path, workflow, video,
                                                                                      message):
@@ -148,7 +157,9 @@ def test_encoder_options_ffmpeg_would_refuse_at_the_first_frame_are_workflow_err
 @pytest.mark.parametrize("video", ["{path: v.mov, codec: prores_ks}", "{path: v.mkv, codec: ffv1}",
                                    "{path: v.webm, preset: quick}",  # vp9 takes no preset: none is passed
                                    "{path: v.mp4, bitrate: 2.5M}", "{path: v.mp4, bitrate: 800000}",
-                                   "{path: v.mp4, pix_fmt: yuv444p, fps: 25, options: {g: 12}}"])
+                                   "{path: v.mp4, pix_fmt: yuv444p, fps: 25, options: {g: 12}}",
+                                   "{path: v.mp4, options: {tune: film, profile:v: high, x264-params: keyint=24}}",
+                                   "{path: v.mov, codec: prores_ks, options: {profile:v: 3, vendor: apl0}}"])
 def test_encoder_options_the_checks_let_through_are_ones_ffmpeg_takes(tmp_path, workflow, video):
     """The other half: what the load-time checks accept, the real encoder writes (numbers for text
     fields included: YAML's `bitrate: 800000`, `g: 12` are numbers)."""
@@ -156,6 +167,17 @@ def test_encoder_options_the_checks_let_through_are_ones_ffmpeg_takes(tmp_path, 
     wf = workflow(f"inputs: [{{path: {clip}}}]\noutput: {{dir: out, images: false, video: {video}}}\n")
     report = run_workflow(wf)
     assert report["counts"]["failed"] == 0 and len(list((tmp_path / "out").glob("v.*"))) == 1
+
+
+def test_encoder_options_are_tried_at_a_broadcast_size_before_they_are_refused(tmp_path):
+    """DNxHD takes only broadcast sizes and bitrates: its settings pass at 1080p, a wrong bitrate
+    fails at both sizes; a hardware encoder is never tried where the workflow is read."""
+    from stylefarm.video.ffmpeg import check_encoder_opens
+
+    check_encoder_opens("dnxhd", "yuv422p", {"b:v": "36M"})
+    with pytest.raises(ValueError, match="dnxhd refuses these settings: .*incompatible with DNxHD"):
+        check_encoder_opens("dnxhd", "yuv422p", {"b:v": "37M"})
+    check_encoder_opens("h264_nvenc", "yuv420p", {"nosuch": "1"})
 
 
 def test_the_containers_refusals_are_the_bundled_ffmpegs(tmp_path):

@@ -228,6 +228,30 @@ def check_pix_fmt(name: str) -> None:
         raise _unknown("pixel format", name, found.pix_fmts, "-pix_fmts")
 
 
+HARDWARE_ENCODERS = ("_nvenc", "_qsv", "_vaapi", "_amf", "_videotoolbox", "_v4l2m2m", "_mf", "_vulkan")
+
+
+def check_encoder_opens(encoder: str, pix_fmt: str, args: dict[str, Any]) -> None:
+    """Encoder settings the encoder refuses are a workflow error (ValueError): one generated frame
+    through it into nothing (~30 ms), at a small size and, should that fail, at 1080p (DNxHD takes
+    only broadcast sizes), so only what fails at both is refused. Hardware encoders are not tried:
+    the machine reading the workflow may have no such device. No check without an ffmpeg."""
+    if encoder.endswith(HARDWARE_ENCODERS):
+        return
+    try:
+        ffmpeg_exe()
+    except FfmpegMissing:
+        return
+    flat = [str(a) for key, value in args.items() for a in (f"-{key}", value)]
+    for size in ("256x144", "1920x1080"):
+        proc = run([*TAGGED, "-f", "lavfi", "-i", f"color=s={size}:r=24", "-frames:v", "1", "-c:v", encoder,
+                    "-pix_fmt", pix_fmt, *flat, "-f", "null", "-"], timeout=60)
+        if proc.returncode == 0:
+            return
+    cause = last_error(proc.stderr).split(" ... ")[0]  # the cause, not each part that stopped
+    raise ValueError(f"{encoder} refuses these settings: {cause}")
+
+
 def codec_of(encoder: str) -> str | None:
     """The codec an encoder writes (h264 for libx264 and h264_nvenc); None when not known."""
     found = _known()

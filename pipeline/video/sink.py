@@ -125,6 +125,18 @@ class VideoOptions(SinkOptions):
             ffmpeg.check_pix_fmt(value)
         return value
 
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """Extra options are tried on the real encoder (tune, profile, x264-params ...): ffmpeg
+        would refuse them only at the first frame, after the models loaded."""
+        data = info.data
+        if value and all(k in data for k in ("codec", "path", "pix_fmt", "crf", "bitrate", "preset")):
+            codec = encoder_for(data["codec"], data["path"])
+            args = encoder_args(codec, data["crf"], data["bitrate"], data["preset"], value)
+            ffmpeg.check_encoder_opens(codec, data["pix_fmt"] or default_pix_fmt(codec), args)
+        return value
+
 
 def default_codec(fmt: str) -> str:
     return "libvpx-vp9" if fmt == "webm" else "libx264"
@@ -133,6 +145,21 @@ def default_codec(fmt: str) -> str:
 def encoder_for(codec: str | None, path: str) -> str:
     """The encoder a video gets: the one named, else its container's default."""
     return codec or default_codec(CONTAINERS.get(Path(path).suffix.lower(), "mp4"))
+
+
+def encoder_args(codec: str, crf: int | None, bitrate: str | None, preset: str | None,
+                 options: dict[str, str]) -> dict[str, Any]:
+    """The encoder's output options: quality, speed, then the workflow's own `options:`."""
+    extra: dict[str, Any] = {}
+    if crf is not None and bitrate is None and codec in CRF_CODECS:
+        extra["crf"] = crf
+        if codec == "libvpx-vp9":
+            extra["b:v"] = 0  # constant-quality mode
+    if bitrate:
+        extra["b:v"] = bitrate
+    if preset and codec in PRESET_CODECS:
+        extra["preset"] = preset
+    return {**extra, **options}
 
 
 def default_pix_fmt(codec: str) -> str:
@@ -351,16 +378,7 @@ class VideoSink(Sink):
         pix_fmt = opts.pix_fmt or default_pix_fmt(codec)
         fps = item.fps or Fraction(opts.fps)
         ew, eh = even_size(w, h, pix_fmt, opts.odd_size)
-        extra: dict[str, Any] = {}
-        if opts.crf is not None and opts.bitrate is None and codec in CRF_CODECS:
-            extra["crf"] = opts.crf
-            if codec == "libvpx-vp9":
-                extra["b:v"] = 0  # constant-quality mode
-        if opts.bitrate:
-            extra["b:v"] = opts.bitrate
-        if opts.preset and codec in PRESET_CODECS:
-            extra["preset"] = opts.preset
-        extra.update(opts.options)
+        extra = encoder_args(codec, opts.crf, opts.bitrate, opts.preset, opts.options)
         dar = (item.meta.get("video") or {}).get("dar")
         sar = (Fraction(dar) * h / w).limit_denominator(SAR_MAX) if dar else None  # the source's display shape
         return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, expected),
