@@ -22,6 +22,33 @@ def first_line(exc: BaseException, with_type: bool = False) -> str:
     return f"{type(exc).__name__}: {line}" if with_type else line
 
 
+def defined_at(obj: object) -> str:
+    """`file:line` of a class or function, for messages that point at the plugin's code."""
+    import inspect
+
+    try:
+        target = inspect.unwrap(obj)
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            return f"{code.co_filename}:{code.co_firstlineno}"
+        return f"{inspect.getsourcefile(target)}:{inspect.getsourcelines(target)[1]}"
+    except (TypeError, OSError):
+        return ""
+
+
+def raised_outside_host(exc: BaseException, prefer: str = "") -> str:
+    """`file:line` where `exc` was raised outside the host package: the innermost frame in the file
+    `prefer` (the plugin's module) when there is one, else the innermost outside the host (a library
+    the plugin called); '' when every frame is the host's own."""
+    import os
+    import traceback
+
+    host = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not os.path.abspath(f.filename).startswith(host)]
+    frames = [f for f in frames if f.filename == prefer] or frames
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 class StylefarmError(Exception):
     """Base class: a problem we can explain in one line."""
 

@@ -5,13 +5,14 @@ host never imports them by name. One bad plugin must not break the others: every
 plugin registers is checked against the contract when it is discovered, and a plugin that
 fails to import, raises in a hook, returns the wrong thing or names an unknown hook is
 marked FAILED (distribution, file:line, one line saying what is wrong) and contributes
-nothing. A name two plugins both register is disabled alone, with both distributions named.
+nothing. A name two third-party plugins both register is disabled alone, with both
+distributions named; a third-party name that is also a built-in's is not used (the built-in's
+workflows keep working) and its plugin is told to rename it.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, first_line
+from .errors import PluginError, defined_at, first_line
 
 log = logging.getLogger("stylefarm.host")
 GROUP = "stylefarm"
@@ -29,6 +30,7 @@ BUILTIN_COMMANDS = frozenset({"run", "plan", "validate", "plugins", "steps", "sc
                               "export", "report", "doctor", "warmup"})
 """Names of the CLI's own commands: a plugin command with one of these names is an error
 (tests keep this list equal to the CLI's)."""
+BUILTIN_DISTRIBUTION = "stylefarm"  # the distribution whose entry points are the built-in plugins
 STEP_KINDS = ("stylize", "paint", "translate", "generate", "util")
 
 
@@ -61,18 +63,6 @@ class ContractError(Exception):
         self.where = where
 
 
-def _where(obj: Any) -> str:
-    """`file:line` of a class or function, for messages that point at the plugin's code."""
-    try:
-        target = inspect.unwrap(obj)
-        code = getattr(target, "__code__", None)
-        if code is not None:
-            return f"{code.co_filename}:{code.co_firstlineno}"
-        return f"{inspect.getsourcefile(target)}:{inspect.getsourcelines(target)[1]}"
-    except (TypeError, OSError):
-        return ""
-
-
 def _raised_at(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
@@ -80,46 +70,52 @@ def _raised_at(exc: BaseException) -> str:
 
 # --- what each hook must return ------------------------------------------------------
 
-def _options_ok(cls: type, what: str) -> None:
-    from pydantic import BaseModel
-
+def _options_ok(cls: type, what: str, base: type) -> None:
+    """Options subclass the contract's base, whose `extra="forbid"` makes a misspelt option an
+    error (a plain BaseModel drops it without a word), and are fully defined now, not at first use."""
     options = getattr(cls, "Options", None)
-    if not (isinstance(options, type) and issubclass(options, BaseModel)):
-        raise ContractError(f"{what} {cls.__name__}.Options must be a pydantic model class "
-                            f"(subclass StepOptions / SourceOptions / SinkOptions), got {options!r}", _where(cls))
+    if not (isinstance(options, type) and issubclass(options, base)):
+        raise ContractError(f"{what} {cls.__name__}.Options must subclass {base.__module__}.{base.__name__} "
+                            f"(misspelt options are then errors), got {options!r}", defined_at(options or cls))
+    if not getattr(options, "__pydantic_complete__", True):
+        try:
+            options.model_rebuild()
+        except Exception as exc:
+            raise ContractError(f"{what} {cls.__name__}.Options is not fully defined: {first_line(exc)}",
+                                defined_at(options)) from None
 
 
-def _named_class(obj: Any, base: type, attr: str, what: str) -> str:
+def _named_class(obj: Any, base: type, attr: str, what: str, options: type) -> str:
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise ContractError(f"{what}s must be {base.__module__}.{base.__name__} subclasses, got {obj!r}")
     key = getattr(obj, attr, "")
     if not isinstance(key, str) or not key.strip() or key != key.strip():
         raise ContractError(f"{what} class {obj.__name__} has no {attr} (set `{attr} = \"...\"` on the class)",
-                            _where(obj))
-    _options_ok(obj, what)
+                            defined_at(obj))
+    _options_ok(obj, what, options)
     return key
 
 
 def _check_step(obj: Any) -> str:
-    from .step import Step
+    from .step import Step, StepOptions
 
-    name = _named_class(obj, Step, "name", "step")
+    name = _named_class(obj, Step, "name", "step", StepOptions)
     if obj.kind not in STEP_KINDS:
         raise ContractError(f"step {name!r} has kind {obj.kind!r}; expected one of {', '.join(STEP_KINDS)}",
-                            _where(obj))
+                            defined_at(obj))
     return name
 
 
 def _check_source(obj: Any) -> str:
-    from .sources import Source
+    from .sources import Source, SourceOptions
 
-    return _named_class(obj, Source, "key", "source")
+    return _named_class(obj, Source, "key", "source", SourceOptions)
 
 
 def _check_sink(obj: Any) -> str:
-    from .sinks import Sink
+    from .sinks import Sink, SinkOptions
 
-    return _named_class(obj, Sink, "key", "sink")
+    return _named_class(obj, Sink, "key", "sink", SinkOptions)
 
 
 def _check_weights(obj: Any) -> str:
@@ -185,7 +181,8 @@ class PluginHost:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
-                self._fail(info, f"cannot import {ep.value}: {first_line(exc, with_type=True)}", _raised_at(exc))
+                where = f"{exc.filename}:{exc.lineno}" if isinstance(exc, SyntaxError) else _raised_at(exc)
+                self._fail(info, f"cannot import {ep.value}: {first_line(exc, with_type=True)}", where)
                 self.plugins.append(info)
                 continue
             if not self.pm.is_registered(obj):
@@ -193,20 +190,27 @@ class PluginHost:
 
     def _add(self, obj: Any, info: PluginInfo) -> None:
         self.plugins.append(info)
-        self.pm.register(obj, name=f"{info.distribution}:{info.name}")
+        try:
+            self.pm.register(obj, name=f"{info.distribution}:{info.name}")
+        except pluggy.PluginValidationError as exc:  # e.g. `def stylefarm_register_steps(host)`
+            hook = next((h for h in HOOKS if f"'{h}'" in str(exc)), "")
+            why = str(exc).strip().splitlines()[-1]
+            self._fail(info, f"{hook}: {why} (stylefarm's hooks take no arguments)" if hook else why,
+                       defined_at(getattr(obj, hook, None)) if hook else "")
+            return
         self._owner_of[id(obj)] = (obj, info)
         unknown = [c.name for c in self.pm.get_hookcallers(obj) or [] if not c.has_spec()]
         if unknown:
             hook = unknown[0]
             close = difflib.get_close_matches(hook, list(HOOKS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            self._fail(info, f"{hook!r} is not a stylefarm hook{hint}", _where(getattr(obj, hook, None)))
+            self._fail(info, f"{hook!r} is not a stylefarm hook{hint}", defined_at(getattr(obj, hook, None)))
             self.pm.unregister(obj)
             return
         for attr in dir(obj):
             value = getattr(obj, attr, None)
             if attr.startswith("stylefarm_") and callable(value) and not hasattr(value, f"{GROUP}_impl"):
-                message = (f"{_where(value) or info.module}: {attr} is not marked @hookimpl, so stylefarm "
+                message = (f"{defined_at(value) or info.module}: {attr} is not marked @hookimpl, so stylefarm "
                            f"never calls it (from stylefarm import hookimpl)")
                 info.warnings.append(message)
                 log.warning("plugin %s (%s): %s", info.name, info.distribution, message)
@@ -234,15 +238,15 @@ class PluginHost:
                     results = []
                 if not isinstance(results, list | tuple):
                     raise ContractError(f"{hook_name} returned {type(results).__name__} {results!r}, expected a list",
-                                        _where(impl.function))
+                                        defined_at(impl.function))
                 for obj in results:
                     try:
                         name = check(obj)
                     except ContractError as exc:
-                        raise ContractError(f"{hook_name}: {exc}", exc.where or _where(impl.function)) from None
+                        raise ContractError(f"{hook_name}: {exc}", exc.where or defined_at(impl.function)) from None
                     if kind == "command" and name in BUILTIN_COMMANDS:
                         raise ContractError(f"command {name!r} clashes with the built-in `stylefarm {name}`; "
-                                            f"rename it", _where(obj.callback) or _where(impl.function))
+                                            f"rename it", defined_at(obj.callback) or defined_at(impl.function))
                     found.setdefault(kind, []).append((name, obj))
         return found
 
@@ -266,11 +270,25 @@ class PluginHost:
         if (kind, name) in self.conflicts:
             self.conflicts[(kind, name)] += f" and by {provided.plugin.distribution!r}"
             return
-        other = table.pop(name, None)
+        other = table.get(name)
         if other is None:
             table[name] = provided
             provided.plugin.provides.append(f"{kind}:{name}")
             return
+        builtin = [p for p in (other, provided) if p.plugin.distribution == BUILTIN_DISTRIBUTION]
+        if len(builtin) == 1:  # a third-party name never disables stylefarm's own (workflows that used it)
+            plugin = (provided if builtin[0] is other else other).plugin
+            message = (f"{kind} {name!r} of {plugin.distribution!r} (entry point {plugin.name}) is not used: "
+                       f"stylefarm has a built-in {kind} of that name; rename it")
+            plugin.warnings.append(message)
+            log.warning("%s", message)
+            entry = f"{kind}:{name}"
+            if entry in plugin.provides:  # the plugin came first (entry points are read by name)
+                plugin.provides.remove(entry)
+                builtin[0].plugin.provides.append(entry)
+            table[name] = builtin[0]
+            return
+        del table[name]
         self.conflicts[(kind, name)] = (
             f"duplicate {kind} name {name!r}: provided by distribution {other.plugin.distribution!r} "
             f"(entry point {other.plugin.name}) and by {provided.plugin.distribution!r} "

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from .errors import StylefarmError
 from .executors.base import StepCall
-from .host import PluginHost, get_host
+from .host import BUILTIN_DISTRIBUTION, PluginHost, get_host
 from .images import check_picture
 from .item import Item
 from .naming import check_template, confine, render, static_root
@@ -100,8 +100,11 @@ def _earlier_outputs(root: Path) -> set[Path]:
 
 def _source_options(doc: LoadedYaml, host: PluginHost, raw: dict, i: int) -> tuple[type[Source], Any]:
     """The source class an `inputs:` entry is for (highest priority first) and its validated options."""
-    ordered = sorted((p.obj for p in host.sources.values()), key=lambda c: -c.priority)
-    cls = next((c for c in ordered if c.accepts(raw)), None)
+    # highest priority first; at equal priority the built-ins' (a plugin's `key = "glob"` source
+    # must not take over every `glob:` input)
+    ordered = sorted(host.sources.values(),
+                     key=lambda p: (-p.obj.priority, p.plugin.distribution != BUILTIN_DISTRIBUTION))
+    cls = next((p.obj for p in ordered if p.obj.accepts(raw)), None)
     if cls is None:
         kinds = ", ".join(sorted(host.sources))
         raise doc.error(("inputs", i), f"no source accepts this input (keys {sorted(raw)}); sources: {kinds}")

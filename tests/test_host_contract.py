@@ -83,7 +83,7 @@ def test_non_pydantic_options_do_not_break_steps_validate_or_schema(fake_plugin,
     fake_plugin(GOOD_STEP.replace("    uses_device = False", "    uses_device = False\n    Options = dict")
                 + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n")
     host = PluginHost()
-    assert "pydantic model" in _failed(host, "acme-bad")
+    assert "must subclass stylefarm.step.StepOptions" in _failed(host, "acme-bad")
     _builtins_still_work(host)
     wf = workflow("inputs:\n  - generate: gradient\n    width: 8\n    height: 8\nsteps:\n  - use: resize\n"
                   "    with: {scale: 0.5}\n")
@@ -136,19 +136,117 @@ def test_hook_that_raises_names_where_it_raised(fake_plugin):
     assert f"{path}:6" in error and "RuntimeError: boom" in error
 
 
-def test_duplicate_step_name_disables_that_name_only(fake_plugin, cli, workflow):
+def test_a_step_named_like_a_builtin_leaves_the_builtin_and_is_told_to_rename(fake_plugin, cli, workflow):
+    """Installing a plugin never breaks the workflows that used a built-in step (it disabled both)."""
     fake_plugin(GOOD_STEP.replace('"acme_tint"', '"blend"')
                 + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n", dist="acme-twin")
     host = PluginHost()
-    assert "blend" not in host.steps and "resize" in host.steps
-    message = host.unknown_step_message("blend")
-    assert "duplicate step name 'blend'" in message and "'stylefarm'" in message and "'acme-twin'" in message
-    ok = workflow("inputs:\n  - generate: gradient\n    width: 8\n    height: 8\nsteps:\n  - use: resize\n"
-                  "    with: {scale: 0.5}\n", "ok.yaml")
-    assert cli("validate", str(ok)).returncode == 0
-    bad = workflow("inputs:\n  - generate: gradient\nsteps:\n  - use: blend\n", "bad.yaml")
+    assert host.steps["blend"].plugin.distribution == "stylefarm"
+    twin = next(p for p in host.plugins if p.distribution == "acme-twin")
+    assert twin.error is None and "step:blend" not in twin.provides
+    assert any("step 'blend' of 'acme-twin'" in w and "built-in step of that name; rename it" in w
+               for w in twin.warnings)
+    wf = workflow("inputs:\n  - generate: gradient\n    width: 8\n    height: 8\nsteps:\n  - use: blend\n", "b.yaml")
+    assert cli("validate", str(wf)).returncode == 0
+    assert "rename it" in cli("plugins").stdout
+
+
+def test_a_step_name_two_third_party_plugins_register_is_disabled_naming_both(fake_plugin, cli, workflow):
+    for dist, module in (("acme-one", "acme_one"), ("acme-two", "acme_two")):
+        fake_plugin(GOOD_STEP + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n",
+                    dist=dist, module=module)
+    host = PluginHost()
+    assert "acme_tint" not in host.steps and "resize" in host.steps
+    message = host.unknown_step_message("acme_tint")
+    assert "duplicate step name 'acme_tint'" in message and "'acme-one'" in message and "'acme-two'" in message
+    bad = workflow("inputs:\n  - generate: gradient\nsteps:\n  - use: acme_tint\n", "bad.yaml")
     result = cli("validate", str(bad))
-    assert result.returncode == 2 and "bad.yaml:4" in result.stderr and "acme-twin" in result.stderr
+    assert result.returncode == 2 and "bad.yaml:4" in result.stderr and "acme-two" in result.stderr
+
+
+def test_a_source_and_sink_keyed_like_builtins_leave_the_builtins_working(fake_plugin, cli, workflow, tmp_path):
+    """`glob:` inputs and `sheet:` outputs kept meaning the built-ins' (both were disabled, and
+    plain workflows failed with 'unknown field' naming no plugin)."""
+    fake_plugin("""
+        from stylefarm import hookimpl
+        from stylefarm.sinks import Sink
+        from stylefarm.sources import Source
+
+        class MyGlob(Source):
+            key = "glob"
+
+        class MySheet(Sink):
+            key = "sheet"
+
+        @hookimpl
+        def stylefarm_register_sources():
+            return [MyGlob]
+
+        @hookimpl
+        def stylefarm_register_sinks():
+            return [MySheet]
+        """, dist="acmeio", module="acme_io")  # sorts before the built-ins' entry points
+    host = PluginHost()
+    assert host.sinks["sheet"].plugin.distribution == "stylefarm"  # a key the built-in sink has
+    # `glob:` is not a source key but an option of the built-in images source, which (at equal
+    # priority) is asked before the plugin's source
+    import numpy as np
+
+    from stylefarm.images import atomic_write_bytes, encode_image
+
+    atomic_write_bytes(tmp_path / "a.png", encode_image(".png", np.full((8, 8, 3), 0.5, np.float32), None, 8))
+    wf = workflow('inputs: [{glob: "a.png"}]\noutput: {dir: out, sheet: {thumb: 8}}\n')
+    result = cli("run", str(wf), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "contact_sheet.png").exists()
+
+
+def test_a_hook_with_arguments_fails_that_plugin_only_pointing_at_it(fake_plugin, cli):
+    """pluggy refuses the registration: it stopped every command, `--help` included, with a
+    message naming neither the file nor the reason."""
+    path = fake_plugin(GOOD_STEP + "\n@hookimpl\ndef stylefarm_register_steps(host):\n    return [Tint]\n")
+    error = _failed(PluginHost(), "acme-bad")
+    assert f"{path}:11" in error and "stylefarm_register_steps" in error and "'host'" in error
+    assert "take no arguments" in error
+    for args in (("--help",), ("steps", "resize")):
+        assert cli(*args).returncode == 0, args
+    assert "FAILED" in cli("plugins").stdout
+
+
+def test_a_plugin_with_a_syntax_error_points_at_its_own_line(fake_plugin):
+    path = fake_plugin("from stylefarm import hookimpl\n\ndef broken(:\n    pass\n")
+    error = _failed(PluginHost(), "acme-bad")
+    assert error.startswith(f"{path}:3: ") and "SyntaxError" in error
+
+
+@pytest.mark.parametrize("options, message", [
+    ("from pydantic import BaseModel\n\nclass Plain(BaseModel):\n    amount: float = 0.5\n",
+     "Options must subclass stylefarm.step.StepOptions (misspelt options are then errors)"),
+    ("from stylefarm import StepOptions\n\nclass Plain(StepOptions):\n    amount: 'UndefinedThing' = None\n",
+     "Options is not fully defined"),
+])
+def test_options_that_would_let_typos_through_or_fail_at_first_use_are_refused(fake_plugin, options, message):
+    path = fake_plugin(options + GOOD_STEP.replace("    uses_device = False", "    uses_device = False\n"
+                                                   "    Options = Plain")
+                       + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n")
+    error = _failed(PluginHost(), "acme-bad")
+    assert message in error and f"{path}:3" in error  # the Options class
+
+
+@pytest.mark.parametrize("body, said", [
+    ("    def setup(self):\n        pass\n", "failed in setup at {path}:10: TypeError: "),  # the method
+    ("    def __init__(self):\n        pass\n", "failed in __init__ at {path}:10: TypeError: "),
+    ("    def setup(self, device):\n        open('/nonexistent/x.pt')\n",  # the line that raised
+     "failed in setup at {path}:11: FileNotFoundError: "),
+])
+def test_a_step_that_cannot_start_is_named_with_the_place_in_its_code(fake_plugin, cli, workflow, body, said):
+    path = fake_plugin(GOOD_STEP + body + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n")
+    wf = workflow("inputs:\n  - generate: gradient\n    width: 8\n    height: 8\nsteps:\n  - use: acme_tint\n")
+    result = cli("run", str(wf), "--no-progress")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert f"step 'acme_tint' (acme_bad_plugin.Tint) {said.format(path=path)}" in line, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_builtin_command_list_matches_the_cli():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from .. import allocator
 from ..contract import freeze, output_problem
-from ..errors import first_line
+from ..errors import StylefarmError, defined_at, first_line, raised_outside_host
 from ..item import Item, as_float
 from ..step import Step, StepOptions
 from ..workflow import ExecutionSpec
@@ -46,6 +47,22 @@ class StepCall:
     def is_temporal(self) -> bool:
         """Keeps state across frames: the step itself, or the host's `temporal:` filter on it."""
         return self.temporal is not None or self.cls.is_temporal(self.options)
+
+
+@contextmanager
+def _starting(call: StepCall, method: str) -> Iterator[None]:
+    """A step whose constructor or setup raises is named, with the place in its code: the bare
+    exception (`TypeError: setup() takes 1 positional argument`) said neither."""
+    try:
+        yield
+    except StylefarmError:
+        raise  # already one line saying what to do (missing weights, no GPU ...)
+    except Exception as exc:
+        where = raised_outside_host(exc, prefer=defined_at(call.cls).rpartition(":")[0])
+        if not where:  # raised by the call itself (a wrong signature): point at the method
+            where = defined_at(getattr(call.cls, method, call.cls))
+        raise StylefarmError(f"step {call.name!r} ({call.cls.__module__}.{call.cls.__name__}) failed in {method}"
+                             f"{f' at {where}' if where else ''}: {first_line(exc, with_type=True)}") from exc
 
 
 @dataclass
@@ -203,11 +220,14 @@ class ChainRunner:
 
             torch.set_num_threads(threads)
         self.device = resolve_device(self.device_spec) if needs_device else "cpu"
-        self.steps = [call.build() for call in self.chain]
+        self.steps = []
+        for call in self.chain:
+            with _starting(call, "__init__"):
+                self.steps.append(call.build())
         from ..provenance import recording
 
-        for step in self.steps:
-            with recording() as loaded:  # weight files the weights manager loads for this step
+        for call, step in zip(self.chain, self.steps):
+            with recording() as loaded, _starting(call, "setup"):  # weight files the weights manager loads
                 step.setup(self.device)
             used = list(getattr(step, "weights_used", []))
             step.weights_used = used + [p for p in loaded if p not in used]
