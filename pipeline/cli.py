@@ -448,11 +448,7 @@ def weights_list():
     from . import weights as wm
 
     for name, wf in sorted(wm.registry().items()):
-        try:
-            where = str(wm.resolve(name))
-        except StylefarmError:
-            where = "MISSING"
-        click.echo(f"{name:<32} {wf.filename:<28} {where}")
+        click.echo(f"{name:<32} {wf.filename:<28} {wm.where_found(name)}")
 
 
 @weights.command("path")
@@ -474,10 +470,10 @@ def weights_verify(name):
     for n in names:
         try:
             path = wm.resolve(n)
-        except StylefarmError:
+        except StylefarmError as exc:
             if name:
                 raise
-            click.echo(f"{n}: missing")
+            click.echo(f"{n}: PROBLEM: {exc}" if isinstance(exc, wm.PackagedWeightsError) else f"{n}: missing")
             continue
         wm.verify(n, path)
         declared = wm.lookup(n).sha256

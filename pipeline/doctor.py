@@ -138,6 +138,9 @@ def check_weights(host) -> list[Check]:
     for name, wf in sorted(host.weights.items()):
         try:
             path = wm.resolve(name)
+        except wm.PackagedWeightsError as exc:  # one plugin's bad `packaged=`: its own failed line
+            checks.append(Check("fail", f"weights {name}", exc.problem, exc.fix.replace("`", "")))
+            continue
         except StylefarmError:
             where = f" (download: {wf.url})" if wf.url else ""
             checks.append(Check("warn", f"weights {name}", f"{wf.filename} not found{where}",
@@ -150,11 +153,26 @@ def check_weights(host) -> list[Check]:
                                 f"{wf.filename} (a good copy)"))
             continue
         present += 1
+        shipped = _packaged_problem(wf)
+        if shipped:  # found in this cache, but nodes without the cached copy will fail
+            checks.append(Check("warn", f"weights {name}", f"{path} present, but {shipped}",
+                                "the plugin must fix its WeightFile(packaged=...)"))
         if not wf.sha256:
             checks.append(Check("warn", f"weights {name}", f"{path} present, no sha256 declared to verify it",
                                 "the plugin should declare WeightFile(sha256=...)"))
     checks.append(Check("ok", "weights", f"{present} of {len(host.weights)} present and verified"))
     return checks
+
+
+def _packaged_problem(wf) -> str:
+    """Why `wf`'s packaged copy cannot be read, '' when it can or none is declared."""
+    from . import weights as wm
+
+    try:
+        wm.packaged_path(wf)
+    except wm.PackagedWeightsError as exc:
+        return exc.problem
+    return ""
 
 
 def _writable(what: str, directory: Path) -> Check:

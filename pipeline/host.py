@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, defined_at, first_line
+from .errors import PluginError, defined_at, first_line, raised_outside_host
 
 log = logging.getLogger("stylefarm.host")
 GROUP = "stylefarm"
@@ -233,7 +233,8 @@ class PluginHost:
                     results = impl.function()
                 except Exception as exc:
                     raised = first_line(exc, with_type=True)
-                    raise ContractError(f"{hook_name} raised {raised}", _raised_at(exc)) from None
+                    where = raised_outside_host(exc, prefer=defined_at(impl.function).rpartition(":")[0])
+                    raise ContractError(f"{hook_name} raised {raised}", where or _raised_at(exc)) from None
                 if results is None:
                     results = []
                 if not isinstance(results, list | tuple):

@@ -11,14 +11,15 @@ its URL and the exact `stylefarm weights add` command.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import WeightsError, first_line
+from .errors import StylefarmError, WeightsError, first_line
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,43 @@ class WeightFile:
     license: str = ""
     packaged: str | None = None  # "package:relative/path" of a file shipped in a wheel
     note: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse a malformed `packaged=` where the plugin builds the record (its own code and
+        tests), not when a user first needs the file; only the form is judged, nothing is imported."""
+        if self.packaged is not None:
+            problem = packaged_form_problem(self.packaged)
+            if problem:
+                raise ValueError(f"WeightFile {self.name!r}: packaged={self.packaged!r} {problem} "
+                                 f"(expected 'package:relative/path', e.g. 'acme_styles:weights/net.pt')")
+
+
+class PackagedWeightsError(WeightsError):
+    """A weight's `packaged=` names no package this install can read: the registering plugin's
+    mistake, said with the weight, the plugin and the value. `problem` and `fix` apart for
+    `stylefarm doctor`; one line as a message (and picklable, for Ray/Dask workers)."""
+
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(f"{problem}; {fix}" if fix else problem)
+        self.problem, self.fix = problem, fix
+
+
+def packaged_form_problem(packaged: object) -> str | None:
+    """Why `packaged` is not of the form "package:relative/path", None when it is."""
+    if not isinstance(packaged, str):
+        return f"is a {type(packaged).__name__}, not a string"
+    package, sep, rel = packaged.partition(":")
+    if not sep:
+        return "has no ':' between the package and the file's path"
+    if not all(part.isidentifier() for part in package.split(".")):
+        return f"names {package!r}, which is not an importable package name"
+    if not rel or rel.endswith("/"):
+        return "has no file path after ':' (the '/'-separated path of a file inside the package)"
+    if "\\" in rel:
+        return "has a '\\' in its path (separate folders with '/', on every system)"
+    if PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
+        return "has a path that leaves the package (it must be relative to the package folder)"
+    return None
 
 
 def cache_dir() -> Path:
@@ -62,12 +100,42 @@ def cached_path(wf: WeightFile) -> Path:
     return cache_dir() / wf.name.replace("/", "__") / wf.filename
 
 
+def provider(name: str) -> str:
+    """The plugin that registered weights `name` ('plugin EP (DIST VERSION)'), '' when unknown."""
+    from .host import get_host
+
+    for info in get_host().plugins:
+        if f"weights:{name}" in info.provides:
+            return f"plugin {info.name} ({' '.join(filter(None, (info.distribution, info.version)))})"
+    return ""
+
+
 def packaged_path(wf: WeightFile) -> Path | None:
+    """The copy of `wf` shipped in its package; None when it declares none or the package lacks
+    the file. A `packaged=` whose package cannot be imported raises `PackagedWeightsError`: a
+    bare ModuleNotFoundError named neither the weight nor the plugin, and broke every listing."""
     if not wf.packaged:
         return None
     package, _, rel = wf.packaged.partition(":")
-    path = Path(str(resources.files(package).joinpath(rel)))
-    return path if path.is_file() else None
+    cause = packaged_form_problem(wf.packaged)
+    if cause is None:
+        try:
+            module = importlib.import_module(package)
+        except ModuleNotFoundError as exc:
+            cause = f"no module {exc.name or package}"
+        except Exception as exc:  # the package's own import code failed
+            cause = f"importing {package} raised {first_line(exc, with_type=True)}"
+        else:
+            if not hasattr(module, "__path__"):
+                cause = f"{package} is a module, not a package"
+            else:
+                path = Path(str(resources.files(module).joinpath(rel)))
+                return path if path.is_file() else None
+    by = provider(wf.name)
+    raise PackagedWeightsError(
+        f"weights {wf.name!r}{f' (from {by})' if by else ''}: packaged={wf.packaged!r} cannot be read: {cause}",
+        f"the plugin must fix its WeightFile(packaged=...); meanwhile "
+        f"`stylefarm weights add {wf.name} /path/to/{wf.filename}`")
 
 
 def missing_message(wf: WeightFile) -> str:
@@ -87,10 +155,24 @@ def resolve(name: str, override: str | os.PathLike | None = None) -> Path:
             raise WeightsError(f"weights file for {name!r} not found: {path}")
         return path
     wf = lookup(name)
-    for candidate in (cached_path(wf), packaged_path(wf)):
-        if candidate is not None and candidate.is_file():
-            return candidate
+    cached = cached_path(wf)
+    if cached.is_file():  # before the packaged copy is looked for: a broken `packaged=` cannot hide it
+        return cached
+    packaged = packaged_path(wf)
+    if packaged is not None:
+        return packaged
     raise WeightsError(missing_message(wf))
+
+
+def where_found(name: str) -> str:
+    """What `stylefarm weights list` shows for one file: its path, MISSING, or why its packaged
+    copy cannot be read (one plugin's mistake is its own row, not the end of the listing)."""
+    try:
+        return str(resolve(name))
+    except PackagedWeightsError as exc:
+        return f"PROBLEM: {exc}"
+    except StylefarmError:
+        return "MISSING"
 
 
 def sha256_of(path: Path) -> str:

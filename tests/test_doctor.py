@@ -8,22 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from plugin_fixtures import bad_packaged_site, env_with, fake_distribution, host_with
 
-from stylefarm.doctor import ENCODER_LICENCES, check_ffmpeg, render
-
-
-def fake_distribution(root: Path, name: str, entry: str, module: str | None = None) -> None:
-    """An installed distribution (dist-info on sys.path) whose `stylefarm` entry point is `entry`."""
-    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[stylefarm]\n{entry}\n")
-    if module:
-        (root / f"{entry.split('=')[1].strip()}.py").write_text(module)
-
+from stylefarm.doctor import ENCODER_LICENCES, check_ffmpeg, check_weights, render
 
 MODELS = '''
 from stylefarm import hookimpl
@@ -88,6 +77,35 @@ def test_doctor_checks_as_json_have_level_and_fix(broken_install, monkeypatch):
     assert by_name["weights acme/bad"]["level"] == "fail"
     assert {c["level"] for c in checks} <= {"ok", "warn", "fail"}
     assert by_name["ray"]["level"] in ("ok", "warn") and by_name["dask"]["level"] in ("ok", "warn")
+
+
+def test_doctor_fails_a_weight_whose_packaged_package_is_wrong_and_checks_the_rest(tmp_path):
+    """A typo in one plugin's `packaged=` used to end doctor with a bare ModuleNotFoundError."""
+    env = env_with(bad_packaged_site(tmp_path / "site"), STYLEFARM_WEIGHTS_DIR=str(tmp_path / "cache"))
+    result = doctor(env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ModuleNotFoundError" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    typo = next(i for i, line in enumerate(lines) if "weights acmew_net/packaged" in line)
+    assert lines[typo].startswith("fail") and "plugin acme_w (acme-w 1.0)" in lines[typo]
+    assert "packaged='acme_stlyes:weights/p.pt'" in lines[typo] and "no module acme_stlyes" in lines[typo]
+    assert "stylefarm weights add acmew_net/packaged /path/to/p.pt" in lines[typo + 1]
+    module = next(line for line in lines if "weights acmew_net/module" in line)
+    assert module.startswith("fail") and "acme_w is a module, not a package" in module
+    assert any(line.startswith("warn  weights acmew_net/plain") for line in lines)  # the next record still checked
+    assert any(line.startswith("ok    weights cache") for line in lines)  # and the checks after the weights
+
+
+def test_a_cached_copy_hides_no_broken_packaged_from_doctor(tmp_path, monkeypatch):
+    """This node has the file in its cache, but a node without it would fail: a warning, not ok."""
+    cache = tmp_path / "cache"
+    (cache / "acmew_net__packaged").mkdir(parents=True)
+    (cache / "acmew_net__packaged" / "p.pt").write_bytes(b"PK\x03\x04 cached")
+    monkeypatch.setenv("STYLEFARM_WEIGHTS_DIR", str(cache))
+    host = host_with(monkeypatch, bad_packaged_site(tmp_path / "site"))
+    shipped = [c for c in check_weights(host) if "no module acme_stlyes" in c.message]
+    assert [(c.level, c.name) for c in shipped] == [("warn", "weights acmew_net/packaged")], shipped
+    assert f"{cache / 'acmew_net__packaged' / 'p.pt'} present" in shipped[0].message
 
 
 @pytest.mark.video

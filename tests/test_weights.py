@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
+from plugin_fixtures import bad_packaged_site, env_with, fake_distribution, host_with
 
 from stylefarm import weights as wm
 from stylefarm.errors import WeightsError
@@ -89,3 +93,77 @@ def test_loading_a_saved_web_page_says_so(cache, tmp_path):
     page.write_bytes(b"<html><body>Quota exceeded</body></html>")
     with pytest.raises(WeightsError, match=r"cannot load weights .*decoder.pth \(file\): it is a web page"):
         wm.load_state_dict(page)
+
+
+@pytest.mark.parametrize("packaged, why", [
+    ("acme_styles/weights/p.pt", "has no ':'"),
+    ("acme-styles:weights/p.pt", "'acme-styles', which is not an importable package name"),
+    (":weights/p.pt", "'', which is not an importable package name"),
+    ("acme_styles:", "has no file path after ':'"),
+    ("acme_styles:weights/", "has no file path after ':'"),
+    ("acme_styles:weights\\p.pt", "separate folders with '/'"),
+    ("acme_styles:/abs/p.pt", "leaves the package"),
+    ("acme_styles:../p.pt", "leaves the package"),
+])
+def test_a_malformed_packaged_is_refused_where_the_plugin_builds_the_record(packaged, why):
+    with pytest.raises(ValueError) as err:
+        wm.WeightFile(name="acme/net", filename="p.pt", packaged=packaged)
+    assert str(err.value).startswith(f"WeightFile 'acme/net': packaged={packaged!r} ") and why in str(err.value)
+
+
+def test_a_plugin_building_a_malformed_packaged_is_failed_alone(tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "acme-form", "acme_form = acme_form", """
+from stylefarm import hookimpl
+from stylefarm.weights import WeightFile
+
+@hookimpl
+def stylefarm_register_weights():
+    return [WeightFile(name="acme_form/net", filename="p.pt", packaged="acme_form/weights/p.pt")]
+""")
+    host = host_with(monkeypatch, tmp_path)
+    info = next(p for p in host.plugins if p.distribution == "acme-form")
+    assert "WeightFile 'acme_form/net': packaged='acme_form/weights/p.pt' has no ':'" in (info.error or "")
+    assert info.error.startswith(f"{tmp_path / 'acme_form.py'}:7: ")  # the plugin's line, not weights.py's
+    assert "acme_form/net" not in host.weights and "paint_transformer/model" in host.weights
+
+
+def test_a_bad_packaged_weight_is_its_own_row_and_the_others_still_list(tmp_path, cache):
+    """A typo in one plugin's `packaged=` ended `weights list` after one row with a bare
+    ModuleNotFoundError; a module named as the package, with a TypeError."""
+    result = subprocess.run([sys.executable, "-m", "stylefarm", "weights", "list"], capture_output=True, text=True,
+                            env=env_with(bad_packaged_site(tmp_path / "site")), timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert {"acmew_net/packaged", "acmew_net/module", "acmew_net/plain", "adain/decoder", "stylenat/ffhq256"} \
+        <= set(rows)
+    assert rows["paint_transformer/model"].rstrip().endswith("paint_transformer_sf.pt")  # the shipped copy
+    assert "PROBLEM: " in rows["acmew_net/packaged"] and "no module acme_stlyes" in rows["acmew_net/packaged"]
+    assert "acme_w is a module, not a package" in rows["acmew_net/module"]
+
+
+@pytest.mark.parametrize("name, packaged, cause", [
+    ("acmew_net/packaged", "acme_stlyes:weights/p.pt", "no module acme_stlyes"),
+    ("acmew_net/module", "acme_w:weights/m.pt", "acme_w is a module, not a package"),
+])
+def test_a_bad_packaged_weight_says_weight_plugin_value_and_cause(tmp_path, cache, monkeypatch, name, packaged, cause):
+    host_with(monkeypatch, bad_packaged_site(tmp_path / "site"))
+    row = wm.where_found(name)
+    assert row.startswith(f"PROBLEM: weights {name!r} (from plugin acme_w (acme-w 1.0)): packaged={packaged!r} "
+                          f"cannot be read: {cause}; "), row
+    with pytest.raises(wm.PackagedWeightsError) as err:  # what a step's setup gets at run time
+        wm.load_weights(name)
+    message = str(err.value)
+    assert "\n" not in message and f"PROBLEM: {message}" == row
+    assert f"`stylefarm weights add {name} /path/to/" in message
+    again = pickle.loads(pickle.dumps(err.value))  # as a Ray or Dask worker sends it back
+    assert (str(again), again.problem, again.fix) == (message, err.value.problem, err.value.fix)
+    assert wm.where_found("acmew_net/plain") == "MISSING" and wm.where_found("paint_transformer/model").endswith(".pt")
+
+
+def test_a_cached_copy_is_used_whatever_packaged_says(tmp_path, cache, monkeypatch):
+    host_with(monkeypatch, bad_packaged_site(tmp_path / "site"))
+    copy = wm.cached_path(wm.lookup("acmew_net/packaged"))
+    copy.parent.mkdir(parents=True)
+    torch.save({"w": torch.ones(1)}, copy)
+    state, path = wm.load_weights("acmew_net/packaged")
+    assert path == copy and torch.equal(state["w"], torch.ones(1))
