@@ -52,6 +52,9 @@ def output_problem(result: object, uint8_ok: bool = False) -> str | None:
     low, high = float(image.min()), float(image.max())
     if low < -TOLERANCE or high > 1 + TOLERANCE:
         hint = " (0-255 values? divide by 255)" if high > 1.5 else ""
+        if high > 1.5 and uint8_ok:  # the usual cause: arithmetic on the 8-bit frame it was handed
+            hint = (" (the step declares 'uint8' in pixel_types, so it may be handed 8-bit frames (0-255): "
+                    "return uint8, or take floats with stylefarm.item.as_float(item.image))")
         return f"returned values in [{low:.4g}, {high:.4g}], expected [0, 1]{hint}"
     if low < 0 or high > 1:
         result.image = np.clip(image, 0, 1)

@@ -31,6 +31,7 @@ BUILTIN_COMMANDS = frozenset({"run", "plan", "validate", "plugins", "steps", "sc
 """Names of the CLI's own commands: a plugin command with one of these names is an error
 (tests keep this list equal to the CLI's)."""
 BUILTIN_DISTRIBUTION = "stylefarm"  # the distribution whose entry points are the built-in plugins
+PIXEL_TYPES = ("float32", "uint8", "yuv420p")  # what the host hands a step (stylefarm.item)
 STEP_KINDS = ("stylize", "paint", "translate", "generate", "util")
 
 
@@ -103,6 +104,12 @@ def _check_step(obj: Any) -> str:
     if obj.kind not in STEP_KINDS:
         raise ContractError(f"step {name!r} has kind {obj.kind!r}; expected one of {', '.join(STEP_KINDS)}",
                             defined_at(obj))
+    types = obj.pixel_types
+    unknown = [t for t in types if t not in PIXEL_TYPES] if isinstance(types, tuple | list) else [types]
+    if unknown or "float32" not in types or ("yuv420p" in types and "uint8" not in types):
+        raise ContractError(f"step {name!r} has pixel_types {types!r}; expected a tuple of {', '.join(PIXEL_TYPES)} "
+                            "with float32 (any step may get floats), and uint8 wherever yuv420p is "
+                            "(a 4:2:0 result is 8-bit)", defined_at(obj))
     return name
 
 

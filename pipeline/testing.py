@@ -7,7 +7,8 @@ workflow from a YAML string, an isolated weights cache, and `check_step_contract
         check_step_contract("acme_sepia", {"amount": 0.5})
 
 Steps run through the host's own `ChainRunner`, so the checks a real run applies (read-only
-inputs, float32 (H, W, 3) results in [0, 1]) apply here too. The pytest fixtures built on this
+inputs, float32 (H, W, 3) results in [0, 1], 8-bit results only for steps that declare them)
+apply here too, and `check_step_contract` feeds every pixel type a step declares. The pytest fixtures built on this
 module (`stylefarm_weights`, `stylefarm_workflow`) come with the package's pytest plugin.
 """
 
@@ -17,14 +18,17 @@ import contextlib
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .item import Item
+from .images import quantize
+from .item import Item, as_float
 from .step import Step
+from .video import yuv
 
 
 def make_item(image: np.ndarray | None = None, *, width: int = 32, height: int = 24, seed: int = 0,
@@ -110,37 +114,94 @@ def run_step(step: str | type[Step], options: dict[str, Any] | None = None, item
 
 def _fresh(item: Item) -> Item:
     """A copy with writable arrays of its own (the runner freezes what it hands to the step)."""
-    from dataclasses import replace
-
     image = None if item.image is None else item.image.copy()
     return replace(item, image=image, original=image, meta=dict(item.meta))
+
+
+PIXEL_TOLERANCE = 2 / 255
+"""How far a step's result for uint8 frames may be from its result for the same picture as
+float32 (the host hands a step either, depending on what ran before it): 8-bit rounding."""
+YUV_TOLERANCE = {"Y": 4, "U": 16, "V": 16}
+"""yuv420p results vs the float RGB result converted to yuv420p as the video sink does, in 8-bit
+levels: the Y plane pixel by pixel, U and V averaged over 4x4 blocks (each path resamples the
+4:2:0 chroma differently, so fine colour detail may differ; `resize` measures <= 3 and <= 11)."""
 
 
 def check_step_contract(step: str | type[Step], options: dict[str, Any] | None = None, *, frames: int = 4,
                         width: int = 48, height: int = 32, device: str = "cpu", atol: float = 1e-4) -> None:
     """What every plugin's tests should assert: results of the right form, deterministic,
-    independent of the batch size, and no hidden state across frames unless declared `temporal`.
+    independent of the batch size, no hidden state across frames unless declared `temporal`, and
+    the same picture whichever of its `pixel_types` the host feeds it.
 
-    Runs the step on `frames` frames of a panning texture: all in one batch, one per batch, with
-    two fresh instances, shuffled, and one instance per frame."""
+    Runs the step on `frames` frames of an 8-bit panning texture: all in one batch, one per batch,
+    with two fresh instances, shuffled, and one instance per frame; as float32, then again as
+    uint8 and yuv420p frames when declared, whose results must match the float32 ones."""
+    from .executors.base import floats
+
     cls = step_class(step)
-    clip = make_frames(frames, width=width, height=height)
-    batched = _images(run_step(cls, options, clip, device=device))
-    _agree(batched, _images(run_step(cls, options, clip, device=device)), atol, "two fresh instances (determinism)")
-    _agree(batched, _images(run_step(cls, options, clip, device=device, batch_size=1)), atol, "batch size 1 vs all")
-    temporal = cls.is_temporal(cls.Options.model_validate(options or {}))
-    if temporal:
-        return
+    eight_bit = [replace(it, image=quantize(it.image, 8)) for it in make_frames(frames, width=width, height=height)]
+    clip = [floats(it) for it in eight_bit]  # the host's own conversion, as for a step that needs floats
+    reference = _check_frames(cls, options, clip, device, atol)
+    for kind in cls.pixel_types:
+        if kind == "float32":
+            continue
+        try:
+            if kind == "uint8":
+                _agree_pictures(reference, _check_frames(cls, options, eight_bit, device, atol))
+            elif kind == yuv.LAYOUT:
+                _check_yuv(cls, options, eight_bit, device, atol)
+            else:
+                raise StepContractError(f"unknown pixel type {kind!r} (the host feeds float32, uint8, {yuv.LAYOUT})")
+        except StepContractError as exc:
+            raise StepContractError(f"fed {kind} frames because the step declares pixel_types="
+                                    f"{cls.pixel_types!r}: {exc}") from None
+
+
+def _check_frames(cls: type[Step], options: dict[str, Any] | None, clip: list[Item], device: str,
+                  atol: float) -> list[Item]:
+    """The determinism, batch-size and hidden-state checks on one clip; the batched results."""
+    frames = len(clip)
+    batched = run_step(cls, options, clip, device=device)
+    first = _images(batched)
+    _agree(first, _images(run_step(cls, options, clip, device=device)), atol, "two fresh instances (determinism)")
+    _agree(first, _images(run_step(cls, options, clip, device=device, batch_size=1)), atol, "batch size 1 vs all")
+    if cls.is_temporal(cls.Options.model_validate(options or {})):
+        return batched
     order = list(range(frames))
     random.Random(0).shuffle(order)
     shuffled = run_step(cls, options, [clip[i] for i in order], device=device, batch_size=1)
     back = [None] * frames
     for i, result in zip(order, shuffled):
         back[i] = result.image
-    _agree(batched, back, atol, "frames shuffled (the step keeps state across frames: declare temporal = True "
-                               "or override is_temporal)")
+    _agree(first, back, atol, "frames shuffled (the step keeps state across frames: declare temporal = True "
+                              "or override is_temporal)")
     alone = [run_step(cls, options, [clip[i]], device=device)[0].image for i in range(frames)]
-    _agree(batched, alone, atol, "one instance per frame (undeclared temporal state)")
+    _agree(first, alone, atol, "one instance per frame (undeclared temporal state)")
+    return batched
+
+
+def _check_yuv(cls: type[Step], options: dict[str, Any] | None, eight_bit: list[Item], device: str,
+               atol: float) -> None:
+    """yuv420p frames as the decoder sends them (even size), checked against the same pictures
+    as float RGB; like the host, 4:2:0 needs 8-bit pixel_types to be returned at all."""
+    from .executors.base import floats
+
+    if "uint8" not in cls.pixel_types:
+        raise StepContractError('"yuv420p" needs "uint8" in pixel_types too (the host refuses a yuv420p '
+                                'result from a step without 8-bit pixel_types)')
+    even = [replace(it, image=it.image[:it.image.shape[0] // 2 * 2, :it.image.shape[1] // 2 * 2]) for it in eight_bit]
+    frames = [replace(it, image=yuv.from_rgb(it.image), layout=yuv.LAYOUT) for it in even]
+    pictures = [floats(replace(it, image=yuv.to_rgb(f.image))) for it, f in zip(even, frames)]
+    got = _check_frames(cls, options, frames, device, atol)
+    for i, (want, have) in enumerate(zip(run_step(cls, options, pictures, device=device), got)):
+        if have.layout != yuv.LAYOUT:  # answered in RGB (e.g. an odd size 4:2:0 cannot hold)
+            _agree_pictures([want], [have], first=i)
+            continue
+        size = yuv.frame_size(have.image)
+        if want.image.shape[1::-1] != size:
+            raise StepContractError(f"frame {i}: a yuv420p result of {size[0]}x{size[1]}, but "
+                                    f"{want.image.shape[1]}x{want.image.shape[0]} for the same picture as float RGB")
+        _agree_planes(i, yuv.from_rgb(quantize(want.image, 8)), have.image)
 
 
 def _images(items: list[Item]) -> list[np.ndarray]:
@@ -149,9 +210,37 @@ def _images(items: list[Item]) -> list[np.ndarray]:
 
 def _agree(expected: list[np.ndarray], got: list[np.ndarray], atol: float, what: str) -> None:
     for i, (a, b) in enumerate(zip(expected, got)):
+        a, b = as_float(a), as_float(b)  # uint8 differences would wrap around
         if a.shape != b.shape or float(np.abs(a - b).max()) > atol:
             diff = "shape " + str(b.shape) if a.shape != b.shape else f"max |diff| {float(np.abs(a - b).max()):.3g}"
             raise StepContractError(f"frame {i} differs with {what}: {diff} (tolerance {atol})")
+
+
+def _agree_pictures(expected: list[Item], got: list[Item], first: int = 0) -> None:
+    """Results for 8-bit input against those for the same pictures as float32."""
+    for i, (want, have) in enumerate(zip(expected, got), start=first):
+        a, b = as_float(want.image), as_float(have.image)
+        diff = float(np.abs(a - b).max()) if a.shape == b.shape else None
+        if diff is None or diff > PIXEL_TOLERANCE:
+            what = f"shape {b.shape} instead of {a.shape}" if diff is None else f"max |diff| {diff * 255:.3g}/255"
+            raise StepContractError(f"frame {i}: the result differs from the step's result for the same picture "
+                                    f"as float32: {what} (tolerance {PIXEL_TOLERANCE * 255:.3g}/255)")
+
+
+def _agree_planes(i: int, expected: np.ndarray, got: np.ndarray) -> None:
+    """A yuv420p result against the float RGB one converted to yuv420p (`YUV_TOLERANCE`)."""
+    import cv2
+
+    for name, a, b in zip("YUV", yuv.planes(expected), yuv.planes(got)):
+        a, b = a.astype(np.float32), b.astype(np.float32)
+        if name != "Y":
+            blocks = (max(1, a.shape[1] // 4), max(1, a.shape[0] // 4))
+            a, b = (cv2.resize(x, blocks, interpolation=cv2.INTER_AREA) for x in (a, b))
+        diff = float(np.abs(a - b).max())
+        if diff > YUV_TOLERANCE[name]:
+            raise StepContractError(f"frame {i}: the {name} plane differs from the step's result for the same "
+                                    f"picture as float RGB converted to yuv420p: max |diff| {diff:.3g} levels "
+                                    f"(tolerance {YUV_TOLERANCE[name]})")
 
 
 @contextlib.contextmanager

@@ -233,6 +233,17 @@ def test_options_that_would_let_typos_through_or_fail_at_first_use_are_refused(f
     assert message in error and f"{path}:3" in error  # the Options class
 
 
+@pytest.mark.parametrize("types", ['("unit8", "float32")', '("yuv420p", "float32")', '("uint8",)', '"float32"'])
+def test_pixel_types_the_host_cannot_feed_are_refused_at_discovery(fake_plugin, types):
+    """A misspelt type was never fed (silently float only); yuv420p without uint8 was offered the
+    decoder's frames and every result refused."""
+    declared = f"    uses_device = False\n    pixel_types = {types}"
+    path = fake_plugin(GOOD_STEP.replace("    uses_device = False", declared)
+                       + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n")
+    error = _failed(PluginHost(), "acme-bad")
+    assert f"{path}:4" in error and "has pixel_types" in error and "uint8 wherever yuv420p is" in error
+
+
 @pytest.mark.parametrize("body, said", [
     ("    def setup(self):\n        pass\n", "failed in setup at {path}:10: TypeError: "),  # the method
     ("    def __init__(self):\n        pass\n", "failed in __init__ at {path}:10: TypeError: "),

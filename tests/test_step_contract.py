@@ -70,3 +70,13 @@ def test_values_within_rounding_of_the_range_are_clipped_not_failed():
     assert output_problem(item) is None and item.image.max() == 1.0
     item.image = np.full((2, 2, 3), 1.01, np.float32)
     assert "expected [0, 1]" in output_problem(item)
+
+
+def test_a_0_255_result_of_a_step_declaring_uint8_says_it_was_handed_8_bit_frames():
+    from stylefarm.contract import output_problem
+    from stylefarm.item import Item
+
+    item = Item("x", 0, image=np.full((2, 2, 3), 204.0, np.float32))  # `it.image * 0.8` on a uint8 frame
+    assert "(0-255 values? divide by 255)" in output_problem(item)
+    said = output_problem(item, uint8_ok=True)
+    assert "declares 'uint8' in pixel_types, so it may be handed 8-bit frames" in said and "as_float" in said
