@@ -6,6 +6,7 @@ step options, input sources (globs that match nothing), output patterns and sink
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,13 +174,21 @@ MAX_LISTED = 200_000  # inputs listed for the collision check; beyond, the run-t
 def _collisions(doc: LoadedYaml, plan: Plan) -> None:
     """Two items must never be written to one path: checked before anything runs."""
     out = plan.workflow.output
-    from .sinks import OutputContext, default_pattern
+    from .sinks import OutputContext
 
     ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
     _video_over_input(doc, plan, ctx)
     _audio_copy_fits(doc, plan)
-    if not out.images:
-        return
+    _sheet_apart(doc, plan, ctx, _item_files(doc, plan, ctx) if out.images else {})
+
+
+def _item_files(doc: LoadedYaml, plan: Plan, ctx) -> dict[Path, str]:
+    """The images sink's file of every still item (and of its saved stages), each checked against
+    the inputs and the others; frame items' patterns are checked for their frame field."""
+    out = plan.workflow.output
+    from .sinks import default_pattern
+
+    seen: dict[Path, str] = {}
     _picture_per_input(doc, plan)
     if out.pattern and not any(f in out.pattern for f in PER_ITEM_FIELDS):
         for i, (source, count) in enumerate(zip(plan.sources, plan.counts)):
@@ -188,10 +197,9 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
                                 f"({source.describe()}) the same file; add {{frame:04d}} to the pattern, "
                                 f"e.g. {_with_frame(out.pattern)!r}")
     if sum(c or 0 for c in plan.counts) > MAX_LISTED:
-        return
+        return seen
     items = [item for source in plan.sources if source.key == "images" for item in source.items()]
     inputs = {Path(item.source).resolve(): item.source for item in items}
-    seen: dict[Path, str] = {}
     for item in items:
         path = ctx.path(out.pattern or default_pattern(item), item)
         if path in inputs:
@@ -204,6 +212,43 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
                             f"{seen[path]} and {item.source} would both be written to {path}; "
                             f"tell them apart in {field}, e.g. with {{input.rel}}/ or {{input.name}}")
         seen[path] = item.source
+        for stage in (call.name for call in plan.chain[:-1] if call.save):
+            seen.setdefault(ctx.path(out.pattern or default_pattern(item), item, stage), item.source)
+    return seen
+
+
+def _sheet_apart(doc: LoadedYaml, plan: Plan, ctx, written: dict[Path, str]) -> None:
+    """The contact sheet is one file for the whole job: no item's file may have its name (the
+    sheet overwrote it at the end of the run, and resume, finding the file, never redid the item).
+    `written`: the still items' files; frame files are tried at the frame numbers the name holds."""
+    from .sinks import default_pattern
+
+    sheet = next((options for cls, options in plan.sinks if cls.key == "sheet"), None)
+    if sheet is None:
+        return
+    path = confine(plan.root, plan.root / sheet.path)
+    owner = written.get(path)
+    patterns = [options.pattern for cls, options in plan.sinks if cls.key == "frames"]
+    if plan.workflow.output.images:
+        patterns.append(plan.workflow.output.pattern)
+    for source in plan.sources:
+        for number in (int(n) for n in re.findall(r"\d+", path.name)) if owner is None else ():
+            item = _frame_item(plan, source, number)
+            if item is not None and any(ctx.path(p or default_pattern(item), item) == path for p in patterns):
+                owner = f"{item.source} frame {number}"
+    if owner is not None:
+        raise doc.error(("output", "sheet", "path"), f"{sheet.path!r} is also the file of {owner}: the contact "
+                        "sheet would overwrite it; give the sheet another name, e.g. contact_sheet.png")
+
+
+def _frame_item(plan: Plan, source: Source, number: int) -> Item | None:
+    """The item a video or generated input makes for frame `number` (names only, no pixels)."""
+    path = getattr(source.options, "path", None)
+    if source.key == "video" and isinstance(path, str):
+        start = getattr(source.options, "start_number", 0)
+        return Item(source=str((plan.base_dir / path).resolve()), index=number - start, frame=number)
+    generate = getattr(source.options, "generate", None)
+    return Item(source=generate, index=number, frame=number) if isinstance(generate, str) else None
 
 
 def _video_over_input(doc: LoadedYaml, plan: Plan, ctx) -> None:

@@ -50,6 +50,13 @@ class OutputSpec(BaseModel):
     alpha: Literal["keep", "drop"] = Field("keep", description="keep the input's alpha channel or drop it")
     quality: int = Field(95, ge=1, le=100, description="JPEG quality")
 
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, value: str) -> str:
+        if not value.strip():  # `--set output.dir=` wrote everything into the workflow's own folder
+            raise ValueError("empty; name a folder (relative to the workflow file), e.g. out")
+        return value
+
 
 class ExecutionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)

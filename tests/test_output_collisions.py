@@ -112,3 +112,34 @@ def test_a_video_inputs_suffix_in_the_picture_name_is_refused_at_validation(cli,
     result = cli("validate", str(wf))
     assert result.returncode == 2
     assert "wf.yaml:3: output.pattern: for inputs[0]" in result.stderr and ".mp4: not a picture format" in result.stderr
+
+
+@pytest.mark.parametrize("output, owner", [
+    ('{dir: out, pattern: "{input.stem}.png", sheet: {path: a.png}}', "a.png"),  # a still's file
+    ('{dir: out, pattern: "{input.stem}_{step}.png", sheet: {path: a_resize.png}}', "a.png"),  # a saved stage's
+    ('{dir: out, images: false, frames: {pattern: "f####.png"}, sheet: {path: f0003.png}}', "gradient frame 3"),
+    ('{dir: out, pattern: "g{frame:03d}.png", sheet: {path: g002.png}}', "gradient frame 2"),
+])
+def test_a_sheet_named_like_an_items_file_is_refused(cli, workflow, tmp_path, output, owner):
+    """The sheet overwrote that item's output at the end of the run (exit 0), and resume, finding
+    the file, never redid the item."""
+    png(tmp_path / "src" / "a.png")
+    framed = "frames:" in output or "{frame" in output
+    source = "{generate: gradient, count: 4, width: 8, height: 8}" if framed else "{glob: src/*.png}"
+    wf = workflow(f"inputs: [{source}]\nsteps: [{{use: resize, save: true, with: {{scale: 0.5}}}}, "
+                  f"{{use: blend, with: {{amount: 0.5}}}}]\noutput: {output}\n")
+    if "{step}" not in output:
+        wf.write_text(wf.read_text().replace("save: true, ", ""))
+    result = cli("validate", str(wf))
+    assert result.returncode == 2, result.stderr
+    assert "wf.yaml:3: output.sheet.path: " in result.stderr and "is also the file of " in result.stderr
+    assert owner in result.stderr and "the contact sheet would overwrite it" in result.stderr
+
+
+def test_an_empty_output_dir_is_refused(cli, workflow, tmp_path):
+    """`--set output.dir=` wrote every result, the sheet and the run state into the workflow's folder."""
+    png(tmp_path / "a.png")
+    wf = workflow("inputs: [{glob: a.png}]\noutput: {dir: out}\n")
+    result = cli("run", str(wf), "--set", "output.dir=")
+    assert result.returncode == 2 and "output.dir: empty; name a folder" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "wf.yaml"]
