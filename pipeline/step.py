@@ -23,6 +23,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
+from .errors import first_line
 from .item import Batch
 
 StepKind = Literal["stylize", "paint", "translate", "generate", "util"]
@@ -48,6 +49,24 @@ InputPath = Annotated[str, AfterValidator(_resolve_path), AfterValidator(_must_e
 """Use for options that name a file (style image, weights, mask): resolved against the workflow,
 and it must exist when the plan is built (`run`, `validate`; the file-less `validate_document`
 check of documented workflows does not look)."""
+
+
+def _must_be_picture(value: str, info: ValidationInfo) -> str:
+    """A style image or mask that is not a picture (a text file, an HTML page saved as .jpg) is the
+    workflow's error too, found from its header alone: it failed the step's set-up, exit 1."""
+    if value and (info.context or {}).get("check_files") and Path(value).is_file():
+        from .images import header_size
+
+        try:
+            header_size(Path(value))
+        except Exception as exc:
+            raise ValueError(f"not a picture stylefarm can read: {value} ({first_line(exc)})") from None
+    return value
+
+
+InputImage = Annotated[str, AfterValidator(_resolve_path), AfterValidator(_must_exist),
+                       AfterValidator(_must_be_picture)]
+"""An InputPath that must also be a readable picture (style images, masks, references)."""
 
 OutputDir = Annotated[str, AfterValidator(_resolve_path)]
 """Use for a folder the step writes into (previews): resolved against the workflow, may not exist yet."""

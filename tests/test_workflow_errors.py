@@ -161,3 +161,15 @@ def test_validate_document_does_not_look_for_option_files(tmp_path):
     doc = parse_yaml(GOOD.replace("  - use: resize\n    with: {scale: 0.5}\n",
                                   "  - {use: color_transfer, with: {reference: nope.jpg}}\n"), "wf.yaml")
     assert validate_document(doc, tmp_path).steps[0].use == "color_transfer"
+
+
+@pytest.mark.parametrize("step, field", [("color_transfer", "reference: {junk}"),
+                                         ("cin26", "style: 1, mask: [{junk}]")])
+def test_a_style_image_or_mask_that_is_not_a_picture_is_a_workflow_error(cli, workflow, tmp_path, step, field):
+    """A text or HTML file saved as .jpg failed the step's set-up at run time (exit 1, no line)."""
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("<html>a download page, not the picture</html>")
+    wf = workflow(GOOD.replace("  - use: resize\n    with: {scale: 0.5}",
+                               f"  - use: {step}\n    with: {{{field.format(junk='junk.jpg')}}}"))
+    result = cli("validate", str(wf))
+    assert_one_line_error(result, "wf.yaml:9: steps[0].with.", "not a picture stylefarm can read", str(junk))

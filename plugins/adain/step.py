@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from stylefarm.item import Batch, Item
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
 from stylefarm.plugins._precision import PRECISION_HELP, Precision
-from stylefarm.step import InputPath, OneOrList, Step, StepOptions
+from stylefarm.step import InputImage, InputPath, OneOrList, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -19,7 +19,7 @@ ROLES = {"vgg": "adain/vgg", "decoder": "adain/decoder"}
 
 
 class AdaINOptions(StepOptions):
-    style: OneOrList[InputPath] = Field(description="style image path, or a list of paths (interpolation / masks)")
+    style: OneOrList[InputImage] = Field(description="style image path, or a list of paths (interpolation / masks)")
     style_weights: list[float] | None = Field(
         None, description="interpolation weights, one per style (normalised by their sum)")
     alpha: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = content reconstruction")
@@ -27,7 +27,7 @@ class AdaINOptions(StepOptions):
     color_method: Literal["coral", "luminance"] = Field(
         "coral", description="coral: recolour the style image to the content (official); "
         "luminance: keep the content's chroma, take only luminance from the result")
-    mask: OneOrList[InputPath] | None = Field(
+    mask: OneOrList[InputImage] | None = Field(
         None, description="spatial control: one mask image per style (white = this style)")
     content_size: int = Field(512, ge=0, description="short side of the content before stylizing; 0 = keep")
     style_size: int = Field(512, ge=0, description="short side of the style image(s); 0 = keep")

@@ -13,7 +13,7 @@ from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect, mayb
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
 from stylefarm.plugins.cin26 import ops
 from stylefarm.plugins.cin26.ops import NUM_STYLES
-from stylefarm.step import InputPath, OneOrList, Step, StepOptions, as_list
+from stylefarm.step import InputImage, InputPath, OneOrList, Step, StepOptions, as_list
 
 STYLE_NAMES = [str(i) for i in range(NUM_STYLES)]
 """The package names its styles by index only, so do we (`stylefarm sheet` shows them)."""
@@ -34,7 +34,7 @@ class CIN26Options(StepOptions):
     blend: list[float] | None = Field(None, description="interpolation weights, one per style (normalised)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
     preserve_color: bool = Field(False, description="keep the input's colours, take brightness from the style")
-    mask: OneOrList[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    mask: OneOrList[InputImage] | None = Field(None, description="one mask image per style (white = this style)")
     max_size: int = Field(1024, ge=0, description="longer side before stylizing (package default); 0 = keep")
     tile: int = Field(0, ge=0, multiple_of=4, description="tile size in px for big frames; 0 = whole frame")
     tile_overlap: int = Field(64, ge=0, multiple_of=4, description="overlap between tiles, feathered")

@@ -11,7 +11,7 @@ from stylefarm.item import Batch
 from stylefarm.plugins import _controls
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
-from stylefarm.step import InputPath, OneOrList, Step, StepOptions, _resolve_path
+from stylefarm.step import InputImage, OneOrList, Step, StepOptions, _resolve_path
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +33,7 @@ class FastStyleOptions(StepOptions):
     style: OneOrList[int | str] = Field([0], description="style of the net by index or name, or a list (blend / masks)")
     style_weights: list[float] | None = Field(
         None, description="interpolation weights, one per style (normalised by their sum)")
-    mask: OneOrList[InputPath] | None = Field(None, description="one mask image per style (white = this style)")
+    mask: OneOrList[InputImage] | None = Field(None, description="one mask image per style (white = this style)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1 = full style, 0 = the input unchanged")
     preserve_color: bool = Field(False, description="keep the input's colours")
     color_method: Literal["luminance", "match"] = Field(

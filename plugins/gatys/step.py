@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stylefarm.item import Batch, Item
-from stylefarm.step import InputPath, OneOrList, OutputDir, Step, StepOptions
+from stylefarm.step import InputImage, InputPath, OneOrList, OutputDir, Step, StepOptions
 
 if TYPE_CHECKING:
     import torch
@@ -26,14 +26,14 @@ log = logging.getLogger("stylefarm.gatys")
 class GatysOptions(StepOptions):
     """Options follow `adain`'s names where they mean the same, neural-style's for the rest."""
 
-    style: OneOrList[InputPath] = Field(description="style image path, or a list (blend, masks, regions)")
+    style: OneOrList[InputImage] = Field(description="style image path, or a list (blend, masks, regions)")
     style_weights: list[float] | None = Field(None, description="blend weights of the styles' statistics "
                                               "(normalised by their sum), as neural-style's -style_blend_weights")
-    mask: OneOrList[InputPath] | None = Field(None, description="spatial control: one mask per style over the content "
+    mask: OneOrList[InputImage] | None = Field(None, description="spatial control: one mask per style over the content "
                                          "(white = this style); guided Gram matrices per region")
-    style_mask: OneOrList[InputPath] | None = Field(None, description="one mask per style image: take that style's "
+    style_mask: OneOrList[InputImage] | None = Field(None, description="one mask per style image: take that style's "
                                                "statistics only from the white part")
-    region_map: InputPath | None = Field(None, description="colour-coded region map over the content "
+    region_map: InputImage | None = Field(None, description="colour-coded region map over the content "
                                          "(alternative to mask); colours name styles through region_styles")
     region_styles: dict[str, int] | None = Field(None, description="region colour ('#rrggbb' or 'r,g,b') -> "
                                                  "index into style")
@@ -43,7 +43,7 @@ class GatysOptions(StepOptions):
         "simple", description="guides at each layer: simple = downsampled; inside = cells whose receptive field "
         "is inside the region; all = cells whose receptive field touches it")
     guide_grow: int = Field(0, description="dilate (> 0) or erode (< 0) the masks by this many px first")
-    content_mask: InputPath | None = Field(None, description="content loss only where this mask is white")
+    content_mask: InputImage | None = Field(None, description="content loss only where this mask is white")
     preserve_color: bool = Field(False, description="keep the content's colours")
     color_method: Literal["luminance", "match"] = Field(
         "luminance", description="luminance: optimise luminance only (YIQ), recombine with the content's chroma; "
@@ -76,14 +76,14 @@ class GatysOptions(StepOptions):
     learning_rate: float | None = Field(None, gt=0, description="default 1 for lbfgs, 0.02 for adam "
                                         "(pixels in [0, 1])")
     init: Literal["content", "random", "image"] | None = Field(None, description="default: preset")
-    init_image: InputPath | None = Field(None, description="start image for init: image")
+    init_image: InputImage | None = Field(None, description="start image for init: image")
     seed: int | None = Field(None, description="seed of the random init (None = random)")
     levels: list[int] | None = Field(None, description="coarse-to-fine pyramid: short side of each level, "
                                      "e.g. [512, 1024, 2048]; replaces content_size")
     level_iterations: list[int] | None = Field(None, description="iterations per level (default: iterations)")
     level_style_weights: list[float] | None = Field(None, description="style weight factor per level")
     level_tv_weights: list[float] | None = Field(None, description="TV weight factor per level")
-    fine_style: InputPath | None = Field(None, description="scale control: fine-scale style (fine_layers) "
+    fine_style: InputImage | None = Field(None, description="scale control: fine-scale style (fine_layers) "
                                          "from this image, coarse scale from `style`")
     fine_layers: list[str] = Field(["relu1_1", "relu2_1"], description="layers taken from fine_style")
     print_iter: int = Field(0, ge=0, description="log the losses every N iterations (0 = never)")

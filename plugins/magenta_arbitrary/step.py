@@ -9,14 +9,14 @@ from stylefarm.item import Batch, Item
 from stylefarm.plugins import _controls
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect, maybe_compile
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
-from stylefarm.step import InputPath, OneOrList, Step, StepOptions
+from stylefarm.step import InputImage, InputPath, OneOrList, Step, StepOptions
 
 STYLE_SIZE = 256  # the style predictor's input side (package and Magenta default)
 CONTENT_SIZE = 384  # the package runs the transformer at 384 px on the longer side
 
 
 class MagentaOptions(StepOptions):
-    style: OneOrList[InputPath] = Field(description="style image path, or a list of paths to interpolate")
+    style: OneOrList[InputImage] = Field(description="style image path, or a list of paths to interpolate")
     style_weights: list[float] | None = Field(None, description="interpolation weights, one per style")
     strength: float = Field(1.0, ge=0.0, le=1.0,
                             description="mixes the style embedding with the frame's own (0 = own style)")

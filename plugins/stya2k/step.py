@@ -9,14 +9,14 @@ from pydantic import Field, field_validator
 
 from stylefarm.item import Batch, Item
 from stylefarm.plugins._precision import PRECISION_HELP, Precision
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputImage, InputPath, Step, StepOptions
 
 ROLES = {"vgg": "adain/vgg", "A2K": "stya2k/A2K", "transform": "stya2k/transform",
          "decoder": "stya2k/decoder"}
 
 
 class StyA2KOptions(StepOptions):
-    style: InputPath = Field(description="style image path")
+    style: InputImage = Field(description="style image path")
     alpha: float = Field(1.0, ge=0.0, le=1.0,
                          description="scales the attention residual of every A2K layer (1 = official)")
     preserve_color: bool = Field(False, description="keep the content's colours")

@@ -9,7 +9,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from stylefarm.images import read_image, resize
 from stylefarm.item import Batch
-from stylefarm.step import InputPath, Step, StepOptions
+from stylefarm.step import InputImage, Step, StepOptions
 from stylefarm.video import yuv
 
 
@@ -103,7 +103,7 @@ def match_stats(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 class ColorTransferOptions(StepOptions):
-    reference: InputPath = Field(description="image whose colours are transferred (read once in setup)")
+    reference: InputImage = Field(description="image whose colours are transferred (read once in setup)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = unchanged, 1 = full transfer")
     space: Literal["lab", "rgb"] = Field("lab", description="colour space where statistics are matched")
 
