@@ -25,8 +25,8 @@ _tune_allocator()  # one malloc arena, before any thread starts (allocator.py sa
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 _PUBLIC = {
-    "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "InputImage": "step", "OutputDir": "step",
-    "OneOrList": "step",
+    "hookimpl": "hookspecs", "Step": "step", "StepOptions": "step", "InputPath": "step", "InputImage": "step",
+    "OutputDir": "step", "OneOrList": "step",
     "Item": "item", "Batch": "item", "Source": "sources", "SourceOptions": "sources",
     "Sink": "sinks", "SinkOptions": "sinks", "WeightFile": "weights",
     "load_weights": "weights", "resolve_weights": "weights",

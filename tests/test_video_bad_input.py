@@ -261,6 +261,14 @@ output: {{dir: out, images: false, video: {video}}}
     assert leftovers(tmp_path) == [] and not (tmp_path / "out" / "v.mkv").exists()
 
 
+def test_join_into_one_of_its_own_segments_is_refused_and_the_segment_kept(cli, tmp_path):
+    a, b = make_clip(tmp_path / "a.mp4", frames=4), make_clip(tmp_path / "b.mp4", frames=4)
+    before = a.read_bytes()
+    result = cli("join", str(a), str(b), "-o", str(a))
+    assert result.returncode == 2 and "join: " in result.stderr and "is one of the files joined" in result.stderr
+    assert a.read_bytes() == before
+
+
 def test_join_with_audio_from_a_silent_video_is_an_error(tmp_path):
     silent = make_clip(tmp_path / "s.mp4", frames=4, audio=False)
     with pytest.raises(StylefarmError, match="no audio"):

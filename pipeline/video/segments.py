@@ -65,6 +65,9 @@ def join(segments: list[Path], output: Path, audio_from: Path | None = None, aud
     starts at 0, else re-encoded so the cut is exact)."""
     if not segments:
         raise InputError("join: no segments given")
+    inputs = [*segments, *([audio_from] if audio_from else [])]
+    if any(Path(f).resolve() == Path(output).resolve() for f in inputs):  # it would be overwritten at the end
+        raise InputError(f"join: {output} is one of the files joined; write the joined video to another name")
     infos = [probe(seg) for seg in segments]
     odd = next((i for i in range(1, len(infos)) if _settings(infos[i]) != _settings(infos[0])), None)
     if odd is not None:
