@@ -270,6 +270,9 @@ class PluginHost:
                 continue
             for kind, entries in registered.items():
                 for name, obj in entries:
+                    if kind == "step" and not obj.describe():
+                        info.warnings.append(f"{defined_at(obj)}: step {name!r} has no docstring or summary, so "
+                                             "`stylefarm steps` and the schema describe it with nothing")
                     self._put(index[kind], kind, name, Provided(obj, info))
         return index
 

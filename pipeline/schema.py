@@ -15,6 +15,7 @@ import logging
 import typing
 from typing import Any
 
+from .errors import defined_at, first_line
 from .host import PluginHost
 from .workflow import StepSpec, Workflow
 
@@ -25,7 +26,9 @@ def _options_schema(model: type, defs: dict[str, Any], what: str) -> dict[str, A
     try:
         options = model.model_json_schema()
     except Exception as exc:  # a plugin's exotic option type must not break everyone's schema
-        log.warning("schema: %s left out: %s: %s", what, type(exc).__name__, str(exc).splitlines()[0:1])
+        where = defined_at(model)
+        log.warning("schema: %s left out (%s%s): %s", what, f"{where}, " if where else "",
+                    f"{model.__module__}.{model.__qualname__}", first_line(exc, with_type=True))
         return None
     defs.update(options.pop("$defs", {}))
     return options
@@ -46,7 +49,7 @@ def _step_variants(host: PluginHost, defs: dict[str, Any]) -> list[dict[str, Any
     defs.update(base.pop("$defs", {}))
     variants = []
     for name, provided in sorted(host.steps.items()):
-        options = _options_schema(provided.obj.Options, defs, f"step {name}")
+        options = _options_schema(provided.obj.Options, defs, f"step {name} of {provided.plugin.distribution}")
         if options is None:
             continue
         defs[f"step_{name}"] = options
@@ -77,7 +80,7 @@ def workflow_schema(host: PluginHost) -> dict[str, Any]:
     schema["properties"]["steps"] = {"type": "array", "items": {"oneOf": _step_variants(host, defs)}}
     input_variants = []
     for key, provided in sorted(host.sources.items()):
-        options = _options_schema(provided.obj.Options, defs, f"source {key}")
+        options = _options_schema(provided.obj.Options, defs, f"source {key} of {provided.plugin.distribution}")
         if options is not None:
             defs[f"source_{key}"] = options
             input_variants.append({"$ref": f"#/$defs/source_{key}"})
@@ -86,7 +89,7 @@ def workflow_schema(host: PluginHost) -> dict[str, Any]:
     for key, provided in sorted(host.sinks.items()):
         if key == "images":
             continue
-        options = _options_schema(provided.obj.Options, defs, f"sink {key}")
+        options = _options_schema(provided.obj.Options, defs, f"sink {key} of {provided.plugin.distribution}")
         if options is not None:
             output.setdefault("properties", {})[key] = {"anyOf": [options, {"type": "boolean"}]}
     output["additionalProperties"] = False

@@ -264,3 +264,36 @@ def test_builtin_command_list_matches_the_cli():
     from stylefarm.cli import cli
 
     assert set(cli.commands) == BUILTIN_COMMANDS
+
+
+def test_a_step_without_a_docstring_is_warned_pointing_at_the_class(fake_plugin, cli):
+    path = fake_plugin(GOOD_STEP + "\n@hookimpl\ndef stylefarm_register_steps():\n    return [Tint]\n")
+    info = next(p for p in PluginHost().plugins if p.distribution == "acme-bad")
+    assert info.error is None
+    assert any(w.startswith(f"{path}:4: step 'acme_tint' has no docstring") for w in info.warnings)
+    assert "has no docstring" in cli("plugins").stdout
+
+
+def test_options_the_schema_cannot_export_are_left_out_naming_the_plugin_and_class(fake_plugin, cli):
+    path = fake_plugin("""
+        from typing import Callable
+        from stylefarm import Step, StepOptions, hookimpl
+
+        class Opaque(StepOptions):
+            fn: Callable[[int], int] = abs
+
+        class Odd(Step):
+            '''A step whose options hold a function.'''
+            name = "acme_odd"
+            Options = Opaque
+
+            def process(self, batch):
+                return batch
+
+        @hookimpl
+        def stylefarm_register_steps():
+            return [Odd]
+        """)
+    result = cli("schema")
+    assert result.returncode == 0 and json.loads(result.stdout)["properties"]["steps"]
+    assert f"schema: step acme_odd of acme-bad left out ({path}:5, acme_bad_plugin.Opaque): " in result.stderr
