@@ -301,11 +301,18 @@ def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> 
     unknown = sorted(set(given) - set(roles))
     if unknown:
         raise WeightsError(f"unknown weights role(s) {', '.join(unknown)}; expected {', '.join(roles)}")
-    out = {}
-    for role, name in roles.items():
-        path = resolve(name, given.get(role))
-        out[role] = (load_state_dict(path, name, check_hash=role not in given), str(path))
-    return out
+    paths, missing = {}, []
+    for role, name in roles.items():  # every missing file in one message, not one per attempt
+        try:
+            paths[role] = resolve(name, given.get(role))
+        except PackagedWeightsError:
+            raise
+        except WeightsError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise WeightsError("; and ".join(missing))
+    return {role: (load_state_dict(path, roles[role], check_hash=role not in given), str(path))
+            for role, path in paths.items()}
 
 
 def load_weights(name: str, override: str | os.PathLike | None = None) -> tuple[dict[str, Any], Path]:

@@ -128,8 +128,10 @@ def test_corrupt_or_missing_weights_say_what_to_do(tmp_path):
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="cannot load"):
         AdaINStep(AdaINOptions(style="x.jpg", weights={"decoder": str(corrupt), "vgg": str(corrupt)})).setup("cpu")
-    with pytest.raises(WeightsError, match="stylefarm weights add adain/"):
+    with pytest.raises(WeightsError, match="stylefarm weights add adain/") as err:
         AdaINStep(AdaINOptions(style="x.jpg")).setup("cpu")  # empty test cache, nothing downloaded
+    said = str(err.value)  # both files at once: the decoder was told only after the VGG was fetched
+    assert "weights add adain/vgg " in said and "; and weights 'adain/decoder' " in said and "\n" not in said
     with pytest.raises(WeightsError, match="unknown weights role"):
         AdaINStep(AdaINOptions(style="x.jpg", weights={"G": str(corrupt)})).setup("cpu")
 
