@@ -106,10 +106,10 @@ def run(workflow, sets, backend, address, device, batch_size, unit, output, forc
         output = str(Path(output).expanduser().resolve())
     plan = load_workflow(workflow, _overrides(sets, backend=backend, device=device, batch_size=batch_size,
                                               output=output, address=address, unit=unit))
-    if dry_run:
+    if dry_run:  # the Run this command would execute says what it would skip, redo and why
         from .describe import describe_plan
 
-        click.echo(describe_plan(plan, force))
+        click.echo(describe_plan(plan, force, _farm_run(plan, force, False, shard, frames)))
         return
     runner = _farm_run(plan, force, not no_progress, shard, frames)
     cancel_on_signals()
@@ -120,8 +120,10 @@ def run(workflow, sets, backend, address, device, batch_size, unit, output, forc
     counts = report["counts"]
     click.echo(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
                f"in {report['seconds']:.1f}s; report: {runner.report_path}")
-    if report.get("redone"):
-        click.echo(f"redone {report['redone']['items']} because the recipe changed: {report['redone']['why']}")
+    from .manifest import redo_lines
+
+    for line in redo_lines(report.get("redone")):
+        click.echo(line)
     for failure in report["failures"][:10]:
         click.echo(f"failed: {failure['item']}: {failure['error']}", err=True)
     sys.exit(runner.exit_code)
@@ -151,7 +153,8 @@ def _farm_run(plan, force: bool, progress: bool, shard_text: str | None, frames_
 @click.option("--backend", type=click.Choice(["local", "ray", "dask"]), help="Backend each task uses.")
 @click.option("--address", help="Ray/Dask cluster address each task joins.")
 def plan_command(workflow, sets, chunks, chunk_size, frames, backend, address):
-    """Print the render-farm task list (JSON): one `stylefarm run ... --shard I/N` per task.
+    """Print the render-farm task list (JSON): one `stylefarm run ... --shard I/N` per task, and
+    the `final` run (after every task) that makes the video and contact sheet.
 
     \b
     Example:
@@ -159,7 +162,8 @@ def plan_command(workflow, sets, chunks, chunk_size, frames, backend, address):
       stylefarm plan shots.yaml --chunk-size 50 --frames 1001-1100
     """
     from .api import load_workflow
-    from .shard import farm_tasks, parse_frames, selected_total
+    from .export.job import HANDOVER_PATTERN, aggregate_sinks
+    from .shard import farm_tasks, final_task, parse_frames, selected_total
 
     if (chunks is None) == (chunk_size is None):
         raise click.UsageError("give exactly one of --chunks N or --chunk-size N")
@@ -169,11 +173,17 @@ def plan_command(workflow, sets, chunks, chunk_size, frames, backend, address):
         if total is None:
             raise click.UsageError("--chunk-size needs inputs that know their item count; use --chunks")
         chunks = max(1, -(-total // chunk_size))
+    if total is not None:
+        chunks = min(chunks, max(1, total))  # more tasks than items would only add empty ones
+    aggregates = aggregate_sinks(plan)
+    if aggregates and len(aggregates) == len(plan.sinks):  # a video alone: tasks hand frames over, as export's
+        sets = (*sets, f"output.frames.pattern={HANDOVER_PATTERN}")
     run_args = [arg for s in sets for arg in ("--set", s)] + _flag_args(frames=frames, backend=backend,
                                                                           address=address)
     path = str(workflow.resolve())
     tasks = farm_tasks(path, total, chunks, run_args)
-    click.echo(json.dumps({"workflow": path, "items": total, "chunks": chunks, "tasks": tasks}, indent=2))
+    click.echo(json.dumps({"workflow": path, "items": total, "chunks": chunks, "tasks": tasks,
+                           "final": final_task(path, run_args, aggregates)}, indent=2))
 
 
 def _flag_args(**flags: str | None) -> list[str]:
@@ -242,15 +252,14 @@ def report_command(directory, as_json, html_path):
       stylefarm report out/shots
       stylefarm report out/shots --json > merged.json
     """
-    from .provenance import load_reports, merge_reports, recorded_items, summary
+    from .report import job_summary, merge_job
 
-    merged = merge_reports(load_reports(directory))
-    merged["recorded"] = recorded_items(directory)  # progress of tasks still running (no report yet)
+    merged = merge_job(directory)  # latest state of each part of the job; live runs from their locks
     if html_path:
         from .report_html import write_html
 
-        write_html(merged, html_path)
-    click.echo(json.dumps(merged, indent=2) if as_json else summary(merged))
+        write_html(merged, html_path, directory.parent if directory.name == ".stylefarm" else directory)
+    click.echo(json.dumps(merged, indent=2) if as_json else job_summary(merged))
 
 
 @cli.command("warmup")

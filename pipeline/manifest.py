@@ -3,8 +3,12 @@
 One JSON line per finished item, appended after its outputs were atomically renamed into
 place and fsynced, so a SIGKILL never records an output that is not complete on disk.
 Each line carries the hash of the recipe that made it (`stylefarm.recipe`): a rerun redoes
-items whose recipe changed. A failed item gets a line too, so an older "done" line of the
-same item (from before a `--force` rerun) cannot make a later run skip it.
+items whose recipe changed. It also carries the size and mtime_ns of the item's input file (an
+image, a video) as the run that made it first saw them: a rerun redoes items whose input was
+re-delivered, for one stat per input file (no hashing). Lines without them (older stylefarm,
+generated inputs) count as unchanged. Each line stands alone, so farm shards appending to one
+manifest never need each other's lines. A failed item gets a line too, so an older "done" line
+of the same item (from before a `--force` rerun) cannot make a later run skip it.
 A torn last line (killed mid-append) is ignored.
 """
 
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +37,9 @@ class Manifest:
         self.recipe = recipe  # stylefarm.recipe.Recipe of this run, or None (no recipe checks)
         self.done: dict[str, list[str]] = {}
         self.recipes: dict[str, str | None] = {}  # key -> recipe hash it was made with
+        self.inputs: dict[str, dict[str, list[int]]] = {}  # key -> {input file: [size, mtime_ns]} it was made from
+        self._stats: dict[str, list[int] | None] = {}  # input file -> [size, mtime_ns] when this run first looked
+        self._same: dict[str | None, bool] = {}  # older recipe hash -> whether it is this run's recipe
         if restart and self.path.is_file():
             atomic_write_bytes(self.path, b"")
         if not fresh:
@@ -48,21 +57,52 @@ class Manifest:
                     continue
                 self.done[key] = entry["outputs"]
                 self.recipes[key] = entry.get("recipe")
+                self.inputs[key] = dict(entry.get("inputs") or {})
             except (ValueError, KeyError, TypeError):
                 continue  # torn line from a killed run
 
     def status(self, key: str, planned: list[Path]) -> Status:
-        """done: every planned output recorded, present and made by this recipe; changed: the
-        outputs are there but an older recipe made them; todo: anything else."""
+        """done: every planned output recorded, present, made by this recipe from the input file
+        as it is now; changed: the outputs are there but another recipe made them, or their input
+        changed since (`Redo` says which); todo: anything else."""
+        self._input_stats(key)  # now, before the run reads the input (see _stat)
         recorded = self.done.get(key)
         if recorded is None:
             return "todo"
         rel = {self._rel(p) for p in planned}
         if not (rel.issubset(recorded) and all((self.root / r).is_file() for r in recorded)):
             return "todo"
-        if self.recipe is not None and self.recipes.get(key) != self.recipe.hash:
+        if not self.same_recipe(key) or self.changed_inputs(key):
             return "changed"
         return "done"
+
+    def same_recipe(self, key: str) -> bool:
+        """Whether this run's recipe made the item's recorded outputs (True without a recipe)."""
+        if self.recipe is None or self.recipes.get(key) == self.recipe.hash:
+            return True
+        old = self.recipes.get(key)
+        if old not in self._same:  # one read of the old recipe per hash, not per item
+            self._same[old] = self.recipe.same_as(self.old_recipe(old))
+        return self._same[old]
+
+    def changed_inputs(self, key: str) -> list[str]:
+        """The item's input files whose size or mtime differ from when its outputs were made."""
+        return [path for path, was in self.inputs.get(key, {}).items()
+                if (now := self._stat(path)) is not None and now != list(was)]
+
+    def _stat(self, path: str) -> list[int] | None:
+        """[size, mtime_ns] of an input file, taken once per run and before the file is read, so a
+        file replaced while the run reads it is recorded as older than it is (redone next time)."""
+        if path not in self._stats:
+            try:
+                st = os.stat(path)
+                self._stats[path] = [st.st_size, st.st_mtime_ns] if stat.S_ISREG(st.st_mode) else None
+            except OSError:
+                self._stats[path] = None
+        return self._stats[path]
+
+    def _input_stats(self, key: str) -> dict[str, list[int]]:
+        return {path: now for path in input_files(key) if (now := self._stat(path)) is not None}
 
     def is_done(self, key: str, planned: list[Path]) -> bool:
         return self.status(key, planned) == "done"
@@ -70,9 +110,12 @@ class Manifest:
     def record(self, key: str, outputs: list[Path]) -> None:
         rels = [self._rel(p) for p in outputs]
         self.done[key] = rels
-        entry = {"key": key, "outputs": rels, "time": round(time.time(), 3)}
+        entry: dict[str, Any] = {"key": key, "outputs": rels, "time": round(time.time(), 3)}
         if self.recipe is not None:
             entry["recipe"] = self.recipes[key] = self.recipe.hash
+        self.inputs[key] = self._input_stats(key)
+        if self.inputs[key]:
+            entry["inputs"] = self.inputs[key]
         self._append(entry)
 
     def record_failure(self, key: str) -> None:
@@ -107,3 +150,78 @@ class Manifest:
             return str(path.resolve().relative_to(self.root))
         except ValueError:
             return str(path)
+
+
+_HEAD = re.compile(r"#-?\d+(?=\.\.)")  # where a segment key's first item key may end
+
+
+def input_files(key: str) -> list[str]:
+    """The input file an item key names (`<source>#<index>`; a segment's `segment:<first>..<last>`
+    names its first item's), when that source is a file path: images and videos are, generated
+    inputs are not, and image sequences (named after their pattern) name no file there is."""
+    if key.startswith("segment:"):
+        body = key[len("segment:"):]
+        heads = [body[:m.end()] for m in _HEAD.finditer(body)]  # more than one if a path holds "#1.."
+        key = next((h for h in heads if _source(h) == _source(body[len(h) + 2:])), heads[0] if heads else "")
+    source = _source(key)
+    return [source] if os.path.isabs(source) else []
+
+
+def _source(key: str) -> str:
+    return key.rpartition("#")[0]
+
+
+class Redo:
+    """Why resume redoes items whose outputs exist (the recipe or the input changed): one tally
+    that the run reports and `--dry-run` prints, so both say the same."""
+
+    def __init__(self) -> None:
+        self.items = self.recipe_items = self.input_items = 0
+        self.changes: set[str] = set()
+        self.files: set[str] = set()
+        self._since: dict[str | None, list[str]] = {}  # older recipe hash -> what changed since
+
+    def note(self, manifest: Manifest, key: str) -> None:
+        """Count an item whose state is "changed", and remember why."""
+        self.items += 1
+        if not manifest.same_recipe(key):
+            old = manifest.recipes.get(key)
+            if old not in self._since:
+                self._since[old] = manifest.recipe.changes_since(manifest.old_recipe(old))
+            self.recipe_items += 1
+            self.changes.update(self._since[old])
+        if inputs := manifest.changed_inputs(key):
+            self.input_items += 1
+            self.files.update(Path(p).name for p in inputs)
+
+    def summary(self) -> dict[str, Any] | None:
+        """The report's `redone`: items (all), why (one line), changes (recipe fields), inputs."""
+        if not self.items:
+            return None
+        from .recipe import summarize
+
+        why = summarize(sorted(self.changes)) if self.recipe_items else ""
+        files = sorted(self.files)
+        both = [why] if why else []
+        both += [f"input changed: {_named(files)}"] if files else []
+        return {"items": self.items, "why": "; ".join(both), "changes": sorted(self.changes),
+                "recipe": {"items": self.recipe_items, "why": why},
+                "inputs": {"items": self.input_items, "files": files}}
+
+
+def _named(files: list[str], most: int = 5) -> str:
+    return ", ".join(files[:most]) + (f" and {len(files) - most} more" if len(files) > most else "")
+
+
+def redo_lines(redone: dict[str, Any] | None) -> list[str]:
+    """`redone 4 because the recipe changed: ...`, `redone 1 because its input changed: a.jpg`."""
+    if not redone:
+        return []
+    lines = []
+    recipe, inputs = redone.get("recipe") or {}, redone.get("inputs") or {}
+    if recipe.get("items"):
+        lines.append(f"redone {recipe['items']} because the recipe changed: {recipe['why']}")
+    if n := inputs.get("items"):
+        whose = "its input" if n == 1 else "their input" if len(inputs["files"]) == 1 else "their inputs"
+        lines.append(f"redone {n} because {whose} changed: {_named(inputs['files'])}")
+    return lines

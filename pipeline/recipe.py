@@ -7,6 +7,9 @@ Recorded per finished item in the manifest (the hash) and once per run in
 - the sha256 of every file an option names (style images, masks, weights paths);
 - the weights-manager records the step's files are registered under (`<step>/<role>`);
 - the output settings (pattern, bit depth, alpha, quality, sink options).
+Not the output folder (`output.dir`): the manifest lives in it, so a recipe is always compared
+within one folder, and `out/x` and `/abs/out/x` (what exported farm jobs pass) are the same
+work; a changed `{input.stem}` part moves the planned files, which resume notices by itself.
 Execution settings (backend, batch size, device) are not part of it: they do not change results
 beyond float noise, and moving a job from local to Ray must not redo it.
 """
@@ -80,17 +83,33 @@ def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+NOT_IN_RECIPE = ("dir",)
+"""Output settings left out of the recipe (see the module docstring)."""
+
+
+def comparable(data: dict[str, Any]) -> dict[str, Any]:
+    """A recipe as this version hashes it: older ones also recorded `output.dir`."""
+    output = data.get("output", {})
+    return {**data, "output": {k: v for k, v in output.items() if k not in NOT_IN_RECIPE}}
+
+
 class Recipe:
     """The recipe of one plan: a hash per step and one for the whole chain plus outputs."""
 
     def __init__(self, chain: list[StepCall], output: dict[str, Any]):
-        self.data = {"steps": {call.name: step_recipe(call) for call in chain}, "output": output}
+        self.data = comparable({"steps": {call.name: step_recipe(call) for call in chain}, "output": output})
         self.hash = digest(self.data)
+
+    def same_as(self, old: dict[str, Any] | None) -> bool:
+        """Whether an older recipe (another hash) makes the same outputs: one recorded with the
+        output folder by an older stylefarm is this one, so it costs no redo."""
+        return old is not None and digest(comparable(old)) == self.hash
 
     def changes_since(self, old: dict[str, Any] | None) -> list[str]:
         """What differs from an older recipe, e.g. ['cin26.style', 'output.bit_depth']."""
         if old is None:
             return ["recipe unknown (recorded by an older stylefarm)"]
+        old = comparable(old)
         changed = []
         new_steps, old_steps = self.data["steps"], old.get("steps", {})
         for name in [*new_steps, *(n for n in old_steps if n not in new_steps)]:

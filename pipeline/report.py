@@ -92,3 +92,114 @@ def _video_facts(path: Path) -> dict[str, Any] | None:
         return None
     return {"path": str(path), "frames": info.frames, "fps": str(info.fps), "width": info.width,
             "height": info.height, "codec": info.codec, "audio": info.audio_codec, "duration": info.duration}
+
+
+# ---------------------------------------------------------------- a farm job from its task reports
+
+STATUS_ORDER = {"ok": 0, "incomplete": 1, "cancelled": 2, "running": 3, "partial": 4, "failed": 5}
+
+
+def merge_job(directory: Path) -> dict[str, Any]:
+    """One report for a job of many task runs. The status comes from the latest state of each
+    part: a run is superseded once later runs cover its items (a full run covers every task, all
+    N shards cover the full run), live runs count as `running`, and counts are distinct items
+    from the manifest, so reruns and resumes never count an item twice."""
+    from .manifest import STATE_DIR, Manifest
+    from .provenance import load_reports, merge_reports
+    from .runlock import live_runs
+
+    root = directory.parent if directory.name == STATE_DIR else directory
+    reports = load_reports(directory)
+    merged = merge_reports(reports)  # timings, outputs, workers and provenance of every run
+    entries = [_report_entry(r) for r in reports] + [_live_entry(info) for info in live_runs(root)]
+    _mark_superseded(entries)
+    current = [e for e in entries if not e["superseded_by"]]
+    done = set(Manifest(root).done)
+    failures, statuses = [], []
+    for entry in current:  # an item failed, then made by a later run (a --frames retry): no longer failed
+        left = [f for f in entry["_failures"] if f.get("item") not in done]
+        failures += left
+        statuses.append("ok" if entry["status"] == "partial" and not left else entry["status"])
+    total = _job_total(reports)
+    merged["missing"] = _missing_shards(current)
+    # no report and no lock seen: tasks on hosts whose flock this one cannot see (the manifest grows)
+    status = max(statuses, key=STATUS_ORDER.__getitem__, default="running")
+    if status == "ok" and (merged["missing"] or (total is not None and len(done) < total)):
+        status = "incomplete"
+    failed = {f.get("item") for f in failures}
+    merged.update(status=status, tasks=[{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
+                  failures=failures, recorded=len(done),
+                  counts={**({"items": total} if total is not None else {}), "done": len(done), "failed": len(failed)})
+    return merged
+
+
+def _report_entry(report: dict[str, Any]) -> dict[str, Any]:
+    task = report["_file"].removeprefix("report").removesuffix(".json").strip(".") or "main"
+    status = report.get("status") if report.get("status") in STATUS_ORDER else "failed"
+    return {"task": task, "status": status, "counts": report.get("counts"), "seconds": report.get("seconds"),
+            "started": report.get("started"), "superseded_by": None,
+            "_failures": [{**f, "task": task} for f in report.get("failures", [])]}
+
+
+def _live_entry(info: dict[str, Any]) -> dict[str, Any]:
+    task = "main" if info["task"] == "run" else info["task"]
+    return {"task": task, "status": "running", "counts": None, "seconds": None, "started": info.get("started"),
+            "pid": info.get("pid"), "host": info.get("host"), "superseded_by": None, "_failures": []}
+
+
+def _mark_superseded(entries: list[dict[str, Any]]) -> None:
+    """Runs that cover one another never overlap in time (see `stylefarm.runlock`), so the order of
+    the reports (written when a run ends) and then the live runs is the order the runs had."""
+    from .runlock import covers, task_selection
+
+    for i, entry in enumerate(entries):
+        later = entries[i + 1:]
+        mine = task_selection(entry["task"])
+        if covers([task_selection(e["task"]) for e in later], mine):
+            alone = [e["task"] for e in later if covers([task_selection(e["task"])], mine)]
+            entry["superseded_by"] = alone[-1] if alone else "+".join(dict.fromkeys(e["task"] for e in later))
+
+
+def _missing_shards(current: list[dict[str, Any]]) -> list[str]:
+    """Shards of a split whose items no current run covers: never run, or lost without a report."""
+    from .runlock import Selection, covers, describe, task_selection
+
+    selections = [task_selection(e["task"]) for e in current]
+    missing = []
+    for frames, count in dict.fromkeys((s.frames, s.shard[1]) for s in selections if s.shard and not s.unknown):
+        for index in range(1, count + 1):
+            shard = Selection(frames, (index, count))
+            if not covers(selections, shard):
+                missing.append(describe(shard))
+    return missing
+
+
+def _job_total(reports: list[dict[str, Any]]) -> int | None:
+    """Items the whole job has, as the latest full run that went through every item counted them."""
+    for report in reversed(reports):
+        if report["_file"] == "report.json" and report.get("status") in ("ok", "partial"):
+            return sum((report.get("counts") or {}).get(k, 0) for k in ("done", "skipped", "failed"))
+    return None
+
+
+def job_summary(job: dict[str, Any]) -> str:
+    """A few lines people read in a terminal, for `merge_job`'s report."""
+    from .provenance import summary
+
+    counts = job["counts"]
+    of = f" of {counts['items']}" if "items" in counts else ""
+    lines = [f"{job.get('workflow') or 'job'}: {job['status']}; {job['recorded']} items recorded in the manifest - "
+             f"done {counts['done']}{of}, failed {counts['failed']} in {job.get('seconds', 0):.1f}s over "
+             f"{sum(t.get('pid') is None for t in job['tasks'])} report(s)"]
+    for task in job["tasks"]:
+        c = task.get("counts") or {}
+        row = f"  task {task['task']:<28} {task['status']:<10}"
+        if task.get("pid") is not None:
+            row += f" pid {task['pid']} on host {task.get('host')} since {task.get('started')}"
+        else:
+            row += f" done {c.get('done', 0)}, skipped {c.get('skipped', 0)}, failed {c.get('failed', 0)}"
+        lines.append(row + (f" (superseded by {task['superseded_by']})" if task["superseded_by"] else ""))
+    lines += [f"  missing: {shard} (no report, and no live run holds its lock)" for shard in job.get("missing", [])]
+    # steps, failures, hashes and versions as a single run's summary words them (its headline dropped)
+    rest = summary({**job, "tasks": [], "counts": {"done": 0, "skipped": 0, "failed": 0}}).splitlines()[1:]
+    return "\n".join(lines + rest)

@@ -18,7 +18,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.status{padding:2px 10px;border-radius:4px;color:#fff}
-.ok{background:#2a7}.partial{background:#d80}.failed,.running{background:#c33}.running{background:#58c}
+.ok{background:#2a7}.partial{background:#d80}.failed{background:#c33}.running{background:#58c}
+.cancelled,.incomplete{background:#777}tr.superseded td{color:#888}
 .counts span{margin-right:1.5em}img{max-width:100%;border:1px solid #ccc}.thumbs img{height:120px;margin:2px}
 code,pre{font:12px ui-monospace,monospace;background:#f7f7f7}pre{padding:8px;overflow:auto;max-height:400px}
 """
@@ -101,6 +102,22 @@ def _workers(report: dict[str, Any]) -> str:
     return _table(["worker", "node", "device", "items", "items/s", "failures", "died"], rows)
 
 
+def _tasks(tasks: list[dict[str, Any]]) -> str:
+    """The runs of a farm job; a run whose items later runs redid or resumed is greyed, named by
+    what superseded it (the job's status leaves it out)."""
+    head = "".join(f"<th>{h}</th>" for h in ("task", "status", "done", "failed", "seconds", "superseded by"))
+    rows = []
+    for t in tasks:
+        counts = t.get("counts") or {}
+        cells = [t["task"], t.get("status"), counts.get("done", ""), counts.get("failed", ""),
+                 t.get("seconds") if t.get("seconds") is not None else "", t.get("superseded_by") or ""]
+        if t.get("pid") is not None:
+            cells[2] = f"pid {t['pid']} on {t.get('host')} since {t.get('started')}"
+        css = ' class="superseded"' if t.get("superseded_by") else ""
+        rows.append(f"<tr{css}>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
 def _segments(report: dict[str, Any]) -> str:
     """Segment mode: where each segment ran and how it ended."""
     rows = [[s.get("segment"), s.get("status"), s.get("worker", ""), str(s.get("node") or "")[:12],
@@ -158,8 +175,6 @@ def render(report: dict[str, Any], root: Path | None = None) -> str:
     """The whole page; `root` is the output folder (relative output paths resolve against it)."""
     counts, status = report.get("counts", {}), str(report.get("status", "?"))
     failures = [[f.get("task", ""), f.get("item"), f.get("error")] for f in report.get("failures", [])]
-    tasks = [[t["task"], t.get("status"), (t.get("counts") or {}).get("done"), (t.get("counts") or {}).get("failed"),
-              t.get("seconds")] for t in report.get("tasks", [])]
     sections = [
         f"<h1>stylefarm run: {escape(str(report.get('workflow')))}</h1>",
         f'<p><span class="status {escape(status)}">{escape(status)}</span> started '
@@ -167,7 +182,7 @@ def render(report: dict[str, Any], root: Path | None = None) -> str:
         '<p class="counts">' + "".join(f"<span>{escape(k)}: <b>{escape(str(v))}</b></span>" for k, v in counts.items())
         + "</p>",
         "<h2>Failures</h2>" + (_table(["task", "item", "error"], failures) if failures else "<p>None.</p>"),
-        ("<h2>Farm tasks</h2>" + _table(["task", "status", "done", "failed", "seconds"], tasks)) if tasks else "",
+        ("<h2>Farm tasks</h2>" + _tasks(report["tasks"])) if report.get("tasks") else "",
         "<h2>Time per step</h2>" + timing_chart(report.get("steps") or {}),
         "<h2>Workers</h2>" + _workers(report),
         ("<h2>Segments</h2>" + _segments(report)) if report.get("segments") else "",

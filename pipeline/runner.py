@@ -10,18 +10,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError, uninterrupted
+from .errors import EXIT_OK, EXIT_PARTIAL, Cancelled, OutputError, WorkflowError, uninterrupted
 from .executors import make_executor
 from .executors.base import floats
 from .item import Item
-from .manifest import STATE_DIR, Manifest
+from .manifest import STATE_DIR, Manifest, Redo, redo_lines
 from .plan import Plan
 from .progress import Progress
-from .recipe import Recipe, summarize
+from .recipe import Recipe
 from .report import RunReport
 from .runlock import RunLock
 from .segment_run import SegmentMode, segment_unit
-from .sinks import OutputContext, Sink
+from .sinks import OutputContext, Sink, is_aggregate
 from .temporal import WARMUP_META, chain_warmup
 
 log = logging.getLogger("stylefarm.run")
@@ -60,6 +60,10 @@ def write_outputs(sinks: list[Sink], result: Item) -> list[Path]:
     return outputs
 
 
+def frames_text(frames: list[tuple[int, int]] | None) -> str | None:
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in frames) if frames else None
+
+
 class Run(SegmentMode):
     """One execution of a plan. `execute()` returns the report (also written to disk)."""
 
@@ -70,24 +74,46 @@ class Run(SegmentMode):
         self.show_progress = progress
         self.report_path = report_path or plan.root / STATE_DIR / "report.json"
         self.item_filter = item_filter  # e.g. farm shards: predicate on (source index, item)
+        self.shard = getattr(item_filter, "shard", None)  # a part of a job: aggregates wait for the final run
+        self.frames = getattr(item_filter, "frames", None)  # --frames: what the user asked for, aggregates too
         self.report = RunReport(str(plan.doc.filename), plan.workflow.execution.backend,
                                 [s.describe() for s in plan.sources])
         self.report.set_plan(plan)  # provenance: workflow hash, resolved options, command, host
+        if self.shard is not None or self.frames:
+            self.report.data["selection"] = {"shard": str(self.shard) if self.shard else None,
+                                             "frames": frames_text(self.frames)}
         self._manifest: Manifest | None = None
-        self._changes: dict[str | None, list[str]] = {}  # old recipe hash -> what changed since
-        self._redo_count = 0
-        self._redo_why: set[str] = set()
+        self._redo = Redo()  # items whose outputs exist but are remade: how many, and why
         self._claimed: dict[Path, str] = {}  # output path -> the item that writes it
         self._order: deque[tuple[Item, list[Path] | None]] = deque()  # (item, recorded outputs if skipped)
 
     def _context(self) -> OutputContext:
         stages = tuple(call.name for call in self.plan.chain[:-1] if call.save)
         return OutputContext(self.plan.root, self.plan.base_dir, self.plan.workflow.output, self.plan.step_label,
-                             stages)
+                             stages, tuple(self.frames) if self.frames else None)
 
     def _make_sinks(self) -> list[Sink]:
         ctx = self._context()
-        return [cls(options, ctx) for cls, options in self.plan.sinks]
+        sinks = [cls(options, ctx) for cls, options in self.plan.sinks]
+        return self._without_aggregates(sinks) if self.shard is not None else sinks
+
+    def _without_aggregates(self, sinks: list[Sink]) -> list[Sink]:
+        """A --shard task is one part of a job: a video or a contact sheet made from its items
+        alone would be wrong, so it leaves them to the final run without --shard, which resumes
+        every task's items and feeds their files to those sinks (as a farm job's assemble step)."""
+        probe = Item(source=str(self.plan.base_dir / "probe.png"), index=0, frame=0)
+        whole = [sink for sink in sinks if is_aggregate(sink, probe)]
+        if not whole:
+            return sinks
+        names = ", ".join(f"output.{sink.key}" for sink in whole)
+        if len(whole) == len(sinks):
+            raise WorkflowError(f"--shard {self.shard}: {names} needs the whole job and the workflow writes no "
+                                f"per-item files a final run could make it from; add output.frames, or take the "
+                                f"tasks from `stylefarm plan`, which hands frames over")
+        log.info("shard %s: %s left to the final run without --shard, which makes %s from every task's files",
+                 self.shard, names, "it" if len(whole) == 1 else "them")
+        self.report.data["selection"]["left_to_final_run"] = [sink.key for sink in whole]
+        return [sink for sink in sinks if sink not in whole]
 
     def _pending(self, sinks: list[Sink], manifest: Manifest, progress: Progress) -> Iterator[Item]:
         """Items still to do, decoded; skipped and unreadable ones are reported here. A chain with
@@ -167,20 +193,14 @@ class Run(SegmentMode):
         return finished
 
     def _note_redo(self, manifest: Manifest, key: str) -> None:
-        """Count an item whose outputs an older recipe made, and remember why."""
-        old = manifest.recipes.get(key)
-        if old not in self._changes:
-            self._changes[old] = manifest.recipe.changes_since(manifest.old_recipe(old))
-        self._redo_count += 1
-        self._redo_why.update(self._changes[old])
+        """Count an item whose outputs another recipe made or whose input changed, and remember why."""
+        self._redo.note(manifest, key)
 
     def _redo_summary(self) -> dict | None:
-        if not self._redo_count:
-            return None
-        why = summarize(sorted(self._redo_why))
-        log.info("%d item%s redone because the recipe changed: %s", self._redo_count,
-                 "s" * (self._redo_count > 1), why)
-        return {"items": self._redo_count, "why": why, "changes": sorted(self._redo_why)}
+        summary = self._redo.summary()
+        for line in redo_lines(summary):
+            log.info("%s", line)
+        return summary
 
     def _fail(self, item: Item, error: str, progress: Progress) -> None:
         log.error("%s: %s", item.key, error)
@@ -202,12 +222,12 @@ class Run(SegmentMode):
 
     def _execute(self) -> dict:
         plan = self.plan
+        sinks = self._make_sinks()  # first: a shard with nothing to keep is refused before any change
         recipe = Recipe(plan.chain, recipe_output(plan))
         manifest = self._manifest = Manifest(plan.root, fresh=self.force, recipe=recipe,
                                              restart=self.force and self.item_filter is None)
         manifest.save_recipe()
         self.report.data["recipe"] = recipe.hash
-        sinks = self._make_sinks()
         total = sum(plan.counts) if plan.counts and None not in plan.counts and not self.item_filter else None
         progress = Progress(total, enabled=self.show_progress)
         executor = make_executor(plan.workflow.execution)
@@ -225,6 +245,9 @@ class Run(SegmentMode):
             else:
                 self._run_frames(executor, sinks, manifest, progress)
             extra += self._close_sinks(sinks)
+            covered = {name: text for sink in sinks for name, text in getattr(sink, "covered", {}).items()}
+            if covered:  # what a --frames run's videos hold
+                self.report.data["selection"]["videos"] = covered
             status = "partial" if self.report.failures else "ok"
             self.report.data["redone"] = self._redo_summary()
         except BaseException as exc:

@@ -8,6 +8,9 @@ how many items it has, items are dealt round-robin (p mod N) instead: still a pa
 Every task computes the same split from the same inputs, so the union of all shards is the
 whole job with no overlap (as long as inputs do not change while the farm runs).
 `--frames 1001-1100,1200` keeps items whose frame number is in the ranges (stills have none).
+A shard is a part of a job: it leaves the outputs made from the whole job (video, contact
+sheet) to the final run without --shard (`final_task`), which resumes every shard's items.
+A `--frames` run is what the user asked for: its video holds exactly those frames.
 """
 
 from __future__ import annotations
@@ -126,6 +129,17 @@ def farm_tasks(workflow: str, total: int | None, chunks: int, run_args: list[str
         tasks.append({"task": i, "shard": f"{i}/{chunks}", "items": size, "argv": argv,
                       "command": shlex.join(argv)})
     return tasks
+
+
+def final_task(workflow: str, run_args: list[str], aggregates: list[str]) -> dict | None:
+    """The run after every shard has finished: without --shard it resumes their items and feeds
+    their files to the outputs that need the whole job (video, contact sheet), which the shards
+    leave alone. None when the workflow has no such output."""
+    if not aggregates:
+        return None
+    argv = ["stylefarm", "run", workflow, *run_args, "--no-progress"]
+    return {"after": "every task", "makes": [f"output.{key}" for key in aggregates], "argv": argv,
+            "command": shlex.join(argv)}
 
 
 def report_name(shard: Shard | None, frames_text: str | None) -> str | None:

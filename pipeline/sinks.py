@@ -3,8 +3,9 @@
 Contract for plugin sinks (video, sheets, stroke JSON, ...):
 - enabled by `key` appearing under `output:` in the workflow; `Options` validates that value;
 - `planned(item)` lists the files this item will produce (resume skips an item when all of
-  its planned files are in the manifest); aggregate sinks (one video for many frames) list
-  their final file, so the item is redone until the aggregate is complete;
+  its planned files are in the manifest); aggregate sinks (one video or contact sheet for the
+  whole job) plan none: they are fed resumed items through `skip`, and a `--shard` task, being
+  one part of a job, leaves them to the final run without --shard (`is_aggregate`);
 - `write(item)` writes atomically (temp + rename) and returns the files finished;
 - `skip(item, recorded)` is told about items resume skipped (an aggregate may read them back);
 - `close()` finishes aggregates and returns their files; `abort()` removes temp files.
@@ -47,6 +48,7 @@ class OutputContext:
     spec: OutputSpec
     step: str  # name for {step}: the last step's id or name
     stages: tuple[str, ...] = ()  # earlier steps with `save: true`, written besides the final result
+    frames: tuple[tuple[int, int], ...] | None = None  # a run's --frames: a video holds exactly these
 
     def path(self, template: str, item: Item, step: str | None = None) -> Path:
         """Render `dir/template` for an item and confine it to the root."""
@@ -101,6 +103,12 @@ class Sink:
 
     def abort(self) -> None:
         """Remove temporary files after a failure."""
+
+
+def is_aggregate(sink: Sink, probe: Item) -> bool:
+    """A sink that writes no file of its own per item (the video, the contact sheet): its output
+    is made from the whole job, so a farm shard leaves it to the final run."""
+    return sink.key != "images" and not sink.planned(probe)
 
 
 def default_pattern(item: Item, with_step: bool = False) -> str:

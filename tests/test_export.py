@@ -58,6 +58,23 @@ def test_openjd_job_runs_every_chunk_and_encode_and_matches_a_local_run(cli, tmp
     assert farm == local_run(cli, wf, tmp_path / "local")
 
 
+@pytest.mark.video
+def test_openjd_job_of_a_frame_range_encodes_just_those_frames_as_a_local_run_of_them(cli, tmp_path):
+    from stylefarm.video.probe import probe
+
+    wf = video_job(tmp_path / "shot", frames=24)
+    export(cli, "openjd", wf, tmp_path / "bundle", "--chunk-size", "5", "--frames", "1003-1012")
+    ran = openjd("run", str(tmp_path / "bundle" / "template.yaml"), "--step", "Encode", "--run-dependencies",
+                 cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    out = tmp_path / "shot" / "out"
+    assert probe(out / "clip_styled.mp4").frames == 10
+    local = cli("--log-level", "error", "run", str(wf), "--output", str(tmp_path / "local"), "--frames", "1003-1012",
+                "--no-progress")
+    assert local.returncode == 0, local.stderr
+    assert output_hashes(out) == output_hashes(tmp_path / "local")
+
+
 def test_openjd_stills_job_uses_shards_and_a_dependent_assemble_step(cli, tmp_path):
     """Shard mode runs for real in test_export_formats (OpenCue); here the template's shape."""
     wf = stills_job(tmp_path / "job")

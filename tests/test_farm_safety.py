@@ -74,13 +74,13 @@ def hold_lock(root, task="run", temp: str | None = None) -> subprocess.Popen:
 
 def test_second_run_on_one_root_fails_naming_the_holder_then_takes_a_stale_lock(cli, workflow, tmp_path):
     wf = workflow(WF)
-    holder = hold_lock(tmp_path / "out", temp="v.mp4")
+    holder = hold_lock(tmp_path / "out", "shard-1-of-2", temp="v.mp4")
     try:
-        result = cli("run", str(wf))
+        result = cli("run", str(wf), "--shard", "1/2")
         assert result.returncode == 1
         assert "is in use by another stylefarm run" in result.stderr and f"pid {holder.pid}" in result.stderr
         live_temp = next((tmp_path / "out").glob(".stylefarm-*.v.mp4.*.part"))
-        shard = cli("run", str(wf), "--shard", "1/2")  # farm tasks lock their own task name
+        shard = cli("run", str(wf), "--shard", "2/2")  # the other shard of the job shares the root
         assert shard.returncode == 0, shard.stderr
         assert live_temp.exists(), "a live run's temp file must survive another run's start-up"
     finally:
@@ -147,7 +147,7 @@ def test_video_output_over_the_input_video_is_refused(cli, workflow, tmp_path):
 
 
 SLOW_PLUGIN = """
-import time
+import os, time
 from stylefarm import Step, hookimpl
 
 class Slow(Step):
@@ -155,35 +155,49 @@ class Slow(Step):
     uses_device = False
 
     def process(self, batch):
-        time.sleep(0.4)
+        time.sleep(float(os.environ.get("ACME_SLOW_S", "0.4")))
         return [it.with_image(it.image * 0.5) for it in batch]
 
 @hookimpl
 def stylefarm_register_steps():
     return [Slow]
 """
+SLOW_WF = ("inputs: [{generate: noise, count: 30, width: 8, height: 6}]\nsteps: [{use: acme_slow}]\n"
+           "output: {dir: out}\nexecution: {batch_size: 1}\n")
+
+
+def slow_plugin_env(tmp_path, seconds: float = 0.4) -> dict[str, str]:
+    """The environment of a run that sees the `acme_slow` step (ACME_SLOW_S seconds per item),
+    installed as a real distribution on PYTHONPATH; writes `SLOW_WF` as tmp_path/wf.yaml."""
+    plugin = tmp_path / "plugin"
+    info = plugin / "acme_slow-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (plugin / "acme_slow.py").write_text(SLOW_PLUGIN)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-slow\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[stylefarm]\nacme_slow = acme_slow\n")
+    (tmp_path / "wf.yaml").write_text(SLOW_WF)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")]),
+            "ACME_SLOW_S": str(seconds)}
+
+
+def wait_for_outputs(out, count: int, proc: subprocess.Popen, pattern: str = "noise.*.png") -> None:
+    """Until a running job has written `count` outputs (it holds its lock by then)."""
+    deadline = time.monotonic() + 60
+    while len(list(out.glob(pattern))) < count and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert len(list(out.glob(pattern))) >= count and proc.poll() is None, "the slow run ended too early"
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_cleanly_reports_cancelled_and_a_rerun_resumes(tmp_path, signum, code):
     from conftest import STYLEFARM
 
-    plugin = tmp_path / "plugin"
-    info = plugin / "acme_slow-1.0.dist-info"
-    info.mkdir(parents=True)
-    (plugin / "acme_slow.py").write_text(SLOW_PLUGIN)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-slow\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[stylefarm]\nacme_slow = acme_slow\n")
+    env = slow_plugin_env(tmp_path)
     wf = tmp_path / "wf.yaml"
-    wf.write_text("inputs: [{generate: noise, count: 30, width: 8, height: 6}]\nsteps: [{use: acme_slow}]\n"
-                  "output: {dir: out}\nexecution: {batch_size: 1}\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([str(STYLEFARM), "run", str(wf), "--no-progress"], env=env, stderr=subprocess.PIPE,
                             text=True)
     out = tmp_path / "out"
-    deadline = time.monotonic() + 60
-    while len(list(out.glob("noise.*.png"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_outputs(out, 3, proc)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stderr[-1000:]
@@ -195,10 +209,9 @@ def test_signal_stops_cleanly_reports_cancelled_and_a_rerun_resumes(tmp_path, si
     done = report["counts"]["done"]
     assert 3 <= done < 30 and len(list(out.glob("noise.*.png"))) == done
     assert not list(out.rglob("*.part"))
-    rerun = subprocess.run([str(STYLEFARM), "run", str(wf), "--no-progress"], env=env, capture_output=True, text=True,
-                           timeout=120)
+    rerun = subprocess.run([str(STYLEFARM), "run", str(wf), "--no-progress"], env={**env, "ACME_SLOW_S": "0"},
+                           capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0 and f"skipped {done}," in rerun.stdout
-
 
 
 def test_output_option_is_relative_to_the_shell_directory(tmp_path):

@@ -115,3 +115,80 @@ def test_merged_farm_report_lists_its_tasks():
     assert merged["status"] == "partial" and merged["counts"] == {"done": 4, "skipped": 0, "failed": 1}
     html = render(merged)
     assert "shard-1-of-2" in html and "shard-2-of-2" in html and "boom" in html
+
+
+def _report(out: Path, *args: str) -> subprocess.CompletedProcess:
+    from conftest import STYLEFARM
+
+    result = subprocess.run([str(STYLEFARM), "report", str(out), *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _page_status_and_counts(page: Path) -> tuple[str, dict[str, int]]:
+    html = page.read_text()
+    counts = dict(re.findall(r"<span>(\w+): <b>(\d+)</b></span>", html))
+    return re.search(r'<span class="status (\w+)">', html)[1], {k: int(v) for k, v in counts.items()}
+
+
+def test_job_status_follows_the_latest_run_of_each_part_after_a_cancelled_shard(tmp_path):
+    import signal
+
+    from conftest import STYLEFARM
+    from test_farm_safety import slow_plugin_env, wait_for_outputs
+
+    env = slow_plugin_env(tmp_path, seconds=0.2)
+    out = tmp_path / "out"
+
+    def run(*args: str, seconds: str = "0") -> subprocess.CompletedProcess:
+        return subprocess.run([str(STYLEFARM), "run", "wf.yaml", "--no-progress", *args], cwd=tmp_path,
+                              env={**env, "ACME_SLOW_S": seconds}, capture_output=True, text=True, timeout=120)
+
+    shard = subprocess.Popen([str(STYLEFARM), "run", "wf.yaml", "--shard", "1/2", "--no-progress"], cwd=tmp_path,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_outputs(out, 2, shard)
+    shard.send_signal(signal.SIGTERM)
+    assert shard.wait(timeout=60) == 143
+    assert run("--shard", "2/2").returncode == 0
+    text = _report(out).stdout
+    assert text.startswith("wf.yaml: cancelled;"), text  # not "failed": nothing failed, one part is unfinished
+
+    assert run().returncode == 0  # the whole job: resumes both shards' items, does the rest
+    text = _report(out).stdout
+    headline = text.splitlines()[0]
+    assert headline.startswith("wf.yaml: ok; 30 items recorded") and "done 30 of 30, failed 0" in headline, text
+    assert re.search(r"task shard-1-of-2 +cancelled .*\(superseded by main\)", text), text
+    job = json.loads(_report(out, "--json", "--html", str(tmp_path / "job.html")).stdout)
+    assert job["status"] == "ok" and job["counts"] == {"items": 30, "done": 30, "failed": 0}
+    assert _page_status_and_counts(tmp_path / "job.html") == ("ok", job["counts"])
+
+
+def test_shards_of_a_job_read_incomplete_until_every_shard_has_run(tmp_path):
+    from conftest import STYLEFARM
+    from test_farm_safety import slow_plugin_env
+
+    env = slow_plugin_env(tmp_path, seconds=0)
+    out = tmp_path / "out"
+    for n, (shard, missing) in enumerate((("1/3", ["2/3", "3/3"]), ("3/3", ["2/3"]), ("2/3", []))):
+        status = "incomplete" if missing else "ok"
+        ran = subprocess.run([str(STYLEFARM), "run", "wf.yaml", "--shard", shard, "--no-progress"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        job = json.loads(_report(out, "--json", "--html", str(tmp_path / "job.html")).stdout)
+        assert job["status"] == status and job["counts"] == {"done": 10 * (n + 1), "failed": 0}
+        assert job["missing"] == [f"--shard {m}" for m in missing]
+        assert _page_status_and_counts(tmp_path / "job.html") == (status, job["counts"])
+    assert "missing" not in _report(out).stdout
+
+
+def test_failed_item_made_by_a_later_task_no_longer_fails_the_job(failed_run, cli, tmp_path):
+    from farm_fixtures import _png
+
+    job = failed_run.parent.parent
+    _png(job / "stills" / "broken.png", 99)  # the operator replaces the unreadable input
+    retry = cli("--log-level", "error", "run", str(job / "wf.yaml"), "--shard", "1/2", "--no-progress")
+    assert retry.returncode == 0 and "done 1," in retry.stdout, retry.stdout + retry.stderr  # broken.png is first
+    merged = json.loads(_report(failed_run.parent, "--json").stdout)
+    assert merged["status"] == "ok" and merged["failures"] == []
+    assert merged["counts"] == {"items": 5, "done": 5, "failed": 0}
+    assert [t["status"] for t in merged["tasks"]] == ["partial", "ok"]

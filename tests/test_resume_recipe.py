@@ -76,3 +76,12 @@ def test_failed_item_after_force_is_redone_by_the_next_run(tmp_path):
     # item 1's old "done" line from the first run must not make it skip now
     report = run(tmp_path, host=host, extra=clean)
     assert any(out.endswith("noise.0001.png") for out in report["outputs"])
+
+
+def test_item_and_segment_keys_name_their_input_file():
+    from stylefarm.manifest import input_files
+
+    clip = "/plates/sh#010..v2.mov"
+    assert input_files(f"{clip}#12") == [clip]
+    assert input_files(f"segment:{clip}#0..{clip}#99") == [clip]
+    assert input_files("noise#3") == []  # a generated input: nothing to re-deliver

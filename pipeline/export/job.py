@@ -27,7 +27,7 @@ from ..errors import WorkflowError
 from ..manifest import STATE_DIR
 from ..plan import Plan
 from ..shard import parse_frames
-from ..sinks import OutputContext
+from ..sinks import OutputContext, is_aggregate
 
 HANDOVER_PATTERN = f"{STATE_DIR}/farm-frames/{{input.stem}}/{{input.stem}}.{{frame:06d}}.png"
 
@@ -121,15 +121,14 @@ def compress(numbers: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def aggregate_sinks(plan: Plan, probe) -> list[str]:
+def aggregate_sinks(plan: Plan, probe=None) -> list[str]:
     """Output keys whose sink writes no per-item file (video, sheet): they need the whole job."""
+    from ..item import Item
+
+    probe = probe or Item(source=str(plan.base_dir / "probe.png"), index=0, frame=0)
     stages = tuple(call.name for call in plan.chain[:-1] if call.save)
     ctx = OutputContext(plan.root, plan.base_dir, plan.workflow.output, plan.step_label, stages)
-    keys = []
-    for cls, options in plan.sinks:
-        if cls.key != "images" and not cls(options, ctx).planned(probe):
-            keys.append(cls.key)
-    return keys
+    return [cls.key for cls, options in plan.sinks if is_aggregate(cls(options, ctx), probe)]
 
 
 def _seek_input(plan: Plan) -> int | None:

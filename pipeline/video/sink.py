@@ -13,6 +13,10 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
   the `images` or `frames` outputs) are recorded, and `skip()` reads that image back into the
   encoder. Without any image output nothing is skipped and the whole video is redone. So a
   rerun after a kill restyles only unfinished frames and still produces the complete video;
+- `--frames` (`OutputContext.frames`): the video holds exactly the selected frames of its input,
+  in order; one run of frames gets the audio under it (re-encoded, exact cut), a selection with
+  gaps closes them up and gets no audio (no stretch of the source's sound fits such frames);
+  what the video covers is logged and put in the report (`selection.videos`);
 - a video missing frames (failed items, damaged input) is not finalized: its temp file is
   removed and `close()` raises, naming what was received;
 - frames in the decoder's yuv420p (`stylefarm.video.yuv`, when the plan kept that layout) go to
@@ -204,14 +208,41 @@ def fit(frame: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frame
 
 
-class _Track:
-    """One output video: its encoder (started on the first frame) and the reorder buffer."""
+def kept_ranges(first: int, count: int | None, offset: int,
+                frames: tuple[tuple[int, int], ...] | None) -> list[tuple[int, int]] | None:
+    """Index ranges of a video's frames that a --frames selection keeps, merged and clipped to the
+    video (frame number = index + offset); None when nothing narrows it (no selection, or one
+    that holds every frame), so such a video is made exactly as a plain run makes it."""
+    if not frames:
+        return None
+    last = first + count - 1 if count is not None else None
+    kept: list[tuple[int, int]] = []
+    for a, b in sorted(frames):
+        lo, hi = max(a - offset, first), b - offset if last is None else min(b - offset, last)
+        if lo > hi:
+            continue
+        if kept and lo <= kept[-1][1] + 1:
+            kept[-1] = (kept[-1][0], max(kept[-1][1], hi))
+        else:
+            kept.append((lo, hi))
+    return None if last is not None and kept == [(first, last)] else kept
 
-    def __init__(self, path: Path, item: Item):
+
+class _Track:
+    """One output video: its encoder (started on the first frame) and the reorder buffer; under
+    --frames it expects exactly the selected frames, in order, gaps closed up."""
+
+    def __init__(self, path: Path, item: Item, frames: tuple[tuple[int, int], ...] | None = None):
         video = item.meta.get("video") or {}
         self.path, self.source = path, item.source
-        self.next = video.get("first", item.index)
-        self.expected: int | None = video.get("count")
+        first, count = video.get("first", item.index), video.get("count")
+        self.offset = item.frame - item.index if item.frame is not None else 0  # frame number - index
+        self.span = (first, count)
+        self.kept = kept_ranges(first, count, self.offset, frames if item.frame is not None else None)
+        self.next: int | None = self.kept[0][0] if self.kept else first
+        self.expected: int | None = count  # unknown for an input that cannot count its frames
+        if self.kept is not None and count is not None:
+            self.expected = sum(b - a + 1 for a, b in self.kept)
         self.pending: dict[int, np.ndarray] = {}
         self.encoder: Encoder | None = None
         self.lost: str | None = None  # why this video cannot be complete
@@ -222,14 +253,30 @@ class _Track:
         if self.lost:
             return
         self.pending[index] = frame
-        while self.next in self.pending:
+        while self.next is not None and self.next in self.pending:
             frame = self.pending.pop(self.next)
             if self.encoder is None:
                 self.encoder = start(frame)
             self.encoder.send(fit(frame, self.encoder.spec.width, self.encoder.spec.height))
-            self.next += 1
+            self.next = self._after(self.next)
         if len(self.pending) > MAX_REORDER:
             self.drop(f"frame {self.next} never arrived")
+
+    def _after(self, index: int) -> int | None:
+        """The next index this video holds (None: the selection ends here)."""
+        if self.kept is None:
+            return index + 1
+        return next((max(index + 1, a) for a, b in self.kept if index + 1 <= b), None)
+
+    def covers(self) -> str | None:
+        """What a video narrowed by --frames holds, in frame numbers (None: every frame)."""
+        if self.kept is None:
+            return None
+        first, count = self.span
+        held = ",".join(f"{a + self.offset}-{b + self.offset}" if a != b else str(a + self.offset)
+                        for a, b in self.kept)
+        of = f" of {first + self.offset}-{first + count - 1 + self.offset}" if count else ""
+        return f"frames {held}{of} (the --frames selection, {sum(b - a + 1 for a, b in self.kept)} frames)"
 
     def passed(self, index: int) -> None:
         """A relayed frame went through (frames come in order: the source numbers them)."""
@@ -281,12 +328,13 @@ class VideoSink(Sink):
         self.track: _Track | None = None
         self.finished: list[Path] = []
         self.errors: list[str] = []
+        self.covered: dict[str, str] = {}  # video name -> what a --frames run put in it
         self.size: tuple[int, int] | None = None
 
     def _track_for(self, item: Item) -> _Track:
         if self.track is None or self.track.source != item.source:
             self._end_track()
-            self.track = _Track(self.ctx.path(self.options.path, item), item)
+            self.track = _Track(self.ctx.path(self.options.path, item), item, self.ctx.frames)
             container(self.track.path)
         return self.track
 
@@ -294,6 +342,10 @@ class VideoSink(Sink):
         if self.track is not None:
             try:
                 self.finished.append(self.track.finish())
+                covers = self.track.covers()
+                if covers:
+                    self.covered[self.track.path.name] = covers
+                    log.info("%s: %s", self.track.path.name, covers)
             except OutputError as exc:
                 log.error("%s", exc)
                 self.errors.append(str(exc))
@@ -362,7 +414,7 @@ class VideoSink(Sink):
     def _start(self, track: _Track, item: Item, size: tuple[int, int], layout: str | None = None,
                decoded: Decoded | None = None) -> Encoder:
         w, h = self.size = size
-        spec = self._spec(item, w, h, track.expected)
+        spec = self._spec(item, w, h)
         if layout == yuv.LAYOUT:
             spec.input_pix_fmt = yuv.LAYOUT
             spec.color = color_options((item.meta.get("video") or {}).get("color", []))
@@ -371,7 +423,7 @@ class VideoSink(Sink):
                      self.options.odd_size, spec.width, spec.height)
         return Encoder(spec, track.path, decoded)
 
-    def _spec(self, item: Item, w: int, h: int, expected: int | None) -> EncodeSpec:
+    def _spec(self, item: Item, w: int, h: int) -> EncodeSpec:
         opts = self.options
         fmt = container(self.track.path)
         codec = opts.codec or default_codec(fmt)
@@ -381,20 +433,30 @@ class VideoSink(Sink):
         extra = encoder_args(codec, opts.crf, opts.bitrate, opts.preset, opts.options)
         dar = (item.meta.get("video") or {}).get("dar")
         sar = (Fraction(dar) * h / w).limit_denominator(SAR_MAX) if dar else None  # the source's display shape
-        return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, expected),
+        return EncodeSpec(ew, eh, fps, codec, pix_fmt, extra, self._audio(item, fmt, fps, self.track),
                           sar=None if sar == 1 else sar)
 
-    def _audio(self, item: Item, fmt: str, fps: Fraction, expected: int | None) -> AudioPlan | None:
-        """Copy when whole and allowed; re-encode for ranges or containers that need it."""
+    def _audio(self, item: Item, fmt: str, fps: Fraction, track: _Track) -> AudioPlan | None:
+        """Copy when whole and allowed; re-encode for ranges or containers that need it. A --frames
+        selection of one run of frames gets the audio under it; one with gaps gets none (its
+        frames are put back to back, so no stretch of the source's sound lines up with them)."""
         video = item.meta.get("video") or {}
         if self.options.audio == "none" or not video.get("audio") or not video.get("path"):
             return None
+        start = video.get("start", 0.0)
+        if track.kept is not None:
+            if len(track.kept) > 1:
+                log.info("%s: no audio: the --frames selection has gaps, so its frames do not follow the "
+                         "source's sound; select one range for a video with audio", track.path.name)
+                return None
+            start += float((track.kept[0][0] - track.span[0]) / fps) if track.kept else 0.0
         allowed = AUDIO_OK.get(fmt)
         fits = allowed is None or video["audio"] in allowed
-        copy = self.options.audio == "copy" or (self.options.audio == "auto" and fits and video.get("whole"))
+        whole = video.get("whole") and track.kept is None
+        copy = self.options.audio == "copy" or (self.options.audio == "auto" and fits and whole)
         encoder = "libopus" if fmt == "webm" else "aac"
-        duration = float(expected / fps) if expected else None
-        return AudioPlan(video["path"], "copy" if copy else encoder, video.get("start", 0.0), duration)
+        duration = float(track.expected / fps) if track.expected else None
+        return AudioPlan(video["path"], "copy" if copy else encoder, start, duration)
 
     def close(self) -> list[Path]:
         self._end_track()
