@@ -147,7 +147,11 @@ def test_sink_file_names_are_checked_before_the_run(cli, workflow, sink, needle)
 ])
 def test_a_missing_option_file_is_a_workflow_error(cli, workflow, tmp_path, step, needle):
     """Named by file, line and field before the run starts (it was the step set-up's ValueError)."""
-    (tmp_path / "a.png").touch()  # there (only its existence is checked when the plan is built)
+    import numpy as np
+
+    from stylefarm.images import encode_image
+
+    (tmp_path / "a.png").write_bytes(encode_image(".png", np.zeros((4, 4, 3), np.float32), None, 8))  # there
     path = workflow(GOOD.replace("  - use: resize\n    with: {scale: 0.5}\n", f"  - {step}\n"))
     assert_one_line_error(cli("run", str(path)), needle, "nope.jpg")
     assert not (tmp_path / "out").exists()
