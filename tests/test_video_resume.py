@@ -47,3 +47,18 @@ def test_video_resume_after_failed_frame_rebuilds_every_frame_in_order(long_clip
     assert second.exit_code == EXIT_OK, second.report.failures
     assert second.report.data["counts"] == {"done": 1, "skipped": FRAMES - 1, "failed": 0}
     assert decode_codes(tmp_path / "out" / "v.mp4") == [i % 256 for i in range(FRAMES)]
+
+
+@pytest.mark.video
+def test_a_video_held_back_by_a_failed_frame_names_it_by_frame_number(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=12, size="64x48", audio=False)
+    host = PluginHost(extra_plugins=[(_test_steps, "stylefarm-tests")])
+    data = {"inputs": [{"path": str(clip), "start_number": 1001}],
+            "steps": [{"use": "test_poison", "with": {"indexes": [4]}}],
+            "output": {"dir": "out", "images": False, "video": {"path": "v.mp4", "preset": "ultrafast"}}}
+    path = tmp_path / "wf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run = Run(build_plan(read_yaml_file(path), tmp_path, host=host), progress=False)
+    run.execute()
+    video = next(f["error"] for f in run.report.failures if f["item"] == "output.video")
+    assert "frame 1005 never arrived; received 4 of 12 frames" in video, video

@@ -260,7 +260,11 @@ class _Track:
             self.encoder.send(fit(frame, self.encoder.spec.width, self.encoder.spec.height))
             self.next = self._after(self.next)
         if len(self.pending) > MAX_REORDER:
-            self.drop(f"frame {self.next} never arrived")
+            self.drop(self._never_arrived())
+
+    def _never_arrived(self) -> str:
+        """Said by frame number (1006 for start_number 1001), which the user sees in the report."""
+        return f"frame {self.next + self.offset} never arrived" if self.next is not None else "a frame never arrived"
 
     def _after(self, index: int) -> int | None:
         """The next index this video holds (None: the selection ends here)."""
@@ -281,7 +285,7 @@ class _Track:
     def passed(self, index: int) -> None:
         """A relayed frame went through (frames come in order: the source numbers them)."""
         if index != self.next and not self.lost:  # kept running: `finish` drops it, like a piped one
-            self.lost = f"frame {self.next} never arrived"
+            self.lost = self._never_arrived()
         self.encoder.passed()
         self.next = index + 1
 
@@ -295,7 +299,8 @@ class _Track:
             return self.encoder.finish()  # ffmpeg's own reason (raised), not a frame count
         sent = self.encoder.frames if self.encoder else 0
         if self.lost is None and (self.pending or (self.expected is not None and sent != self.expected)):
-            self.lost = f"received {sent} of {self.expected} frames"
+            gap = f"{self._never_arrived()}; " if self.pending else ""  # a failed frame held the rest back
+            self.lost = f"{gap}received {sent} of {self.expected} frames"
         if self.lost or self.encoder is None:
             self.drop(self.lost or "no frames")
             raise OutputError(f"video {self.path.name} not written: {self.lost} (failed or missing frames; "
