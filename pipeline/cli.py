@@ -323,11 +323,19 @@ def validate(workflow, sets):
     Example:
       stylefarm validate workflows/quickstart.yaml
     """
+    from . import weights as wm
     from .api import load_workflow
 
     plan = load_workflow(workflow, list(sets))
     n = sum(c or 0 for c in plan.counts)
-    click.echo(f"{workflow}: ok ({len(plan.sources)} inputs, {n} items, {len(plan.chain)} steps)")
+    missing = [(call.name, name) for call in plan.chain for name in call.cls.weights_needed(call.options)
+               if name in wm.registry() and not Path(wm.where_found(name)).is_file()]
+    note = f"; {len(missing)} weights file(s) missing on this machine, the run would stop at set-up" if missing else ""
+    click.echo(f"{workflow}: ok ({len(plan.sources)} inputs, {n} items, {len(plan.chain)} steps){note}")
+    for step, name in missing:  # the workflow is right; this machine lacks files (farm nodes may have them)
+        row = wm.where_found(name)
+        why = wm.missing_message(wm.lookup(name)) if row == "MISSING" else row.removeprefix("PROBLEM: ")
+        click.echo(f"warning: step {step!r}: {why}", err=True)
 
 
 @cli.command()

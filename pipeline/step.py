@@ -136,6 +136,12 @@ class Step:
         override when only some options do, e.g. reusing the previous frame's result."""
         return cls.temporal
 
+    @classmethod
+    def weights_needed(cls, options: StepOptions) -> list[str]:
+        """Weights-manager names `setup` will load with these options (files given by path not
+        counted), so `stylefarm validate` can say which are missing on this machine."""
+        return []
+
     def setup(self, device: str) -> None:
         """Load weights and move them to `device` ('cpu' or 'cuda[:N]'). Called once."""
         self.device = device

@@ -281,6 +281,11 @@ def announce_random_weights(step: str) -> None:
     logging.getLogger("stylefarm.weights").warning(message)
 
 
+def role_names(weights: str | dict[str, str] | None, roles: dict[str, str]) -> list[str]:
+    """The weights-manager names `role_states` will look up: the roles not given by path."""
+    return [] if isinstance(weights, str) else [name for role, name in roles.items() if role not in (weights or {})]
+
+
 def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> dict[str, tuple[dict, str]]:
     """State dicts per role ({role: weights-manager name}) from a step's `weights:` option.
 

@@ -167,3 +167,25 @@ def test_a_cached_copy_is_used_whatever_packaged_says(tmp_path, cache, monkeypat
     torch.save({"w": torch.ones(1)}, copy)
     state, path = wm.load_weights("acmew_net/packaged")
     assert path == copy and torch.equal(state["w"], torch.ones(1))
+
+
+def test_validate_says_which_weights_this_machine_lacks(cli, cache, workflow, tmp_path):
+    """The workflow is right (exit 0: farm nodes may hold the files), but a run here would stop at
+    set-up: validate said a bare ok before."""
+    import numpy as np
+
+    from stylefarm.images import encode_image
+
+    (tmp_path / "s.png").write_bytes(encode_image(".png", np.zeros((8, 8, 3), np.float32), None, 8))
+    steps = "  - use: adain\n    with: {style: s.png}\n  - use: cut\n    with: {model: cut/demo}\n"
+    wf = workflow(f"inputs: [{{generate: gradient, width: 16, height: 16}}]\nsteps:\n{steps}")
+    result = cli("validate", str(wf))
+    assert result.returncode == 0, result.stderr
+    assert "2 weights file(s) missing on this machine" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: step 'adain': ")]
+    assert len(warnings) == 2 and "stylefarm weights add adain/vgg" in warnings[0]
+    assert "cut/demo" not in result.stderr  # shipped in the package
+    given = wf.read_text().replace("{style: s.png}", "{style: s.png, weights: {vgg: s.png}}")
+    wf.write_text(given)
+    result = cli("validate", str(wf))
+    assert "1 weights file(s) missing" in result.stdout and "adain/vgg" not in result.stderr

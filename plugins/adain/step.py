@@ -77,6 +77,12 @@ class AdaINStep(Step):
     kind = "stylize"
     Options = AdaINOptions
 
+    @classmethod
+    def weights_needed(cls, options) -> list[str]:
+        from stylefarm.weights import role_names
+
+        return [] if options.random_weights else role_names(options.weights, ROLES)
+
     def setup(self, device: str) -> None:
         from stylefarm.plugins._compile import maybe_compile
         from stylefarm.plugins._precision import Placement

@@ -64,6 +64,11 @@ class CUTStep(Step):
     kind = "translate"
     Options = CUTOptions
 
+    @classmethod
+    def weights_needed(cls, options) -> list[str]:
+        override = options.weights.get("G") if isinstance(options.weights, dict) else options.weights
+        return [] if options.random_weights or override else [options.model]
+
     def setup(self, device: str) -> None:
         from stylefarm.plugins._precision import Placement
         from stylefarm.plugins.cut.model import GENERATOR_FLAGS, ResnetGenerator

@@ -61,6 +61,12 @@ class StyA2KStep(Step):
     kind = "stylize"
     Options = StyA2KOptions
 
+    @classmethod
+    def weights_needed(cls, options) -> list[str]:
+        from stylefarm.weights import role_names
+
+        return [] if options.random_weights else role_names(options.weights, ROLES)
+
     def setup(self, device: str) -> None:
         from stylefarm.images import read_image
         from stylefarm.plugins._precision import Placement
