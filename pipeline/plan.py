@@ -179,7 +179,22 @@ def _collisions(doc: LoadedYaml, plan: Plan) -> None:
     ctx = OutputContext(plan.root, plan.base_dir, out, plan.step_label)
     _video_over_input(doc, plan, ctx)
     _audio_copy_fits(doc, plan)
+    _frames_apart(doc, plan)
     _sheet_apart(doc, plan, ctx, _item_files(doc, plan, ctx) if out.images else {})
+
+
+def _frames_apart(doc: LoadedYaml, plan: Plan) -> None:
+    """`output.frames.pattern` names one file per frame: without a frame field every frame of a
+    video would go to one file (each item failed at run time, blaming output.pattern)."""
+    for cls, options in plan.sinks:
+        pattern = getattr(options, "pattern", None) if cls.key == "frames" else None
+        if not isinstance(pattern, str) or any(f in pattern for f in PER_ITEM_FIELDS):
+            continue
+        for i, (source, count) in enumerate(zip(plan.sources, plan.counts)):
+            if source.key != "images" and (count is None or count > 1):
+                raise doc.error(("output", "frames", "pattern"), f"{pattern!r} gives every frame of inputs[{i}] "
+                                f"({source.describe()}) the same file; add {{frame:04d}} (or ####), e.g. "
+                                f"{_with_frame(pattern)!r}")
 
 
 def _item_files(doc: LoadedYaml, plan: Plan, ctx) -> dict[Path, str]:

@@ -143,3 +143,17 @@ def test_an_empty_output_dir_is_refused(cli, workflow, tmp_path):
     result = cli("run", str(wf), "--set", "output.dir=")
     assert result.returncode == 2 and "output.dir: empty; name a folder" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "wf.yaml"]
+
+
+@pytest.mark.video
+def test_a_frames_pattern_without_a_frame_field_is_refused_at_validation(cli, workflow):
+    """Every frame failed at run time instead (exit 3), the message pointing at output.pattern."""
+    from conftest import REPO
+
+    clip = REPO / "workflows" / "media" / "testsrc.mp4"
+    frames = '  frames: {pattern: "f/{input.stem}.png"}\n'
+    wf = workflow(f"inputs: [{{path: {clip}}}]\noutput:\n  images: false\n" + frames)
+    result = cli("validate", str(wf))
+    assert result.returncode == 2
+    assert "wf.yaml:4: output.frames.pattern: 'f/{input.stem}.png' gives every frame" in result.stderr
+    assert "'f/{input.stem}.{frame:04d}.png'" in result.stderr
