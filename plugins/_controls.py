@@ -110,8 +110,27 @@ def _resize(image: np.ndarray, width: int, height: int, nearest: bool = False) -
     return cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (width, height), interpolation=interp)
 
 
+ASPECT_SLACK = 0.05  # a mask whose shape differs more than this from the picture's is stretched to fit
+_told: set[tuple] = set()
+
+
+def warn_if_stretched(mask: np.ndarray, height: int, width: int) -> None:
+    """A portrait mask over a landscape picture (or a thumbnail-sized one) is stretched to fit:
+    said once per mask and picture shape, since the regions then fall elsewhere than drawn."""
+    mh, mw = mask.shape[:2]
+    key = (mh, mw, round(width / height, 3))
+    if abs((mw / mh) / (width / height) - 1) > ASPECT_SLACK and key not in _told:
+        import logging
+
+        _told.add(key)
+        logging.getLogger("stylefarm.masks").warning(
+            "a %dx%d mask is stretched over a %dx%d picture (aspect %.2f vs %.2f): its regions land "
+            "elsewhere than drawn; draw masks at the picture's shape", mw, mh, width, height, mw / mh, width / height)
+
+
 def fit_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """A (H, W) or (H, W, C) mask as float32 (height, width) in [0, 1] (channel mean, bilinear)."""
+    warn_if_stretched(mask, height, width)
     m = mask.mean(axis=2) if mask.ndim == 3 else mask
     return np.clip(_resize(m.astype(np.float32), width, height), 0.0, 1.0)
 

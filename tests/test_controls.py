@@ -88,3 +88,16 @@ def test_bad_region_colour_is_a_one_line_error():
         C.parse_color("#ff00")
     with pytest.raises(ValueError, match="0-255"):
         C.parse_color("300,0,0")
+
+
+def test_a_mask_of_another_shape_than_the_picture_is_said_once(caplog):
+    from stylefarm.plugins import _controls
+
+    _controls._told.clear()
+    portrait = np.ones((451, 300), np.float32)
+    with caplog.at_level("WARNING", logger="stylefarm.masks"):
+        for _ in range(3):
+            _controls.fit_mask(portrait, 300, 451)  # over a landscape picture
+        _controls.fit_mask(np.ones((150, 225), np.float32), 300, 451)  # a half-size mask of the right shape
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "a 300x451 mask is stretched over a 451x300 picture" in said[0]

@@ -114,6 +114,20 @@ def test_region_map_and_colour_table_give_the_same_masks_as_mask_files(two_style
     assert masks[0][:, :24].all() and not masks[0][:, 24:].any() and masks[1][:, 24:].all()
 
 
+def test_a_region_colour_the_map_does_not_hold_is_an_error_naming_the_maps_colours(two_styles, files):
+    """The style of a colour that matched no pixel got no region, silently: the loss did not move."""
+    from stylefarm.errors import InputError
+
+    region = np.zeros((32, 48, 3), np.float32)
+    region[:, :24] = [1, 0, 0]
+    region[:, 24:] = [0, 1, 0]
+    opts = GatysOptions(style=list(two_styles), random_weights=True, region_map=files("map", region),
+                        region_styles={"#ff0000": 0, "#0000ff": 1})
+    with pytest.raises(InputError, match=r"no pixel within region_tolerance 0.1 of #0000ff \(region_styles\); its "
+                                         r"main colours: #00ff00 \(50%\), #ff0000 \(50%\)"):
+        GatysStep(opts).setup("cpu")
+
+
 def test_region_weights_scale_each_styles_term(two_styles, files):
     half = np.zeros((16, 16, 3), np.float32)
     half[:, :8] = 1

@@ -151,4 +151,5 @@ def _fit(image: np.ndarray, max_size: int) -> np.ndarray:
 def _fit_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     from stylefarm.images import resize
 
+    _controls.warn_if_stretched(mask, height, width)
     return np.clip(resize(mask, width, height), 0.0, 1.0)

@@ -75,3 +75,23 @@ def check_options(o: Any) -> None:
         raise ValueError("init: image and init_image go together")
     if o.save_iter and not o.preview_dir:
         raise ValueError("save_iter needs preview_dir (where the preview frames go)")
+
+
+def check_region_map(o: Any, region_map: Any) -> None:
+    """Every colour of `region_styles` must occur in the map: a colour that matches no pixel gave
+    its style no region, silently (the loss did not move). Said with the map's own main colours."""
+    import numpy as np
+
+    from stylefarm.errors import InputError
+    from stylefarm.plugins._controls import region_masks
+
+    colours = list(o.region_styles or {})
+    found = region_masks(region_map, colours, o.region_tolerance)
+    absent = [c for c, mask in zip(colours, found) if not mask.any()]
+    if absent:
+        levels = np.round(region_map[..., :3].reshape(-1, 3) * 255).astype(np.uint8)
+        seen, counts = np.unique(levels, axis=0, return_counts=True)
+        ranked = sorted(zip(seen.tolist(), counts.tolist()), key=lambda x: (-x[1], x[0]))[:4]
+        main = ", ".join(f"#{r:02x}{g:02x}{b:02x} ({100 * k / counts.sum():.0f}%)" for (r, g, b), k in ranked)
+        raise InputError(f"region_map {o.region_map}: no pixel within region_tolerance {o.region_tolerance} of "
+                         f"{', '.join(absent)} (region_styles); its main colours: {main}")

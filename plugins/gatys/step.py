@@ -124,6 +124,10 @@ class GatysStep(Step):
         self.net = load_lossnet(opts.network, opts.weights, self.settings.all_layers, opts.random_weights,
                                 device, opts.preprocess, opts.pooling)
         self.images = _read_inputs(opts)
+        if self.images["region_map"] is not None:
+            from stylefarm.plugins.gatys.checks import check_region_map
+
+            check_region_map(opts, self.images["region_map"])
         self._previous: dict[str, torch.Tensor] = {}
         self._cache: dict = {}
 
