@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,8 @@ def merge_job(directory: Path) -> dict[str, Any]:
     """One report for a job of many task runs. The status comes from the latest state of each
     part: a run is superseded once later runs cover its items (a full run covers every task, all
     N shards cover the full run), live runs count as `running`, and counts are distinct items
-    from the manifest, so reruns and resumes never count an item twice."""
+    from the manifest (a segment's line counts its frames: `finished_items`), so reruns and
+    resumes never count an item twice."""
     from .manifest import STATE_DIR, Manifest
     from .provenance import load_reports, merge_reports
     from .runlock import live_runs
@@ -114,7 +117,7 @@ def merge_job(directory: Path) -> dict[str, Any]:
     entries = [_report_entry(r) for r in reports] + [_live_entry(info) for info in live_runs(root)]
     _mark_superseded(entries)
     current = [e for e in entries if not e["superseded_by"]]
-    done = set(Manifest(root).done)
+    done = finished_items(Manifest(root).done, reports)
     failures, statuses = [], []
     for entry in current:  # an item failed, then made by a later run (a --frames retry): no longer failed
         left = [f for f in entry["_failures"] if f.get("item") not in done]
@@ -126,7 +129,7 @@ def merge_job(directory: Path) -> dict[str, Any]:
     status = max(statuses, key=STATUS_ORDER.__getitem__, default="running")
     if status == "ok" and (merged["missing"] or (total is not None and len(done) < total)):
         status = "incomplete"
-    failed = {f.get("item") for f in failures}
+    failed = {f.get("item") for f in failures if _is_item(f.get("item"))}  # not `output.video`
     merged.update(status=status, tasks=[{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
                   failures=failures, recorded=len(done),
                   counts={**({"items": total} if total is not None else {}), "done": len(done), "failed": len(failed)})
@@ -175,11 +178,63 @@ def _missing_shards(current: list[dict[str, Any]]) -> list[str]:
 
 
 def _job_total(reports: list[dict[str, Any]]) -> int | None:
-    """Items the whole job has, as the latest full run that went through every item counted them."""
+    """Items the whole job has, as the latest full run that went through every item counted them
+    (its `failed` also counts outputs that could not be made, such as a video: those are no items)."""
     for report in reversed(reports):
         if report["_file"] == "report.json" and report.get("status") in ("ok", "partial"):
-            return sum((report.get("counts") or {}).get(k, 0) for k in ("done", "skipped", "failed"))
+            outputs = sum(not _is_item(f.get("item")) for f in report.get("failures", []))
+            return sum((report.get("counts") or {}).get(k, 0) for k in ("done", "skipped", "failed")) - outputs
     return None
+
+
+def _is_item(key: Any) -> bool:
+    """Item keys are `<source>#<index>`; failures of a whole output are named `output.<sink>`."""
+    return isinstance(key, str) and "#" in key
+
+
+SEGMENT = "segment:"
+
+
+def finished_items(recorded: Iterable[str], reports: list[dict[str, Any]]) -> set[str]:
+    """The items a manifest has finished, whatever the unit: a segment line (`segment:<first
+    key>..<last key>`, its piece of the video) stands for every frame it covers, so a video-only
+    segment job counts frames and per-frame lines of the same frames count once."""
+    keys = set(recorded)
+    items = {k for k in keys if not k.startswith(SEGMENT)}
+    files = _file_segment_sizes(reports)
+    for key in keys - items:
+        first, last = segment_ends(key)
+        (source, _, lo), (tail, _, hi) = first.rpartition("#"), last.rpartition("#")
+        if source == tail and lo.isdigit() and hi.isdigit():  # a frame range of one video
+            items.update(f"{source}#{i}" for i in range(int(lo), int(hi) + 1))
+        elif not {first, last} <= items:  # image files: known one by one only from their own lines
+            size = files.get((Path(source).name, Path(tail).name), 2)
+            items.update([first, last, *(f"{key}|{n}" for n in range(size - 2))])
+    return items
+
+
+def segment_ends(key: str) -> tuple[str, str]:
+    """The first and last item keys of a segment key (a path may hold `#1..` itself)."""
+    from .manifest import _HEAD
+
+    body = key.removeprefix(SEGMENT)
+    heads = [body[:m.end()] for m in _HEAD.finditer(body)] or [body]
+    split = [(h, body[len(h) + 2:]) for h in heads]
+    return next(((h, t) for h, t in split if h.rpartition("#")[0] == t.rpartition("#")[0]), split[0])
+
+
+_FILES = re.compile(r"(.+) \.\. (.+) \((\d+) files\)")
+
+
+def _file_segment_sizes(reports: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(first file, last file) -> files, for segments of image files, from the reports' segment
+    rows: a segment line names only its ends, and every file of a finished one is done."""
+    sizes = {}
+    for report in reports:
+        for row in report.get("segments") or []:
+            if match := _FILES.fullmatch(str(row.get("segment", ""))):
+                sizes[match[1], match[2]] = int(match[3])
+    return sizes
 
 
 def job_summary(job: dict[str, Any]) -> str:

@@ -103,3 +103,26 @@ def test_eval_command_names_a_missing_input_in_one_line(tmp_path, cli):
     proc = cli("eval", str(tmp_path / "nope.mp4"), "--source", str(tmp_path / "src"), "--no-perceptual")
     assert proc.returncode != 0
     assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: "), proc.stderr  # the CLI's own form, not click's "Error:"
+
+
+def test_eval_of_a_single_frame_writes_its_plot(tmp_path, cli):
+    """It crashed drawing the plot (UnboundLocalError) after printing the table, exit 1."""
+    frames = pan(1, 48, 64)
+    write_frames(tmp_path / "src", frames)
+    write_frames(tmp_path / "out", frames)
+    proc = cli("eval", str(tmp_path / "out"), "--source", str(tmp_path / "src"), "--no-perceptual")
+    assert proc.returncode == 0, proc.stderr
+    assert iio.imread(tmp_path / "out.eval.png").shape[2] == 3
+
+
+def test_eval_refuses_an_output_and_source_of_different_lengths_unless_told(tmp_path, cli):
+    """An output made from a range was scored, silently, against the first frames of the source."""
+    frames = pan(6, 48, 64)
+    write_frames(tmp_path / "src", frames)
+    write_frames(tmp_path / "out", frames[2:5])
+    args = ("eval", str(tmp_path / "out"), "--source", str(tmp_path / "src"), "--no-perceptual")
+    proc = cli(*args)
+    assert proc.returncode == 2 and "differ in length (the source has more than 3 frames)" in proc.stderr
+    assert "--max-frames 3" in proc.stderr
+    assert cli(*args, "--max-frames", "3").returncode == 0

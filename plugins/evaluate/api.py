@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,12 @@ def evaluate_frames(outputs: Iterable[np.ndarray], inputs: Iterable[np.ndarray],
     rows: list[dict[str, Any]] = []
     pairs = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
-    for t, (out, inp) in enumerate(zip(outputs, inputs, strict=False)):
+    ended = object()
+    unpaired = None
+    for t, (out, inp) in enumerate(zip_longest(outputs, inputs, fillvalue=ended)):
+        if out is ended or inp is ended:  # one ran out: the pairing by position is in doubt
+            unpaired = f"the {'source' if out is ended else 'output'} has more than {t} frames"
+            break
         row: dict[str, Any] = {"index": t, "ssim": ssim(_fit(out, inp), inp)}
         if losses is not None:
             row["content_loss"], row["style_loss"] = losses.losses(out, inp)
@@ -63,7 +69,7 @@ def evaluate_frames(outputs: Iterable[np.ndarray], inputs: Iterable[np.ndarray],
         prev = (out, inp)
     if not rows:
         raise InputError("no frames to evaluate (empty output or source)")
-    return _summary(rows, pairs, losses, flow_max_side)
+    return {**_summary(rows, pairs, losses, flow_max_side), "unpaired": unpaired}
 
 
 def _fit(out: np.ndarray, inp: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ def eval_command(output, source, style, json_path, plot_path, max_frames, flow_s
     Example:
       stylefarm eval out/testsrc_styled.mp4 --source media/testsrc.mp4 --style media/style/hubble_deep_field.jpg
     """
-    from stylefarm.errors import StylefarmError
+    from stylefarm.errors import InputError
 
     from .api import evaluate
     from .plot import plot_per_frame
@@ -70,8 +70,13 @@ def eval_command(output, source, style, json_path, plot_path, max_frames, flow_s
     try:
         result = evaluate(output, source, style, max_frames=max_frames, perceptual=not no_perceptual, vgg=vgg,
                           loss_size=loss_size, flow_max_side=flow_size)
-    except (StylefarmError, ValueError) as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    except ValueError as exc:  # StylefarmError goes to the CLI's own one-line handler and exit code
+        raise InputError(str(exc).splitlines()[0]) from None
+    if result.get("unpaired") and max_frames is None:
+        raise InputError(f"{output} and {source} differ in length ({result['unpaired']}): frame t of the output is "
+                         "scored against frame t of the source, so an output made from a range would be compared "
+                         f"with other pictures; give the source the same frames, or --max-frames {result['frames']} "
+                         "to score the first pairs anyway")
     print_table(result)
     json_file = Path(json_path) if json_path else default_report(output, ".json")
     json_file.parent.mkdir(parents=True, exist_ok=True)

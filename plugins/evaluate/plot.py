@@ -18,8 +18,11 @@ def plot_per_frame(results: dict[str, dict[str, Any]], path: Path, width: int = 
     image = Image.new("RGB", (width, 20 + row * max(1, len(metrics))), "white")
     draw = ImageDraw.Draw(image)
     shades = [1.0, 0.55, 0.3, 0.75]
+    left, right = 60, width - 10
+    if not metrics:  # one frame and no losses: nothing varies over time
+        draw.text((left, 40), "no per-frame scores (a single frame, no VGG losses)", fill=(90, 90, 90))
     for panel, metric in enumerate(metrics):
-        top, left, right = 20 + panel * row, 60, width - 10
+        top = 20 + panel * row
         bottom = top + row - 30
         series = {label: [(f["index"], f[metric]) for f in r["per_frame"] if f.get(metric) is not None]
                   for label, r in results.items()}
