@@ -291,3 +291,15 @@ def test_bad_shard_is_a_one_line_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", str(wf), "--shard", "0/3"])
     assert exit_info.value.code == 2
+
+
+def test_a_dask_run_logs_its_own_lines_not_the_clusters(cli, workflow):
+    """distributed's ~15 INFO start-up/shutdown lines (and worker heartbeat tracebacks on
+    SIGTERM) filled farm logs; at the default level only warnings of Dask get through."""
+    wf = workflow("inputs: [{generate: noise, count: 3, width: 8, height: 8}]\nsteps: [{use: resize, with: "
+                  "{scale: 0.5}}]\nexecution: {backend: dask, actors: 1}\n")
+    result = cli("run", str(wf), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "distributed." not in result.stderr and "done 3" in result.stdout + result.stderr
+    verbose = cli("--log-level", "debug", "run", str(wf), "--no-progress", "--force")
+    assert "distributed." in verbose.stderr  # still there when asked for

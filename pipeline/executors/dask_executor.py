@@ -172,11 +172,15 @@ def start_client(execution: ExecutionSpec) -> tuple[Any, Any]:
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot join the Dask scheduler at {address} within {timeout:g} s: "
                            f"{first_line(exc)}") from None
+    quiet = logging.getLogger().level > logging.DEBUG  # farm logs: our lines, Dask's warnings
+    if quiet:  # distributed sets its loggers to INFO when imported: ~15 start-up and shutdown lines a run
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     processes = os.environ.get("STYLEFARM_DASK_PROCESSES", "1") not in ("0", "false", "no")
     resources = {"GPU": max(1.0, execution.gpus_per_actor)} if execution.gpus_per_actor > 0 else None
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=execution.actors, threads_per_worker=1, processes=processes,
-                               dashboard_address=None, resources=resources)
+                               dashboard_address=None, resources=resources,
+                               silence_logs=logging.ERROR if quiet else logging.DEBUG)
     return Client(cluster), cluster
 
 
