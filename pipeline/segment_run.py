@@ -39,12 +39,25 @@ def segment_unit(plan: Any, item_filter: Any) -> str:
         if item_filter is not None:
             raise WorkflowError("execution.unit: segment cannot run a farm task's --shard/--frames selection; "
                                 "farm tasks are segments already: use execution.unit: frame")
-        return "segment"
+        return "frame" if _retimed(plan) else "segment"
     if ex.unit == "frame" or ex.backend == "local" or item_filter is not None:
         return "frame"
     long_video = any(isinstance(src, VideoSource) and (count or 0) > AUTO_SEGMENTS * ex.segment_frames
                      for src, count in zip(plan.sources, plan.counts))
-    return "segment" if long_video else "frame"
+    return "segment" if long_video and not _retimed(plan) else "frame"
+
+
+def _retimed(plan: Any) -> bool:
+    """A variable-rate video retimed onto a constant grid (`vfr: cfr`) cannot be cut into segments
+    exactly: which stored frame lands on grid slot k depends on every frame before it (ffmpeg's
+    duplicate/drop decisions), so a worker seeking to slot k would shift frames at the seams.
+    Such a run goes through the driver (frame mode), said once."""
+    retimed = [src for src in plan.sources if isinstance(src, VideoSource) and src._retime]
+    if retimed:
+        log.info("segment mode off: %s has a variable frame rate retimed to %s fps (vfr: cfr), which only "
+                 "a decode from its start gives frame-exact; frames go through the driver (vfr: passthrough "
+                 "keeps segment mode)", retimed[0].info.path.name, retimed[0].info.fps)
+    return bool(retimed)
 
 
 @dataclass
@@ -68,12 +81,15 @@ def video_ranges(lo: int, hi: int, size: int, merge_tail: bool = True) -> list[t
     return ranges
 
 
+_BY_RANGE = ("options", "span", "_seek", "_times")  # a VideoSource's attributes that depend on its range
+
+
 def _narrowed(source: VideoSource, first: int, last: int) -> VideoSource:
     """The same video reading only frames [first, last] (the worker seeks there; no new probe)."""
     start = source.options.start_number
     copy = type(source)(source.options.model_copy(update={"frames": f"{start + first}-{start + last}"}),
                         source.base_dir)
-    copy.__dict__.update({k: v for k, v in source.__dict__.items() if k not in ("options", "span")})
+    copy.__dict__.update({k: v for k, v in source.__dict__.items() if k not in _BY_RANGE})
     return copy
 
 

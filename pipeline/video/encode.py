@@ -65,7 +65,8 @@ class EncodeSpec:
     options: dict[str, Any] = field(default_factory=dict)  # extra output options (crf, preset, b:v ...)
     audio: AudioPlan | None = None
     input_pix_fmt: str | None = None  # what the frames are: None = RGB (rgb24, or rgb48le when deep); "yuv420p"
-    color: dict[str, str] = field(default_factory=dict)  # setparams for untouched yuv frames (range, colorspace ...)
+    color: dict[str, str] = field(default_factory=dict)  # the source's tags as setparams (range, colorspace ...):
+    # yuv frames are tagged with them, RGB frames are also converted with their matrix and range
     sar: Fraction | None = None  # non-square pixels (an anamorphic source's display shape), None = square
 
     @property
@@ -124,6 +125,37 @@ def check_codec_fits(suffix: str, codec: str) -> None:
 
 
 SAR_MAX = 65535  # setsar's bound on the ratio's terms (its default, 100, would round e.g. 1023/1024)
+# the YCbCr matrix a `colorspace` tag names, as swscale (the scale filter's out_color_matrix) calls it;
+# bt2020c is converted as bt2020nc, as swscale decoded it (it has no constant-luminance maths)
+SCALE_MATRIX = {"bt709": "bt709", "smpte170m": "smpte170m", "bt470bg": "bt470bg", "fcc": "fcc",
+                "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
+NOT_YUV = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "x2rgb", "x2bgr", "gray", "ya", "pal", "mono",
+           "xyz")  # pixel formats with no YCbCr matrix (and no limited range to keep)
+
+
+def is_yuv(pix_fmt: str) -> bool:
+    """Whether an ffmpeg pixel format is YCbCr (yuv420p, nv12, p010le ...), so a matrix and range apply."""
+    return not pix_fmt.split("(")[0].startswith(NOT_YUV)
+
+
+def rgb_to_encoder(frames: Any, spec: EncodeSpec) -> tuple[Any, dict[str, str]]:
+    """RGB frames from the pipe into the encoder's format with the matrix and range their tags
+    (`spec.color`, the source's) name, and the tags that then hold: left to itself swscale
+    converts with BT.601 limited range whatever the tags say, so a bt709 or bt2020 file would
+    play with shifted colours. A matrix swscale lacks is not tagged (the frames are BT.601, as
+    for an untagged source); an RGB encoder format keeps only primaries and transfer."""
+    color = dict(spec.color)
+    if not is_yuv(spec.pix_fmt):
+        return frames, {k: v for k, v in color.items() if k not in ("colorspace", "range")}
+    if spec.pix_fmt.startswith("yuvj"):  # full range by definition
+        color["range"] = "pc"
+    matrix = SCALE_MATRIX.get(color.get("colorspace", ""))
+    if matrix is None:
+        color.pop("colorspace", None)
+    args = {k: v for k, v in (("out_color_matrix", matrix), ("out_range", color.get("range"))) if v}
+    if args:
+        frames = frames.filter("scale", **args).filter("format", spec.pix_fmt)
+    return frames, color
 
 
 @dataclass
@@ -155,7 +187,10 @@ def encode_argv(spec: EncodeSpec, out: Path, fmt: str, decoded: Decoded | None =
                   .filter("settb", timebase).filter("setpts", "N"))
         opts.update(decoded.options, **{"map_metadata:g": -1})  # as from a pipe: no container tags of the source
         log = ffmpeg.PACED  # showinfo's lines pace the items
-    frames = frames.filter("setparams", **spec.color) if spec.color else frames
+    color = spec.color
+    if decoded is None and spec.input_pix_fmt is None:
+        frames, color = rgb_to_encoder(frames, spec)
+    frames = frames.filter("setparams", **color) if color else frames
     streams = [frames]
     if spec.audio is not None:
         timing = {"ss": f"{spec.audio.start:.6f}"} if spec.audio.start > 0 else {}

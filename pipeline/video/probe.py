@@ -33,6 +33,8 @@ COMMON_RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(3000
 _VIDEO = re.compile(r"Stream #\d+:\d+[^:]*: Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?.*?, (\d+)x(\d+)")
 _AUDIO = re.compile(r"Stream #\d+:\d+[^:]*: Audio: (\w+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_FILE_START = re.compile(r"Duration: [^,\n]*, start: (-?\d+(?:\.\d+)?)")
+_STREAM_START = re.compile(r", start (-?\d+(?:\.\d+)?)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _SAR = re.compile(r"\[SAR (\d+):(\d+) DAR")
 _DAMAGE = ("ended prematurely", "partial file", "invalid data", "error", "corrupt", "truncat")
@@ -56,6 +58,9 @@ class VideoInfo:
     damage: str | None = None  # first demuxer error seen while reading packets
     color: tuple[str, ...] = ()  # what the banner says after the pixel format: ("tv", "bt709", "progressive")
     sar: Fraction = Fraction(1)  # sample (pixel) aspect ratio of the displayed frames; 1 = square or unknown
+    # seconds from the file's start (its earliest stream) to the first video frame: ffmpeg's `-ss`
+    # counts from the file's start, so audio (and video) seeks add it to stay on the video's timeline
+    lead: float = 0.0
 
     @property
     def dar(self) -> Fraction:
@@ -102,7 +107,7 @@ class _Stored:
 
     KEEP = 512  # entries; the oldest go first
     SETTLED_S = 5.0  # a file changed more recently than this may still be growing
-    VERSION = 1  # of the entry's layout and of what the probe reads into it
+    VERSION = 2  # of the entry's layout and of what the probe reads into it
 
     def __init__(self, path: Path, stat: os.stat_result):
         # a file changed this recently has a key no earlier probe stored (and is not kept): the
@@ -179,8 +184,10 @@ def _banner(path: Path) -> VideoInfo:
     audio = _AUDIO.search(text)
     detail = re.match(rf"[^\n]*?, {re.escape(pix_fmt)}\(([^)]*)\)", text[video.start():])
     color = tuple(t.strip() for t in detail.group(1).split(",")) if detail else ()
+    file_start, video_start = _FILE_START.search(text), _STREAM_START.search(text[video.start():].split("\n", 1)[0])
+    lead = max(0.0, float(video_start[1]) - float(file_start[1])) if file_start and video_start else 0.0
     return VideoInfo(path, w, h, Fraction(0), 0, duration, codec, pix_fmt, rotation,
-                     audio.group(1) if audio else None, color=color, sar=sar)
+                     audio.group(1) if audio else None, color=color, sar=sar, lead=round(lead, 6))
 
 
 def _sar(match: re.Match | None) -> Fraction:
@@ -188,9 +195,26 @@ def _sar(match: re.Match | None) -> Fraction:
     return Fraction(int(match[1]), int(match[2])) if match and int(match[1]) and int(match[2]) else Fraction(1)
 
 
-def _packet_scan(path: Path) -> subprocess.CompletedProcess:
-    return ffmpeg.run([*ffmpeg.QUIET, "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+def _packet_scan(path: Path, packets: int | None = None) -> subprocess.CompletedProcess:
+    limit = ["-frames:v", str(packets)] if packets is not None else []
+    return ffmpeg.run([*ffmpeg.QUIET, "-i", str(path), "-map", "0:v:0", "-c", "copy", *limit, "-f", "framecrc", "-"],
                       timeout=600)
+
+
+REORDER_MARGIN = 64  # packets past the last frame wanted: more than any B-frame reordering delays a frame
+
+
+def frame_times(path: str | Path, count: int) -> list[float]:
+    """Presentation times (seconds from the file's start, the origin of `-ss`) of the first `count`
+    stored frames, from a stream copy of the packets (no decoding). A variable-rate video's frame k
+    is not at k/fps: passthrough seeks to and numbers its frames by these times."""
+    proc = _packet_scan(Path(path), count + REORDER_MARGIN)
+    tb = re.search(r"#tb \d+: (\d+)/(\d+)", proc.stdout)
+    if tb is None:
+        return []
+    base = Fraction(int(tb.group(1)), int(tb.group(2)))
+    pts = sorted(int(ln.split(",")[2]) for ln in proc.stdout.splitlines() if ln and not ln.startswith("#"))
+    return [float(p * base) for p in pts[:count]]
 
 
 def _packets(path: Path, info: VideoInfo, proc: subprocess.CompletedProcess | None = None) -> None:
@@ -269,8 +293,11 @@ def _probe_ffprobe(path: Path) -> VideoInfo:
     if rotation in (90, 270):
         w, h, sar = h, w, 1 / sar
     rate = Fraction(video.get("avg_frame_rate") or video.get("r_frame_rate") or "0/1")
+    starts = (video.get("start_time"), data.get("format", {}).get("start_time"))
+    lead = max(0.0, float(starts[0]) - float(starts[1])) if None not in starts else 0.0
     return VideoInfo(path, w, h, rate, int(video.get("nb_read_packets", 0)),
                      float(data.get("format", {}).get("duration", 0) or 0), video.get("codec_name", "?"),
                      video.get("pix_fmt", "?"), rotation, audio.get("codec_name") if audio else None,
                      vfr=video.get("avg_frame_rate") != video.get("r_frame_rate"),
-                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)), sar=sar)
+                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)), sar=sar,
+                     lead=round(lead, 6))

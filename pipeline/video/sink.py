@@ -19,8 +19,14 @@ VideoSink writes one video per input video/sequence (items are grouped by their 
   what the video covers is logged and put in the report (`selection.videos`);
 - a video missing frames (failed items, damaged input) is not finalized: its temp file is
   removed and `close()` raises, naming what was received;
-- frames in the decoder's yuv420p (`stylefarm.video.yuv`, when the plan kept that layout) go to
-  the encoder as they are, with the source's colour tags; RGB frames as 8- or 16-bit RGB;
+- colour: the video carries the source's colour description (matrix, primaries, transfer, range,
+  as the probe read them). Frames in the decoder's yuv420p (`stylefarm.video.yuv`, when the plan
+  kept that layout) go to the encoder as they are, with those tags; RGB frames (8- or 16-bit)
+  are converted to YUV with the source's matrix and range (`encode.rgb_to_encoder`), as the
+  decoder converted them to RGB, and tagged the same, so an identity step's video decodes to the
+  source's pixels under its tags. An untagged source stays untagged and is converted with
+  BT.601 limited range both ways (swscale's assumption, as before). PQ and HLG (HDR) sources keep
+  their tags, and a warning says that steps get the coded signal values, not linear light;
 - a relayed video (`relay`, `Plan.relay`) is decoded and encoded by one ffmpeg the sink starts;
   `write` then only counts its pixel-less items, and `close` checks it as any other video.
 """
@@ -54,12 +60,13 @@ from .encode import (
     pix_fmt_depth,
 )
 from .sequence import parse_fps
+from .yuv import SAME_NAME_TAGS
 
 log = logging.getLogger("stylefarm.video")
 MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that it is lost
 CRF_CODECS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1")
 READBACK = (".png", ".tif", ".tiff", ".webp", ".bmp", ".jpg", ".jpeg")
-SAME_NAME_TAGS = ("bt709", "smpte170m", "smpte240m")  # the banner's one name for space, primaries and transfer
+SIGNAL_TRC = {"smpte2084": "PQ (SMPTE 2084)", "arib-std-b67": "HLG (ARIB STD-B67)"}  # HDR transfers
 PRESET_CODECS = ("libx264", "libx265")  # the encoders `preset:` is passed to (others have no such option)
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -181,9 +188,9 @@ def even_size(w: int, h: int, pix_fmt: str, mode: str) -> tuple[int, int]:
 
 
 def color_options(tags: list[str]) -> dict[str, str]:
-    """setparams options that keep a yuv420p source's colour tags (the probe's banner words, e.g.
-    ["tv", "bt709"] or ["tv", "bt2020nc/bt2020/smpte2084"]) on samples passed through untouched."""
-    out: dict[str, str] = {"range": "tv"} if "tv" in tags else {}
+    """setparams options that keep a source's colour tags (the probe's banner words, e.g.
+    ["tv", "bt709"] or ["tv", "bt2020nc/bt2020/smpte2084"]) on its video (`VideoSink` docstring)."""
+    out = {"range": next(r for r in ("tv", "pc") if r in tags)} if {"tv", "pc"} & set(tags) else {}
     for tag in tags:
         names = tag.split("/")
         if len(names) == 1 and tag in SAME_NAME_TAGS:
@@ -193,6 +200,33 @@ def color_options(tags: list[str]) -> dict[str, str]:
                 if name.replace("-", "").isalnum() and name not in ("unknown", "reserved", "unspecified"):
                     out[key] = name
     return out
+
+
+def source_color(item: Item) -> list[str]:
+    """The colour words of an item's source video (the probe's, e.g. ["tv", "bt709", "progressive"]):
+    the source puts them in the items of its yuv420p frames; for RGB ones the probe is asked
+    (kept from the source's own probe in this process, else in the probe store: no ffmpeg runs).
+    Nothing for image sequences and generators: their video is untagged."""
+    video = item.meta.get("video") or {}
+    if "color" in video:
+        return list(video["color"])
+    if not video.get("path"):
+        return []
+    from .probe import probe
+
+    return list(probe(video["path"]).color)
+
+
+def say_signal(name: str, color: dict[str, str]) -> None:
+    """Warn (once per video: called when its encoder starts) that PQ/HLG frames reach the steps as
+    their coded values: the decoder converts the matrix only, not the transfer or the primaries."""
+    trc = SIGNAL_TRC.get(color.get("color_trc", ""))
+    if trc:
+        primaries = color.get("color_primaries", "unknown")
+        log.warning("%s: the source is %s HDR video (%s primaries): steps get its %s-coded signal values, not "
+                    "linear light or sRGB; the output keeps its colour tags, so pixels a step leaves alone play "
+                    "as in the source, but colours a step brings in (a style or reference image) are taken as "
+                    "that signal as they are", name, trc, primaries, trc.split()[0])
 
 
 def frame_size(frame: np.ndarray, layout: str) -> tuple[int, int]:
@@ -393,14 +427,15 @@ class VideoSink(Sink):
             if to_yuv and self.size in (None, yuv.frame_size(image)):
                 track.add(item.index, image, start)
                 return
-            image = yuv.to_rgb(image)
+            image = yuv.to_rgb(image, **yuv.source_matrix(item.meta))
         depth = 16 if self._deep(track, item) else 8
         frame = quantize(image, depth)
         if self.size is not None and frame.shape[1::-1] != self.size:
             log.warning("%s: frame size %s differs from the video's %s; resized", item.key, frame.shape[1::-1],
                         self.size)
             frame = quantize(resize(image, *self.size), depth)
-        track.add(item.index, yuv.from_rgb(quantize(frame, 8)) if to_yuv else frame, start)
+        frame = yuv.from_rgb(quantize(frame, 8), **yuv.source_matrix(item.meta)) if to_yuv else frame
+        track.add(item.index, frame, start)
 
     def _deep(self, track: _Track, item: Item) -> bool:
         """Whether this video's encoder keeps more than 8 bits (then frames are sent as 16-bit);
@@ -420,9 +455,11 @@ class VideoSink(Sink):
                decoded: Decoded | None = None) -> Encoder:
         w, h = self.size = size
         spec = self._spec(item, w, h)
+        spec.color = color_options(source_color(item))
         if layout == yuv.LAYOUT:
             spec.input_pix_fmt = yuv.LAYOUT
-            spec.color = color_options((item.meta.get("video") or {}).get("color", []))
+        else:
+            say_signal(track.path.name, spec.color)
         if (spec.width, spec.height) != (w, h):
             log.info("%s: %dx%d is odd for %s; %s to %dx%d", track.path.name, w, h, spec.pix_fmt,
                      self.options.odd_size, spec.width, spec.height)

@@ -14,6 +14,11 @@ Variable frame rate (VFR) policy, option `vfr`:
   suite gets a constant-rate file of the same duration. A VFR input is logged as a warning.
 - `passthrough`: every stored frame exactly once, in order; the output is then written at the
   average rate, so its duration matches but timing inside drifts where the input was uneven.
+  Frame k is the k-th stored frame: a range seeks to its first frame's stored time and frames
+  are numbered by their place in the stored times (`probe.frame_times`), not by time x fps.
+
+Seeks and the audio's start count from the first video frame: a file whose audio starts before
+its video (AAC priming, an offset timeline) has `VideoInfo.lead` added, so the sound stays in sync.
 
 Damaged files: frames decoded before the damage go through the workflow; then one extra item
 fails with a message saying at which frame decoding stopped, so the run exits with code 3
@@ -22,6 +27,7 @@ fails with a message saying at which frame decoding stopped, so the run exits wi
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import subprocess
@@ -40,7 +46,7 @@ from ..item import Item
 from ..sources import Source, SourceOptions
 from . import ffmpeg, yuv
 from .encode import Decoded, pix_fmt_depth
-from .probe import VideoInfo, probe
+from .probe import VideoInfo, frame_times, probe
 from .ranges import parse_range
 
 log = logging.getLogger("stylefarm.video")
@@ -125,16 +131,48 @@ class VideoSource(Source):
     def _retime(self) -> bool:
         return self.info.vfr and self.options.vfr == "cfr"
 
+    @property
+    def _stored_order(self) -> bool:
+        """Frames kept as stored on a variable-rate video: found by their stored times, not k/fps."""
+        return self.info.vfr and self.options.vfr == "passthrough"
+
+    @cached_property
+    def _times(self) -> list[float]:
+        """Stored times of frames 0..hi (`_stored_order` only; a packet scan, no decoding)."""
+        return frame_times(self.info.path, self.span[1] + 1)
+
+    def _time_of(self, index: int) -> float:
+        """Seconds from the file's start (the origin of `-ss`) to frame `index`."""
+        if self._stored_order and index > 0:
+            return self._times[index]
+        return self.info.lead + float(index / self.info.fps)
+
+    @cached_property
+    def _seek(self) -> float:
+        """Where the decoder seeks (0: no seek): CFR half a frame early (timestamps may be rounded by
+        the time base), a stored-order frame halfway from the one before; accurate seeking drops
+        the frames before that point, so frame lo is first."""
+        lo, fps = self.span[0], self.info.fps
+        if lo == 0:
+            return 0.0
+        if self._retime:
+            return round(self._time_of(lo), 6)
+        if self._stored_order:
+            return round((self._times[lo - 1] + self._times[lo]) / 2, 6)
+        return round(self.info.lead + float((lo - Fraction(1, 2)) / fps), 6)
+
+    def _clock(self, pipe: ffmpeg.Pipe) -> FrameClock:
+        lo, hi = self.span
+        times = self._times[lo:hi + 1] if self._stored_order else None
+        return FrameClock(pipe, self.info.fps, lo, times=times, seek=self._seek)
+
     def _decoding(self) -> Decoded:
         """The decoder's input, filters and output options (for the pipe, or a relay's one ffmpeg)."""
         import ffmpeg as ffmpeg_python
 
         lo, hi = self.span
         fps = self.info.fps
-        # CFR: seek half a frame early (timestamps may be rounded by the time base) and keep every
-        # frame as stored; accurate seeking drops the frames before that point, so frame lo is first.
-        seek = Fraction(lo) if self._retime else lo - Fraction(1, 2)
-        kwargs = {"ss": f"{float(seek / fps):.6f}"} if lo > 0 else {}
+        kwargs = {"ss": f"{self._seek:.6f}"} if self._seek > 0 else {}
         stream = ffmpeg_python.input(str(self.info.path), **kwargs).video
         out = {"frames:v": hi - lo + 1, **({"fps_mode": "cfr", "r": str(fps)} if self._retime
                                            else {"fps_mode": "passthrough"})}
@@ -162,7 +200,7 @@ class VideoSource(Source):
         lo, hi = self.span
         whole = lo == 0 and hi == self.info.frames - 1
         video = {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
-                 "start": float(lo / self.info.fps), "audio": self.info.audio_codec, "bits": self.bits}
+                 "start": round(self._time_of(lo), 6), "audio": self.info.audio_codec, "bits": self.bits}
         if self.layout != "rgb":  # the encoder keeps the source's colour tags for untouched samples
             video["color"] = list(self.info.color)
         if self.info.sar != 1:  # non-square pixels (anamorphic): the encoder keeps the display shape
@@ -193,7 +231,7 @@ class VideoSource(Source):
         does, lost and missing frames included, so the report and the exit code are the same."""
         info, (lo, hi), meta = self.info, self.span, self._meta()
         pipe = start(self.frame_item(lo, meta=meta), self._decoding())
-        clock = FrameClock(pipe, info.fps, lo)
+        clock = self._clock(pipe)
         index = lo
         try:
             for at in clock.indices(pipe.proc):
@@ -212,12 +250,11 @@ class VideoSource(Source):
             clock.close()
 
     def items(self) -> Iterator[Item]:
-        info, (lo, hi) = self.info, self.span
-        fps = info.fps
+        lo, hi = self.span
         shape, dtype = self._frame_shape()
         size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self._meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
-        clock = FrameClock(pipe, fps, lo) if not self._retime else None
+        clock = self._clock(pipe) if not self._retime else None
 
         def produce() -> tuple[bytes, int | None] | None:  # in the reader thread
             buf = pipe.proc.stdout.read(size)
@@ -284,12 +321,16 @@ class VideoSource(Source):
 
 class FrameClock:
     """Frame indices from presentation times (ffmpeg's showinfo lines), so a frame the decoder
-    drops leaves a gap instead of shifting every later frame onto the wrong number."""
+    drops leaves a gap instead of shifting every later frame onto the wrong number. A constant
+    rate numbers by time x fps; a variable one (`times`: the stored times of frames first,
+    first+1, ...) by the stored time nearest to the frame's (showinfo's times count from `seek`)."""
 
     PTS = re.compile(rb"\bpts_time:\s*(-?[0-9.]+)")
 
-    def __init__(self, pipe: ffmpeg.Pipe, fps: Fraction, first: int):
+    def __init__(self, pipe: ffmpeg.Pipe, fps: Fraction, first: int, times: list[float] | None = None,
+                 seek: float = 0.0):
         self.reader, self.fps, self.first = pipe.stderr_lines(), fps, first
+        self.times, self.seek = times, seek
         self.start: float | None = None
         self.counted = 0
         self._partial = b""
@@ -322,6 +363,12 @@ class FrameClock:
 
     def _number(self, pts: float) -> int:
         self.counted += 1
+        if self.times:
+            at = pts + self.seek
+            right = bisect.bisect_left(self.times, at)
+            nearest = min((i for i in (right - 1, right) if 0 <= i < len(self.times)),
+                          key=lambda i: abs(self.times[i] - at))
+            return self.first + nearest
         if self.start is None:
             self.start = pts
         return self.first + round((pts - self.start) * self.fps)

@@ -8,15 +8,26 @@ the decoder to the encoder untouched (an identity run writes the very frames ffm
 
 Layout (ffmpeg's yuv420p, OpenCV's I420): one uint8 array of shape (H * 3 / 2, W) holding the
 Y plane (H x W), then U and V (H/2 x W/2 each); width and height are even.
-The RGB conversions here (OpenCV, BT.601 limited range) are fallbacks for odd cases (a resumed
-frame read back from a PNG, a frame of another size); negotiated runs never use them.
+The RGB conversions here are fallbacks for odd cases (a frame of another size, an odd resize
+target); negotiated runs never use them. They take the source's matrix and range
+(`source_matrix(item.meta)`), as ffmpeg's decoder and the video sink's encoder do, so an RGB
+frame made here is encoded back to the same samples; without one, BT.601 limited range (OpenCV),
+ffmpeg's assumption for an untagged source.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 LAYOUT = "yuv420p"
+SAME_NAME_TAGS = ("bt709", "smpte170m", "smpte240m")  # the banner's one name for space, primaries and transfer
+# luma weights (Kr, Kb) of the matrices a `colorspace` tag names; smpte170m / bt470bg (BT.601) go to OpenCV
+KR_KB = {"bt709": (0.2126, 0.0722), "bt2020nc": (0.2627, 0.0593), "bt2020c": (0.2627, 0.0593),
+         "smpte240m": (0.212, 0.087), "fcc": (0.30, 0.11)}
+BT601 = (0.299, 0.114)
 
 
 def frame_size(frame: np.ndarray) -> tuple[int, int]:
@@ -70,15 +81,44 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
                 cv2.resize(v, half, interpolation=interp))
 
 
-def to_rgb(frame: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) (OpenCV's BT.601 limited-range conversion; a fallback, see above)."""
+def source_matrix(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """`to_rgb` / `from_rgb` keywords for an item's source: the matrix its colour tags name (the
+    probe's banner words in `meta["video"]["color"]`, e.g. "bt709" or "bt2020nc/bt2020/smpte2084")
+    and whether it is full range ("pc")."""
+    words = (meta.get("video") or {}).get("color") or ()
+    space = next((w.split("/")[0] for w in words if "/" in w or w in SAME_NAME_TAGS), None)
+    return {"colorspace": space, "full": "pc" in words}
+
+
+def to_rgb(frame: np.ndarray, colorspace: str | None = None, full: bool = False) -> np.ndarray:
+    """uint8 RGB (H, W, 3) with the given matrix and range (see the module docstring)."""
     import cv2
 
-    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_YUV2RGB_I420)
+    if colorspace not in KR_KB and not full:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_YUV2RGB_I420)
+    kr, kb = KR_KB.get(colorspace, BT601)
+    y, u, v = planes(frame)  # chroma repeated 2x2, as ffmpeg's default yuv->rgb does (0.6 levels from it)
+    y, u, v = y.astype(np.float32), *(np.repeat(np.repeat(c, 2, 0), 2, 1).astype(np.float32) for c in (u, v))
+    luma, chroma = (255.0, 255.0) if full else (219.0, 224.0)
+    y, u, v = (y - (0 if full else 16)) / luma, (u - 128) / chroma, (v - 128) / chroma
+    r, b = y + 2 * (1 - kr) * v, y + 2 * (1 - kb) * u
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return np.clip(np.rint(np.stack([r, g, b], -1) * 255), 0, 255).astype(np.uint8)
 
 
-def from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """A yuv420p frame from uint8 RGB of even size (OpenCV; a fallback, see above)."""
+def from_rgb(rgb: np.ndarray, colorspace: str | None = None, full: bool = False) -> np.ndarray:
+    """A yuv420p frame from uint8 RGB of even size, with the given matrix and range."""
     import cv2
 
-    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2YUV_I420)
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if colorspace not in KR_KB and not full:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    kr, kb = KR_KB.get(colorspace, BT601)
+    r, g, b = np.moveaxis(rgb.astype(np.float32) / 255, -1, 0)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    u, v = (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))
+    half = (rgb.shape[1] // 2, rgb.shape[0] // 2)
+    u, v = (cv2.resize(c, half, interpolation=cv2.INTER_AREA) for c in (u, v))
+    luma, chroma = (255.0, 255.0) if full else (219.0, 224.0)
+    to8 = lambda x: np.clip(np.rint(x), 0, 255).astype(np.uint8)  # noqa: E731
+    return join(to8(y * luma + (0 if full else 16)), to8(u * chroma + 128), to8(v * chroma + 128))

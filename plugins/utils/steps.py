@@ -68,18 +68,19 @@ class ResizeStep(Step):
         out = []
         for item in batch:
             if item.layout == yuv.LAYOUT:
-                out.append(item.with_image(self._yuv(item.image)))
+                out.append(item.with_image(self._yuv(item.image, item.meta)))
                 continue
             h, w = item.image.shape[:2]
             tw, th = target_size(w, h, self.options)
             out.append(item.with_image(resize(item.image, tw, th)))
         return out
 
-    def _yuv(self, frame: np.ndarray) -> np.ndarray:
-        """4:2:0 needs an even size: an odd target is resized in RGB (8-bit) instead."""
+    def _yuv(self, frame: np.ndarray, meta: dict) -> np.ndarray:
+        """4:2:0 needs an even size: an odd target is resized in RGB (8-bit) instead, converted
+        with the source's matrix and range (the sink encodes it back with the same)."""
         tw, th = target_size(*yuv.frame_size(frame), self.options)
         if tw % 2 or th % 2:
-            return resize(yuv.to_rgb(frame), tw, th)
+            return resize(yuv.to_rgb(frame, **yuv.source_matrix(meta)), tw, th)
         return yuv.resize(frame, tw, th)
 
 
