@@ -77,6 +77,13 @@ def test_frame_range_outside_the_video_names_the_available_frames(tmp_path, work
         load_workflow(video_workflow(workflow, clip, f", frames: '{frames}'"))
 
 
+def test_a_list_of_ranges_in_an_inputs_frames_points_at_the_command_line(tmp_path, workflow):
+    """It said "bad frame range part '3,7,10-11'"."""
+    clip = make_clip(tmp_path / "c.mp4", frames=12)
+    with pytest.raises(WorkflowError, match=r"frames: takes one range .* --frames 1-3,7,10-11 on the command line"):
+        load_workflow(video_workflow(workflow, clip, ", frames: '1-3,7,10-11'"))
+
+
 def test_missing_ffmpeg_binary_says_how_to_install(tmp_path, workflow, monkeypatch):
     clip = make_clip(tmp_path / "c.mp4", frames=4)
     monkeypatch.setenv("STYLEFARM_FFMPEG", str(tmp_path / "no" / "ffmpeg"))

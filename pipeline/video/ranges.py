@@ -22,6 +22,9 @@ _SMPTE = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
 def parse_range(text: str | int, fps: Fraction, first: int, last: int) -> tuple[int, int]:
     """`text` -> inclusive (first, last) frame numbers, checked against the available [first, last]."""
     text = str(text).strip()
+    if "," in text:  # a video input decodes one stretch; the command line's --frames takes lists
+        raise ValueError(f"frame range {text!r}: an input's frames: takes one range (e.g. 1-3); for several, "
+                         f"select them with --frames {text} on the command line, or give one input per range")
     start_text, sep, end_text = text.partition("-")
     if not sep:
         end_text = start_text
