@@ -164,7 +164,9 @@ class SegmentMode:
             for start, end in (video_ranges(0, len(every) - 1, size, video is not None) if every else []):
                 items = every[start:end + 1]
                 before = [_as_warmup(it) for it in every[max(0, start - warm):start]]
-                task = self._task(items, items[0].index, items[-1].index, specs, video, generate,
+                # pictures all have index 0: a segment of them is its place in the list
+                first, last = (start, end) if items[0].frame is None else (items[0].index, items[-1].index)
+                task = self._task(items, first, last, specs, video, generate,
                                   lead=len(before), items=before + items)
                 segments.append(Segment(task, index, items))
         self._check_claims(segments, per_item)

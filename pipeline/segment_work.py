@@ -87,6 +87,7 @@ class SegmentVideo(VideoSink):
             container(self.segment_path)
             self.track = _Track(self.segment_path, item)
             self.track.next, self.track.expected = self.first, self.count
+            self.track.stills = self.first  # a segment of pictures holds files first..last of the list
         return self.track
 
 

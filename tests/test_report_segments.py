@@ -90,8 +90,6 @@ def test_partly_finished_segment_job_counts_the_frames_of_finished_segments(host
     assert page == ("ok", job["counts"])
 
 
-@pytest.mark.xfail(strict=True, reason="segment_work: a segment of image files with a video output expects "
-                   "last - first + 1 frames, and every file's index is 0 (the segment file is never made)")
 def test_segments_of_image_files_count_their_files(host, cli, tmp_path):
     import imageio.v3 as iio
 

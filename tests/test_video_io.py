@@ -220,3 +220,22 @@ def test_encoder_that_drops_frames_fails_and_leaves_no_file(tmp_path):
         encoder.finish()
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_a_folder_of_pictures_becomes_one_video_a_frame_each_in_order(tmp_path, workflow):
+    """Each picture started a new video at the same path: a 1-frame video of the last one, exit 0."""
+    import imageio.v3 as iio
+
+    for i in range(5):
+        iio.imwrite(tmp_path / f"p{i}.png", np.full((48, 64, 3), 40 * i, np.uint8))
+    wf = workflow('inputs: [{glob: "p*.png"}]\noutput: {dir: out, images: false, video: {path: all.mp4, crf: 0}}\n')
+    run_workflow(wf)
+    frames = [f.mean() for f in iio.imiter(tmp_path / "out" / "all.mp4")]
+    assert [round(v / 40) for v in frames] == [0, 1, 2, 3, 4]
+    first = (tmp_path / "out" / "all.mp4").read_bytes()
+    (tmp_path / "out" / "all.mp4").unlink()
+    wf.write_text(wf.read_text().replace("images: false", "images: true"))  # with files a resume can read back
+    run_workflow(wf)
+    again = (tmp_path / "out" / "all.mp4").read_bytes()
+    assert [round(f.mean() / 40) for f in iio.imiter(tmp_path / "out" / "all.mp4")] == [0, 1, 2, 3, 4]
+    assert len(again) > 0 and len(first) > 0

@@ -281,6 +281,8 @@ class _Track:
         self.encoder: Encoder | None = None
         self.lost: str | None = None  # why this video cannot be complete
         self.deep: bool | None = None  # encoder keeps > 8 bits (decided at the first frame)
+        self.still = item.frame is None  # pictures, not a video's frames: one frame each, in input order
+        self.stills = 0  # the next picture's place in the video (pictures all have index 0)
 
     def add(self, index: int, frame: np.ndarray, start) -> None:
         """Queue a frame and feed the encoder every frame that is now in order."""
@@ -371,11 +373,24 @@ class VideoSink(Sink):
         self.size: tuple[int, int] | None = None
 
     def _track_for(self, item: Item) -> _Track:
-        if self.track is None or self.track.source != item.source:
+        """A video's frames go to its own video; pictures (a folder of stills) to one video per
+        rendered path, one frame each in input order: each picture started a new video at the same
+        path before, which kept only the last one."""
+        track, path = self.track, self.ctx.path(self.options.path, item)
+        same = track is not None and (track.path == path and track.still if item.frame is None
+                                      else track.source == item.source and not track.still)
+        if not same:
             self._end_track()
-            self.track = _Track(self.ctx.path(self.options.path, item), item, self.ctx.frames)
+            self.track = _Track(path, item, self.ctx.frames)
             container(self.track.path)
         return self.track
+
+    @staticmethod
+    def _place(track: _Track, item: Item) -> int:
+        if not track.still:
+            return item.index
+        track.stills += 1
+        return track.stills - 1
 
     def _end_track(self) -> None:
         if self.track is not None:
@@ -423,9 +438,10 @@ class VideoSink(Sink):
         to_yuv = track.encoder.spec.input_pix_fmt == yuv.LAYOUT if track.encoder else layout == yuv.LAYOUT
         start = lambda first: self._start(track, item, frame_size(first, yuv.LAYOUT if to_yuv else "rgb"),  # noqa: E731
                                           yuv.LAYOUT if to_yuv else None)
+        index = self._place(track, item)
         if layout == yuv.LAYOUT:
             if to_yuv and self.size in (None, yuv.frame_size(image)):
-                track.add(item.index, image, start)
+                track.add(index, image, start)
                 return
             image = yuv.to_rgb(image, **yuv.source_matrix(item.meta))
         depth = 16 if self._deep(track, item) else 8
@@ -435,7 +451,7 @@ class VideoSink(Sink):
                         self.size)
             frame = quantize(resize(image, *self.size), depth)
         frame = yuv.from_rgb(quantize(frame, 8), **yuv.source_matrix(item.meta)) if to_yuv else frame
-        track.add(item.index, frame, start)
+        track.add(index, frame, start)
 
     def _deep(self, track: _Track, item: Item) -> bool:
         """Whether this video's encoder keeps more than 8 bits (then frames are sent as 16-bit);
