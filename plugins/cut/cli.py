@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 DIR = click.Path(file_okay=False, path_type=Path)
+COUNT = click.IntRange(min=1)
+ZERO_OR_MORE = click.IntRange(min=0)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0)
 
 
 @click.command("cut")
@@ -17,28 +21,32 @@ DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--mode", type=click.Choice(["cut", "fastcut", "qsattn"]), default="cut", show_default=True)
 @click.option("--qs-mode", type=click.Choice(["global", "local", "local_global"]), default="global",
               show_default=True, help="QS-Attn attention (only with --mode qsattn)")
-@click.option("--ngf", type=int, default=64, show_default=True)
-@click.option("--n-blocks", type=int, default=9, show_default=True, help="ResNet blocks (9 = resnet_9blocks)")
-@click.option("--ndf", type=int, default=64, show_default=True)
-@click.option("--load-size", type=int, default=286, show_default=True)
-@click.option("--crop-size", type=int, default=256, show_default=True)
+@click.option("--ngf", type=COUNT, default=64, show_default=True)
+@click.option("--n-blocks", type=COUNT, default=9, show_default=True, help="ResNet blocks (9 = resnet_9blocks)")
+@click.option("--ndf", type=COUNT, default=64, show_default=True)
+@click.option("--load-size", type=click.IntRange(min=4), default=286, show_default=True)
+@click.option("--crop-size", type=click.IntRange(min=4), default=256, show_default=True)
 @click.option("--no-flip", is_flag=True, help="no random horizontal flips")
-@click.option("--batch-size", type=int, default=1, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--n-epochs", type=int, default=None, help="epochs at the initial lr (default 200; FastCUT 150)")
-@click.option("--n-epochs-decay", type=int, default=None, help="epochs of linear decay (default 200; FastCUT 50)")
-@click.option("--lambda-nce", type=float, default=None, help="default 1 (CUT, QS-Attn), 10 (FastCUT)")
+@click.option("--batch-size", type=COUNT, default=1, show_default=True)
+@click.option("--lr", type=POSITIVE, default=2e-4, show_default=True)
+@click.option("--n-epochs", type=COUNT, default=None, help="epochs at the initial lr (default 200; FastCUT 150)")
+@click.option("--n-epochs-decay", type=ZERO_OR_MORE, default=None,
+              help="epochs of linear decay (default 200; FastCUT 50)")
+@click.option("--lambda-nce", type=NON_NEGATIVE, default=None, help="default 1 (CUT, QS-Attn), 10 (FastCUT)")
 @click.option("--nce-idt/--no-nce-idt", default=None, help="identity NCE on G(B) (default: on except FastCUT)")
-@click.option("--num-patches", type=int, default=256, show_default=True)
-@click.option("--nce-t", type=float, default=0.07, show_default=True)
-@click.option("--max-minutes", type=float, default=0.0, help="stop (and save) after this much training time")
-@click.option("--max-iters", type=int, default=0, help="stop after this many iterations in total")
-@click.option("--preview-every", type=int, default=500, show_default=True, help="iterations between previews")
-@click.option("--save-every", type=int, default=500, show_default=True, help="iterations between checkpoints")
-@click.option("--print-every", type=int, default=100, show_default=True)
+@click.option("--num-patches", type=COUNT, default=256, show_default=True)
+@click.option("--nce-t", type=POSITIVE, default=0.07, show_default=True)
+@click.option("--max-minutes", type=NON_NEGATIVE, default=0.0,
+              help="stop (and save) after this much training time")
+@click.option("--max-iters", type=ZERO_OR_MORE, default=0, help="stop after this many iterations in total")
+@click.option("--preview-every", type=ZERO_OR_MORE, default=500, show_default=True,
+              help="iterations between previews")
+@click.option("--save-every", type=ZERO_OR_MORE, default=500, show_default=True,
+              help="iterations between checkpoints")
+@click.option("--print-every", type=COUNT, default=100, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N]")
-@click.option("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-@click.option("--video-frames", type=int, default=200, show_default=True, help="frames sampled per video file")
+@click.option("--threads", type=ZERO_OR_MORE, default=0, help="torch CPU threads (0 = torch default)")
+@click.option("--video-frames", type=COUNT, default=200, show_default=True, help="frames sampled per video file")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fresh", is_flag=True, help="start over instead of resuming from --out")
 @click.option("--register", "register_as", default=None, metavar="NAME",
@@ -54,8 +62,14 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     PatchGAN D, 256 patches on layers 0,4,8,12,16, nce_T 0.07). The generator file
     OUT/latest_net_G.pth works in the `cut` step (`weights: {G: OUT/latest_net_G.pth}`, same ngf/n_blocks)
     and in the official test.py.
+
+    Rerunning with the same --out resumes; another network or loss setting is refused (--fresh starts
+    over), a new --lr, --batch-size, --load-size/--crop-size, --no-flip or epoch count is taken and said
+    so. SIGINT/SIGTERM finish the current iteration, save the checkpoint and exit 130/143.
     """
     import torch
+
+    from stylefarm.plugins._training import saved_on_signals
 
     from .data import ImageFolder, UnpairedData
     from .train import LoopLimits, TrainConfig, train
@@ -63,6 +77,8 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     if load_size < crop_size or crop_size % 4:
         raise click.BadParameter(f"--crop-size {crop_size} must be a multiple of 4 and at most --load-size "
                                  f"{load_size}", param_hint="--crop-size")
+    if register_as:
+        _check_register_name(register_as)
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig.for_mode(mode, qs_mode=qs_mode, ngf=ngf, n_blocks=n_blocks, ndf=ndf, load_size=load_size,
@@ -73,23 +89,34 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     data = UnpairedData(a, b, batch_size, crop_size, not no_flip, seed)
     click.echo(f"{mode}: {len(a)} A / {len(b)} B frames, {len(data)} iterations per epoch -> {out}")
     limits = LoopLimits(max_minutes, max_iters, save_every, preview_every, print_every)
-    state = train(cfg, data, out, limits, device=device, fresh=fresh, log=click.echo)
+    with saved_on_signals():
+        state = train(cfg, data, out, limits, device=device, fresh=fresh, log=click.echo)
     click.echo(f"done: {state.total_iters} iterations, {state.elapsed / 60:.1f} min; "
                f"generator {out / 'latest_net_G.pth'}")
     if register_as:
         _register(out, register_as)
 
 
+def _check_register_name(name: str) -> None:
+    """Before training: a plain word that no plugin registers as cut/NAME (re-registering your own is fine)."""
+    from stylefarm.plugins._training import ArgumentError, check_weights_name
+
+    from . import _trained_models
+
+    if name in ("G", "demo"):  # reserved even where the demo file is not installed
+        raise ArgumentError(f"--register {name!r}: cut/{name} is a reserved weights name; choose another --register")
+    check_weights_name("--register", "cut", name, {w.name for w in _trained_models()})
+
+
 def _register(out: Path, name: str) -> None:
-    """Make the trained generator the weights-manager entry cut/NAME."""
+    """Make the trained generator the weights-manager entry cut/NAME (the name was checked before training)."""
     import shutil
 
-    from stylefarm.errors import StylefarmError
     from stylefarm.weights import cache_dir
 
-    if not name.replace("_", "").replace("-", "").isalnum() or name in ("G", "demo"):
-        raise StylefarmError(f"--register {name!r}: use letters, digits, - and _ (not G or demo)")
     dest = cache_dir() / f"cut__{name}" / "latest_net_G.pth"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / "latest_net_G.pth", dest)
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.copyfile(out / "latest_net_G.pth", tmp)
+    tmp.replace(dest)
     click.echo(f"registered as cut/{name} ({dest}); use it with `model: cut/{name}`")

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylefarm.errors import StylefarmError, WeightsError
+from stylefarm.errors import Cancelled, WeightsError, uninterrupted
+from stylefarm.plugins._training import CancelledAndSaved, differences, refuse_other_setup, taken
 
 from .data import UnpairedData
 from .model import NLayerDiscriminator, PatchSampleF, ResnetGenerator, fitting_config, mismatch_summary
@@ -29,6 +30,9 @@ MODE_DEFAULTS = {  # official per-mode defaults (cut_model.py / qs_model.py)
     "qsattn": {"nce_idt": True, "lambda_NCE": 1.0, "flip_equivariance": False, "n_epochs": 200,
                "n_epochs_decay": 200},
 }
+# A resume keeps what defines the networks and their losses; the run-time settings may change (and are taken).
+RUN_TIME = ("lr", "batch_size", "load_size", "crop_size", "no_flip", "n_epochs", "n_epochs_decay")
+LOSS_KEYS = ("lambda_GAN", "lambda_NCE", "nce_idt", "flip_equivariance", "num_patches", "nce_T", "beta1", "beta2")
 NET_FILES = {"G": "latest_net_G.pth", "D": "latest_net_D.pth", "F": "latest_net_F.pth"}
 STATE_FILE = "train_state.pt"
 
@@ -69,6 +73,10 @@ class TrainConfig:
         """Mode defaults, then the caller's explicit (not None) overrides."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{"mode": mode, **MODE_DEFAULTS[mode], **given})
+
+    def model(self) -> dict:
+        """What a resume must keep: the networks and the losses they are trained on."""
+        return {**self.architecture(), **{k: getattr(self, k) for k in LOSS_KEYS}}
 
     def architecture(self) -> dict:
         keys = ("mode", "qs_mode", "ngf", "n_blocks", "ndf", "n_layers_D", "norm", "nce_layers", "netF_nc")
@@ -216,22 +224,23 @@ def _load_net(net: torch.nn.Module, path: Path, name: str, cfg: TrainConfig) -> 
     net.load_state_dict(state, strict=True)
 
 
-def resume(out: Path, trainer: CUTTrainer) -> TrainState:
+def _flag(key: str) -> str:
+    return "--" + key.lower().replace("_", "-")
+
+
+def resume(out: Path, trainer: CUTTrainer, log=print) -> TrainState:
     """Continue from out/: networks from the official files, counters and optimizers from train_state.pt.
 
-    Official checkpoints without our state file are loaded as a starting point (epoch 1).
+    Another network or loss setup is refused in one line; new run-time settings (lr, sizes, epochs)
+    are taken and said so. Official checkpoints without our state file are a starting point (epoch 1).
     """
     if not (out / NET_FILES["G"]).is_file():
         return TrainState()
     saved = None
     if (out / STATE_FILE).is_file():
         saved = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
-        before = TrainConfig(**saved["config"]).architecture()
-        if before != trainer.cfg.architecture():
-            diff = "; ".join(f"{k}: {before[k]} there, {v} now"
-                             for k, v in trainer.cfg.architecture().items() if before[k] != v)
-            raise StylefarmError(f"{out} holds a run with another setup ({diff}); "
-                                 "use the same options, another --out, or --fresh")
+        before, now = saved["config"], asdict(trainer.cfg)
+        refuse_other_setup(str(out), differences(before, now, trainer.cfg.model(), _flag))
     for name, filename in NET_FILES.items():
         if (out / filename).is_file():
             _load_net(getattr(trainer, name), out / filename, name, trainer.cfg)
@@ -239,7 +248,10 @@ def resume(out: Path, trainer: CUTTrainer) -> TrainState:
         return TrainState()
     for name, opt in trainer.opt.items():
         opt.load_state_dict(saved["optimizers"][name])
-    return TrainState(**{f.name: saved["state"][f.name] for f in fields(TrainState)})
+    state = TrainState(**{f.name: saved["state"][f.name] for f in fields(TrainState)})
+    log(f"resuming {out} at epoch {state.epoch}, iteration {state.total_iters} (--fresh to start over)"
+        f"{taken(before, now, RUN_TIME, _flag)}")
+    return state
 
 
 def export_generator(out: Path, dest: Path, half: bool = True) -> Path:
@@ -283,33 +295,46 @@ def train(cfg: TrainConfig, data: UnpairedData, out: Path, limits: LoopLimits, d
     from tqdm import tqdm
 
     trainer = CUTTrainer(cfg, device)
-    state = TrainState() if fresh else resume(out, trainer)
-    if state.total_iters:
-        log(f"resuming {out} at epoch {state.epoch}, iteration {state.total_iters}")
+    state = TrainState() if fresh else resume(out, trainer, log)
     epochs = cfg.n_epochs + cfg.n_epochs_decay
-    t0, window, stop = time.time() - state.elapsed, [], False
     bar = tqdm(total=limits.max_iters or epochs * len(data), initial=state.total_iters, unit="it",
                disable=None, leave=False)
+    try:
+        _loop(trainer, data, out, state, limits, epochs, bar, log)
+    except Cancelled as exc:  # SIGINT/SIGTERM after a finished iteration: keep it, say how to go on
+        bar.close()
+        save_checkpoint(out, trainer, state)
+        raise CancelledAndSaved(exc.signum, f"cancelled by {exc.signal} at iteration {state.total_iters}: saved "
+                                f"{out / NET_FILES['G']} and {STATE_FILE}; rerun the same command to resume") from None
+    bar.close()
+    save_checkpoint(out, trainer, state)
+    return state
+
+
+def _loop(trainer: CUTTrainer, data: UnpairedData, out: Path, state: TrainState, limits: LoopLimits, epochs: int,
+          bar, log) -> None:
+    """Epochs until the last, or a budget; a signal waits for the iteration (and its checkpoint) to end."""
+    cfg = trainer.cfg
+    t0, window, stop = time.time() - state.elapsed, [], False
     while state.epoch <= epochs and not stop:
         trainer.set_lr(state.epoch)
         load = cfg.crop_size if state.epoch > cfg.n_epochs else cfg.load_size  # official fine-tuning phase
         for i, (a, b) in enumerate(data.epoch(load, skip=state.epoch_iter), start=state.epoch_iter):
-            tick = time.time()
-            losses = trainer.step(a, b)
-            state.total_iters += 1
-            state.epoch_iter = i + 1
-            state.elapsed = time.time() - t0
-            window = (window + [time.time() - tick])[-20:]
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-            stop = _after_iteration(out, trainer, state, losses, window, limits, epochs, log)
+            with uninterrupted():
+                tick = time.time()
+                losses = trainer.step(a, b)
+                state.total_iters += 1
+                state.epoch_iter = i + 1
+                state.elapsed = time.time() - t0
+                window = (window + [time.time() - tick])[-20:]
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+                stop = _after_iteration(out, trainer, state, losses, window, limits, epochs, log)
             if stop:
                 break
         if not stop:
-            state.epoch, state.epoch_iter = state.epoch + 1, 0
-    bar.close()
-    save_checkpoint(out, trainer, state)
-    return state
+            with uninterrupted():  # both counters or neither
+                state.epoch, state.epoch_iter = state.epoch + 1, 0
 
 
 def _after_iteration(out, trainer, state, losses, window, limits: LoopLimits, epochs: int, log) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylefarm.errors import StylefarmError
+from stylefarm.errors import InputError  # exit 2: the content or style the user named is unusable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -25,9 +25,9 @@ def content_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise StylefarmError(f"content: no such file or folder: {path}")
+            raise InputError(f"content: no such file or folder: {path}")
     if not found:
-        raise StylefarmError(f"content: no images or videos in {', '.join(map(str, paths))}")
+        raise InputError(f"content: no images or videos in {', '.join(map(str, paths))}")
     return found
 
 
@@ -41,7 +41,6 @@ def _short_side(image: np.ndarray, size: int) -> np.ndarray:
 
 def video_frames(path: Path, every: int, limit: int, size: int) -> list[np.ndarray]:
     """Every `every`-th frame of a video (at most `limit`), short side `size`; decoded by the host's video source."""
-    from stylefarm.errors import InputError
     from stylefarm.video.source import VideoSource, VideoSourceOptions
 
     source = VideoSource(VideoSourceOptions(path=str(path.resolve())), path.parent)
@@ -54,7 +53,7 @@ def video_frames(path: Path, every: int, limit: int, size: int) -> list[np.ndarr
             if len(frames) >= limit:
                 break
     except InputError as exc:
-        raise StylefarmError(f"content: cannot read video {path}: {exc}") from None
+        raise InputError(f"content: cannot read video {path}: {exc}") from None
     return frames
 
 
@@ -78,10 +77,10 @@ class ContentSampler:
             else:
                 try:
                     self.images.append(_short_side(read_image(path)[0], big))
-                except ValueError as exc:
-                    raise StylefarmError(f"content: {exc}") from None
+                except (ValueError, OSError) as exc:
+                    raise InputError(f"content: {exc}") from None
         if not self.images:
-            raise StylefarmError("content: no frames could be read")
+            raise InputError("content: no frames could be read")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -121,6 +120,6 @@ def read_style(path: Path, size: int) -> np.ndarray:
 
     try:
         image = read_image(path)[0]
-    except ValueError as exc:
-        raise StylefarmError(f"style: {exc}") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"style: {exc}") from None
     return _short_side(image, size) if size else image

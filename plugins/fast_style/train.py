@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stylefarm.errors import StylefarmError
+from stylefarm.errors import Cancelled, StylefarmError, uninterrupted
 from stylefarm.plugins._cin import PRESETS, NetConfig, TransformerNet
+from stylefarm.plugins._training import ArgumentError, CancelledAndSaved, differences, refuse_other_setup, taken
 
 # Magenta's VGG-16 sees 0..255 pixels minus the mean (no std): its features are ~255*0.226 = 57.6x
 # those of torchvision's VGG-16 on ImageNet-normalised input, so its weights are rescaled by
@@ -47,6 +48,17 @@ class Recipe:
     crop: int = 256
     style_size: int = 0  # short side of the style images; 0 = as they are (pytorch/examples default)
     net: str = "johnson"
+
+
+# A resume must keep the settings that define the net and its loss; these may change (and are taken).
+RUN_TIME = ("lr", "batch_size", "crop")
+FLAGS = {"loss_net": "--loss-net", "content_layers": "--preset/--loss-net (content layers)",
+         "style_layers": "--preset/--loss-net (style layers)", "gram_norm": "--preset (Gram normalisation)",
+         "pool": "--preset (pooling)", "crop": "--crop", "batch_size": "--batch-size"}
+
+
+def _flag(key: str) -> str:
+    return FLAGS.get(key, "--" + key.replace("_", "-"))
 
 
 RECIPES: dict[str, Recipe] = {
@@ -154,7 +166,8 @@ class Losses:
 
         self.recipe = recipe
         layers = tuple(dict.fromkeys([*recipe.content_layers, *recipe.style_layers]))
-        self.net = load_lossnet(recipe.loss_net, weights, layers, random_weights, device, pool=recipe.pool)
+        self.net = load_lossnet(recipe.loss_net, weights, layers, random_weights, device, pool=recipe.pool,
+                                hints=("with --loss-net-weights", "`--loss-net inception`"))
         self.targets = []
         with torch.no_grad():
             for image in style_images:
@@ -196,7 +209,7 @@ def train(job: TrainJob, resume: bool = True, log=print, progress: bool = False)
     job.out.mkdir(parents=True, exist_ok=True)
     ckpt = job.out / "last.pt"
     saved = _load_checkpoint(ckpt, job, log) if resume and ckpt.is_file() else None
-    recipe = Recipe(**saved["recipe"]) if saved else job.recipe
+    recipe = job.recipe  # a resume checked that the model-defining fields are the checkpoint's
     names = saved["style_names"] if saved else (job.style_names or [p.stem for p in job.styles])
     net, first = _initial_net(job, recipe, names, saved)
     net.to(job.device).train()
@@ -207,13 +220,20 @@ def train(job: TrainJob, resume: bool = True, log=print, progress: bool = False)
     state = TrainState()
     if saved:
         opt.load_state_dict(saved["optimizer"])
+        for group in opt.param_groups:  # a new --lr is taken (the resume line said so)
+            group["lr"] = recipe.lr
         sampler.restore(saved["sampler"])
         state = TrainState(**saved["state"])
     loop = _Loop(job, recipe, net, first, sampler, losses, opt, state, log, progress)
-    loop.run()
-    loop.checkpoint(ckpt)
-    if job.export is not None:
-        export(net, job.export, recipe)
+    try:
+        loop.run()
+    except Cancelled as exc:  # SIGINT/SIGTERM after a finished step: keep it, say how to go on
+        loop.close()
+        loop.save(ckpt)
+        raise CancelledAndSaved(exc.signum, f"cancelled by {exc.signal} at step {state.step}: saved {ckpt}"
+                                f"{f' and {job.export}' if job.export else ''}; rerun the same command to resume"
+                                ) from None
+    loop.save(ckpt)
     return net.eval()
 
 
@@ -239,13 +259,31 @@ def _initial_net(job: TrainJob, recipe: Recipe, names: list[str], saved: dict | 
     return new_net(recipe, names, job.seed), None
 
 
+def style_ids(paths: list[Path]) -> list[str]:
+    """What names a style file in a checkpoint: its content's sha256 (the same file by another path is the same)."""
+    import hashlib
+
+    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+
+
 def _load_checkpoint(ckpt: Path, job: TrainJob, log) -> dict:
+    """The checkpoint, if this job continues it: same style files (by content), same net and loss; the
+    run-time settings (lr, crop, batch size) may differ and the new ones are taken."""
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-    styles = [str(p) for p in job.styles]
-    if saved["styles"] != styles:
-        raise StylefarmError(f"{ckpt} trains styles {saved['styles']}, not {styles}: use another --out, "
-                             "or --fresh to start over")
-    log(f"resuming from {ckpt} at step {saved['state']['step']} (its recipe and net; --fresh to start over)")
+    if "style_sha256" in saved:
+        same = saved["style_sha256"] == style_ids(job.styles)
+    else:  # checkpoints before content ids: by resolved path
+        same = [str(Path(p).resolve()) for p in saved["styles"]] == [str(p.resolve()) for p in job.styles]
+    if not same:
+        raise ArgumentError(f"{ckpt} trains other style files ({', '.join(map(str, saved['styles']))}), not "
+                             f"{', '.join(map(str, job.styles))}: use another --out, or --fresh to start over")
+    before, now = saved["recipe"], asdict(job.recipe)
+    diffs = differences(before, now, [k for k in now if k not in RUN_TIME], _flag)
+    if (saved["first_new_row"] is None) != (job.base is None):
+        diffs.append("--base: " + ("none there, given now" if job.base is not None else "given there, none now"))
+    refuse_other_setup(str(ckpt.parent), diffs)
+    log(f"resuming from {ckpt} at step {saved['state']['step']} (--fresh to start over)"
+        f"{taken(before, now, RUN_TIME, _flag)}")
     return saved
 
 
@@ -264,6 +302,7 @@ class _Loop:
             self.bar = tqdm(total=job.max_steps, initial=state.step, unit="step", dynamic_ncols=True)
 
     def run(self) -> None:
+        """Steps until `max_steps` or the time budget; a signal waits for the step (and its checkpoint) to end."""
         job, state = self.job, self.state
         start = time.time()
         started_at = state.elapsed
@@ -271,18 +310,27 @@ class _Loop:
             if job.max_minutes and time.time() - start >= job.max_minutes * 60:
                 self.log(f"time budget of {job.max_minutes:g} min spent at step {state.step}")
                 break
-            terms = self.step()
-            state.step += 1
-            state.elapsed = started_at + time.time() - start
-            self.record(terms)
-            if state.step % job.checkpoint_every == 0:
-                self.checkpoint(job.out / "last.pt")
-                if job.export is not None:
-                    export(self.net, job.export, self.recipe)
-            if job.preview_every and state.step % job.preview_every == 0:
-                self.preview(job.out / f"preview_{state.step:06d}.png")
+            with uninterrupted():
+                terms = self.step()
+                state.step += 1
+                state.elapsed = started_at + time.time() - start
+                self.record(terms)
+                if state.step % job.checkpoint_every == 0:
+                    self.save(job.out / "last.pt")
+                if job.preview_every and state.step % job.preview_every == 0:
+                    self.preview(job.out / f"preview_{state.step:06d}.png")
+        self.close()
+
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+    def save(self, ckpt: Path) -> None:
+        """The resume checkpoint and (when asked) the exported net, both atomic."""
+        self.checkpoint(ckpt)
+        if self.job.export is not None:
+            export(self.net, self.job.export, self.recipe)
 
     def step(self) -> dict[str, float]:
         i = int(self.sampler.rng.integers(len(self.rows)))  # one style per batch
@@ -312,6 +360,7 @@ class _Loop:
         data = {"net": self.net.state_dict(), "config": self.net.config.to_dict(), "optimizer": self.opt.state_dict(),
                 "state": asdict(self.state), "recipe": asdict(self.recipe), "sampler": self.sampler.state(),
                 "first_new_row": self.first, "styles": [str(p) for p in self.job.styles],
+                "style_sha256": style_ids(self.job.styles),
                 "style_names": self.net.config.style_names()[self.rows[0]:]}
         tmp = path.with_suffix(".part")
         torch.save(data, tmp)
