@@ -197,6 +197,17 @@ TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
 WEB_PAGE = (b"<!doctype html", b"<html", b"<head", b"<?xml")
 
 
+PICTURE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"RIFF", "WebP"),
+                 (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def picture_kind(path: Path) -> str | None:
+    """"JPEG", "PNG" ... when the file starts like a picture, else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return next((kind for magic, kind in PICTURE_MAGIC if head.startswith(magic)), None)
+
+
 def not_the_file(filename: str, path: Path) -> str | None:
     """Why `path` cannot hold `filename`'s kind of file, judged by its first bytes; None when it
     may. Why: a download that got a sign-in or confirmation page (Google Drive does this) saves
@@ -208,6 +219,9 @@ def not_the_file(filename: str, path: Path) -> str | None:
     if head.lstrip().lower().startswith(WEB_PAGE):
         return "it is a web page (HTML): the download saved a site's page instead of the file"
     suffix = Path(filename).suffix.lower()
+    picture = picture_kind(path)
+    if picture and suffix in TORCH_SUFFIXES:
+        return f"it is a picture ({picture}), not a weights file"
     if suffix in TORCH_SUFFIXES and not head.startswith((b"PK\x03\x04", b"\x80")):
         return "it is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
     if suffix == ".png" and not head.startswith(b"\x89PNG"):
@@ -248,7 +262,9 @@ def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        why = not_the_file(path.name, path) or first_line(exc)
+        picture = picture_kind(path)  # `weights: style.jpg`: torch's own words are a page of pickle advice
+        why = f"it is a picture ({picture}), not a weights file" if picture else \
+            not_the_file(path.name, path) or first_line(exc)
         raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {why}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"weights {path} do not hold a state_dict (got {type(state).__name__})")

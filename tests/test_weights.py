@@ -73,7 +73,7 @@ def test_unknown_weights_name_lists_known(cache):
 
 @pytest.mark.parametrize("name, content, reason", [
     ("paint_transformer/official", b"\n<!DOCTYPE html><html><title>Sign in</title>", "it is a web page \\(HTML\\)"),
-    ("adain/decoder", b"\xff\xd8\xff\xe0\x00\x10JFIF", "it is not a PyTorch checkpoint"),
+    ("adain/decoder", b"\xff\xd8\xff\xe0\x00\x10JFIF", r"it is a picture \(JPEG\), not a weights file"),
     ("paint_transformer/brush_horizontal", b"GIF89a", "it is not a PNG image"),
     ("adain/decoder", b"", "it is empty"),
 ])
@@ -189,3 +189,15 @@ def test_validate_says_which_weights_this_machine_lacks(cli, cache, workflow, tm
     wf.write_text(given)
     result = cli("validate", str(wf))
     assert "1 weights file(s) missing" in result.stdout and "adain/vgg" not in result.stderr
+
+
+def test_a_picture_given_as_weights_is_said_in_one_line(tmp_path):
+    """torch printed its page of weights_only advice for `weights: coffee.jpg`."""
+    import shutil
+
+    from conftest import REPO
+
+    for name in ("coffee.jpg", "net.pt"):
+        shutil.copy(REPO / "workflows" / "media" / "coffee.jpg", tmp_path / name)
+        with pytest.raises(WeightsError, match=r"it is a picture \(JPEG\), not a weights file$"):
+            wm.load_state_dict(tmp_path / name, check_hash=False)
