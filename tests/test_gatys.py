@@ -102,12 +102,16 @@ def test_a_mask_confines_each_styles_statistics_to_its_region(two_styles, files)
     assert np.abs(blend_left - blend_right).max() < 0.1
 
 
-def test_region_map_and_colour_table_give_the_same_masks_as_mask_files(two_styles, files):
+def _regions(two_styles, files, left, right, table) -> GatysOptions:
+    """Options with a 48x32 region map: colour `left` on the left half, `right` on the right."""
     region = np.zeros((32, 48, 3), np.float32)
-    region[:, :24] = [1, 1, 0]
-    region[:, 24:] = [0, 1, 1]
-    opts = GatysOptions(style=list(two_styles), random_weights=True, region_map=files("map", region),
-                        region_styles={"#ffff00": 0, "0,255,255": 1})
+    region[:, :24], region[:, 24:] = left, right
+    return GatysOptions(style=list(two_styles), random_weights=True, region_map=files("map", region),
+                        region_styles=table)
+
+
+def test_region_map_and_colour_table_give_the_same_masks_as_mask_files(two_styles, files):
+    opts = _regions(two_styles, files, [1, 1, 0], [0, 1, 1], {"#ffff00": 0, "0,255,255": 1})
     step = GatysStep(opts)
     step.setup("cpu")
     masks = transfer.content_masks(step, (32, 48))
@@ -118,11 +122,7 @@ def test_a_region_colour_the_map_does_not_hold_is_an_error_naming_the_maps_colou
     """The style of a colour that matched no pixel got no region, silently: the loss did not move."""
     from stylefarm.errors import InputError
 
-    region = np.zeros((32, 48, 3), np.float32)
-    region[:, :24] = [1, 0, 0]
-    region[:, 24:] = [0, 1, 0]
-    opts = GatysOptions(style=list(two_styles), random_weights=True, region_map=files("map", region),
-                        region_styles={"#ff0000": 0, "#0000ff": 1})
+    opts = _regions(two_styles, files, [1, 0, 0], [0, 1, 0], {"#ff0000": 0, "#0000ff": 1})
     with pytest.raises(InputError, match=r"no pixel within region_tolerance 0.1 of #0000ff \(region_styles\); its "
                                          r"main colours: #00ff00 \(50%\), #ff0000 \(50%\)"):
         GatysStep(opts).setup("cpu")
