@@ -328,12 +328,12 @@ def validate(workflow, sets):
 
     plan = load_workflow(workflow, list(sets))
     n = sum(c or 0 for c in plan.counts)
-    missing = [(call.name, name) for call in plan.chain for name in call.cls.weights_needed(call.options)
-               if name in wm.registry() and not Path(wm.where_found(name)).is_file()]
+    rows = [(call.name, name, wm.where_found(name)) for call in plan.chain
+            for name in call.cls.weights_needed(call.options) if name in wm.registry()]
+    missing = [(step, name, row) for step, name, row in rows if row == "MISSING" or row.startswith("PROBLEM: ")]
     note = f"; {len(missing)} weights file(s) missing on this machine, the run would stop at set-up" if missing else ""
     click.echo(f"{workflow}: ok ({len(plan.sources)} inputs, {n} items, {len(plan.chain)} steps){note}")
-    for step, name in missing:  # the workflow is right; this machine lacks files (farm nodes may have them)
-        row = wm.where_found(name)
+    for step, name, row in missing:  # the workflow is right; this machine lacks files (farm nodes may have them)
         why = wm.missing_message(wm.lookup(name)) if row == "MISSING" else row.removeprefix("PROBLEM: ")
         click.echo(f"warning: step {step!r}: {why}", err=True)
 

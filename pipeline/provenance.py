@@ -196,15 +196,6 @@ def load_reports(directory: Path) -> list[dict[str, Any]]:
     return reports
 
 
-def recorded_items(directory: Path) -> int:
-    """Items the manifest holds as finished: the progress of a job whose tasks are still running
-    (reports are written when a task ends; the manifest after every item)."""
-    from .manifest import STATE_DIR, Manifest
-
-    root = directory.parent if directory.name == STATE_DIR else directory
-    return len(Manifest(root).done)
-
-
 def _merge_steps(reports: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     steps: dict[str, dict[str, float]] = {}
     for report in reports:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ def _merge(ranges: list[tuple[int, int]]) -> Ranges:
     return tuple(out)
 
 
+@lru_cache(maxsize=4096)  # a job's report reads each task name against every later one
 def task_selection(task: str) -> Selection:
     """`run`/`main` -> the whole job; `frames-1001-1050_1090.shard-1-of-2` -> its frames and shard
     (the names `stylefarm.shard.report_name` gives farm tasks)."""

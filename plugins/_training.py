@@ -12,8 +12,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+import click
+
 from stylefarm.errors import EXIT_INVALID, Cancelled, StylefarmError
 
+COUNT = click.IntRange(min=1)  # the option types both train commands use
+ZERO_OR_MORE = click.IntRange(min=0)
+POSITIVE = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 
 

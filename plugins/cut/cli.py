@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
+from stylefarm.plugins._training import COUNT, NON_NEGATIVE, POSITIVE, ZERO_OR_MORE
+
 DIR = click.Path(file_okay=False, path_type=Path)
-COUNT = click.IntRange(min=1)
-ZERO_OR_MORE = click.IntRange(min=0)
-POSITIVE = click.FloatRange(min=0, min_open=True)
-NON_NEGATIVE = click.FloatRange(min=0)
 
 
 @click.command("cut")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
+from stylefarm.plugins._training import COUNT, NON_NEGATIVE, POSITIVE, ZERO_OR_MORE
+
 PATHS = click.Path(exists=True, path_type=Path)
 SIZE = click.IntRange(min=16)  # px: below this the net's two stride-2 convs leave nothing
-COUNT = click.IntRange(min=1)
-POSITIVE = click.FloatRange(min=0, min_open=True)
-NON_NEGATIVE = click.FloatRange(min=0)
 
 
 @click.command("fast-style")
@@ -39,13 +38,13 @@ NON_NEGATIVE = click.FloatRange(min=0)
 @click.option("--content-weight", type=NON_NEGATIVE, default=None)
 @click.option("--style-weight", type=NON_NEGATIVE, default=None)
 @click.option("--tv-weight", type=NON_NEGATIVE, default=None, help="total variation weight (preset: 0)")
-@click.option("--style-size", type=click.IntRange(min=0), default=None, help="short side of style images; 0 = as is")
+@click.option("--style-size", type=ZERO_OR_MORE, default=None, help="short side of style images; 0 = as is")
 @click.option("--max-steps", type=COUNT, default=40000, show_default=True, help="total steps (resume counts on)")
 @click.option("--max-minutes", type=NON_NEGATIVE, default=0.0, help="time budget of this run; 0 = none")
 @click.option("--checkpoint-every", type=COUNT, default=200, show_default=True)
-@click.option("--preview-every", type=click.IntRange(min=0), default=500, show_default=True, help="0 = no previews")
+@click.option("--preview-every", type=ZERO_OR_MORE, default=500, show_default=True, help="0 = no previews")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda[:N] or auto")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch CPU threads (0 = torch default)")
+@click.option("--threads", type=ZERO_OR_MORE, default=0, help="torch CPU threads (0 = torch default)")
 @click.option("--fresh", is_flag=True, help="ignore a checkpoint in --out instead of resuming")
 @click.option("--seed", type=int, default=42, show_default=True)
 def train_command(**kw) -> None:

@@ -13,6 +13,7 @@ its bits (their gradients are masked to zero and Adam leaves zero-gradient entri
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -261,9 +262,16 @@ def _initial_net(job: TrainJob, recipe: Recipe, names: list[str], saved: dict | 
 
 def style_ids(paths: list[Path]) -> list[str]:
     """What names a style file in a checkpoint: its content's sha256 (the same file by another path is the same)."""
+    stats = [Path(p).stat() for p in paths]
+    return [_sha256(str(Path(p).resolve()), st.st_size, st.st_mtime_ns) for p, st in zip(paths, stats)]
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Read once per file version: every checkpoint names its styles (a stat, not a re-read)."""
     import hashlib
 
-    return [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _load_checkpoint(ckpt: Path, job: TrainJob, log) -> dict:
