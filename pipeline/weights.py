@@ -201,17 +201,11 @@ PICTURE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"
                  (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
 
 
-def picture_kind(path: Path) -> str | None:
-    """"JPEG", "PNG" ... when the file starts like a picture, else None."""
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    return next((kind for magic, kind in PICTURE_MAGIC if head.startswith(magic)), None)
-
-
-def not_the_file(filename: str, path: Path) -> str | None:
+def not_the_file(filename: str, path: Path, weights: bool = False) -> str | None:
     """Why `path` cannot hold `filename`'s kind of file, judged by its first bytes; None when it
-    may. Why: a download that got a sign-in or confirmation page (Google Drive does this) saves
-    HTML under the right name, and nothing else says so before a model fails to load."""
+    may (`weights`: it must be a weights file whatever its name, e.g. `weights: style.jpg`). Why: a
+    download that got a sign-in or confirmation page (Google Drive does this) saves HTML under the
+    right name, and nothing else says so before a model fails to load."""
     with open(path, "rb") as fh:
         head = fh.read(64)
     if not head:
@@ -219,8 +213,8 @@ def not_the_file(filename: str, path: Path) -> str | None:
     if head.lstrip().lower().startswith(WEB_PAGE):
         return "it is a web page (HTML): the download saved a site's page instead of the file"
     suffix = Path(filename).suffix.lower()
-    picture = picture_kind(path)
-    if picture and suffix in TORCH_SUFFIXES:
+    picture = next((kind for magic, kind in PICTURE_MAGIC if head.startswith(magic)), None)
+    if picture and (weights or suffix in TORCH_SUFFIXES):
         return f"it is a picture ({picture}), not a weights file"
     if suffix in TORCH_SUFFIXES and not head.startswith((b"PK\x03\x04", b"\x80")):
         return "it is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
@@ -262,9 +256,8 @@ def load_state_dict(path: Path, name: str = "", check_hash: bool = True) -> dict
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        picture = picture_kind(path)  # `weights: style.jpg`: torch's own words are a page of pickle advice
-        why = f"it is a picture ({picture}), not a weights file" if picture else \
-            not_the_file(path.name, path) or first_line(exc)
+        # before torch's own words (for `weights: style.jpg`, a page of pickle advice)
+        why = not_the_file(path.name, path, weights=True) or first_line(exc)
         raise WeightsError(f"cannot load weights {path} ({name or 'file'}): {why}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"weights {path} do not hold a state_dict (got {type(state).__name__})")
