@@ -139,7 +139,10 @@ class Step:
     @classmethod
     def weights_needed(cls, options: StepOptions) -> list[str]:
         """Weights-manager names `setup` will load with these options (files given by path not
-        counted), so `stylefarm validate` can say which are missing on this machine."""
+        counted), so `stylefarm validate` can say which are missing on this machine. Cheap: no
+        torch, nothing loaded (validate must stay fast). Return a `stylefarm.weights.Needed(name,
+        option)` where a path goes elsewhere than the step's `weights:` option (a role of it,
+        another option), so the warning names it; `weights.role_names` does this for roles."""
         return []
 
     def setup(self, device: str) -> None:

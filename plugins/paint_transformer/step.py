@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MODEL = "paint_transformer/model"  # named here, not in `loading` (torch): `weights_needed` stays light
+OFFICIAL_BRUSHES = ("paint_transformer/brush_vertical", "paint_transformer/brush_horizontal")
+BRUSHES_OPTION = ("in the step's options, with the other brush: "
+                  "`brushes: [/path/to/brush_large_vertical.png, /path/to/brush_large_horizontal.png]`")
+
 RANDOM_WARNING = (
     "PAINT_TRANSFORMER IS USING RANDOM WEIGHTS (weights: random): the painting is meaningless; "
     "this mode exists for tests only"
@@ -76,6 +81,18 @@ class PaintTransformerStep(Step):
     def is_temporal(cls, options: PaintTransformerOptions) -> bool:
         """Stroke reuse carries state from frame to frame of one source."""
         return options.stroke_reuse > 0
+
+    @classmethod
+    def weights_needed(cls, options: PaintTransformerOptions) -> list[str]:
+        """The model (`loading.load_painter`: a registered name, else the shipped one unless a path or
+        `random`) and, for `brushes: official`, the brush PNGs (`auto` falls back on the shipped ones)."""
+        from stylefarm.weights import Needed, registry
+
+        value = options.weights.get("model") if isinstance(options.weights, dict) else options.weights
+        by_path = value == "random" or (value and value not in registry())  # `random` or a file's path
+        model = [] if by_path else [value or MODEL]
+        brushes = [Needed(name, BRUSHES_OPTION) for name in OFFICIAL_BRUSHES] if options.brushes == "official" else []
+        return model + brushes
 
     def setup(self, device: str) -> None:
         import torch

@@ -22,6 +22,7 @@ from stylefarm.sources import Source, SourceOptions
 from stylefarm.video.sequence import parse_fps
 
 from .configs import CONFIGS, GeneratorConfig, choose_config, make_config
+from .step import INPUT_OPTION
 
 MAX_SEEDS = 10_000_000
 
@@ -159,10 +160,7 @@ class StyleNATSource(Source):
         name = release_name(wanted_config(opts.config))
         if name is None:
             raise WeightsError("a custom StyleNAT `config:` has no registered release: give `weights:` (the .pt)")
-        try:
-            return str(resolve(name))
-        except WeightsError as exc:  # the override lives on the input here, not on a step
-            raise WeightsError(str(exc).replace("the step's `weights:` option", "the input's `weights:` key")) from None
+        return str(resolve(name, option=INPUT_OPTION))
 
     def check(self) -> GeneratorConfig:
         """Plan-time check on the driver: weights present, config fits, size matches (shapes only)."""

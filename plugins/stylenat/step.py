@@ -18,6 +18,7 @@ from stylefarm.plugins._precision import PRECISION_HELP, Placement, Precision, i
 from stylefarm.step import Step, StepOptions
 
 RANDOM_INIT_SEED = 0  # every worker builds the same random generator (tests compare backends)
+INPUT_OPTION = "in the input's `weights:` key"  # users give the checkpoint on `inputs: - generate: stylenat`
 
 
 class StyleNATOptions(StepOptions):
@@ -48,6 +49,18 @@ class StyleNATGenerator(Step):
     kind = "generate"
     Options = StyleNATOptions
 
+    @classmethod
+    def weights_needed(cls, options: StyleNATOptions) -> list[str]:
+        """The registered release of `config` (the source passes a checkpoint it found as `weights`)."""
+        from stylefarm.weights import Needed
+
+        from .source import release_name
+
+        if options.random_weights or options.weights:
+            return []
+        name = release_name(_config(options.config))
+        return [Needed(name, INPUT_OPTION)] if name else []
+
     def setup(self, device: str) -> None:
         """Build/load the generator once per worker. The CUDA path is untested on CUDA (no GPU here)."""
         super().setup(device)
@@ -77,7 +90,7 @@ class StyleNATGenerator(Step):
                 torch.manual_seed(RANDOM_INIT_SEED)
                 return Generator(wanted or _config("ffhq256"))
         name = release_name(wanted) or "stylenat/weights"
-        ckpt, path = load_weights(name, opts.weights)
+        ckpt, path = load_weights(name, opts.weights, INPUT_OPTION)
         state = generator_state(ckpt)
         try:
             cfg = choose_config(shapes_of(state), wanted)
