@@ -4,6 +4,9 @@ Resume rule (fast-style and cut alike): a rerun in the same output folder contin
 Settings that define the model or its loss (the `model` keys) must be the same, else the rerun is
 refused in one line naming the flags that differ; run-time settings (learning rate, crop and batch
 size, schedule) may change and the new values are taken, said in the resume line.
+
+Bit-exact resume: a checkpoint keeps the state of every random stream the loop draws from (`random_state`),
+so on CPU (same torch, same thread count) k steps, then a rerun to N, give the bits of N steps in one go.
 """
 
 from __future__ import annotations
@@ -73,6 +76,30 @@ def refuse_other_setup(where: str, diffs: list[str]) -> None:
     if diffs:
         raise ArgumentError(f"{where} holds a run with another setup ({'; '.join(diffs)}): use the same options, "
                             "another --out, or --fresh to start over")
+
+
+def random_state(device, generators: Mapping[str, object]) -> dict:
+    """The random streams of a training loop, for its checkpoint: torch's CPU generator, the run's CUDA
+    device's on a CUDA run, and the loop's own numpy Generators by name (the loops draw nothing from
+    Python's `random` or numpy's global state, and use no DataLoader)."""
+    import torch
+
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {name: gen.bit_generator.state for name, gen in generators.items()}}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state(device)  # that device only: no context on the other GPUs
+    return state
+
+
+def restore_random_state(saved: Mapping, generators: Mapping[str, object], device="cpu") -> None:
+    """Put back what `random_state` kept (the CUDA stream when this run is on CUDA too)."""
+    import torch
+
+    torch.set_rng_state(saved["torch"])
+    for name, gen in generators.items():
+        gen.bit_generator.state = saved["numpy"][name]
+    if "cuda" in saved and str(device).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state(saved["cuda"], device)
 
 
 def _show(value) -> str:

@@ -214,6 +214,60 @@ def test_unknown_style_and_bad_options_are_one_line_errors(tmp_path):
         _step(weights="fast_style/nope")
 
 
+def _style_workflow(workflow, tmp_path, options: str) -> Path:
+    return workflow(f"""version: 1
+inputs: [{{path: {MEDIA / 'coffee.jpg'}}}]
+steps:
+  - {{use: resize, with: {{max_side: 64}}}}
+  - use: fast_style
+    with: {{{options}}}
+output: {{dir: {tmp_path / 'out'}}}
+""")
+
+
+@pytest.mark.parametrize("options, refused", [
+    ("weights: fast_style/hubble_cpu, style: [1]", "unknown style 1: this net holds 1 style(s)"),
+    ("weights: fast_style/hubble_cpu, style: [0, 1], style_weights: [1, 1]", "unknown style 1"),
+    ("weights: cin26, style: 26", "unknown style 26: this net holds 26 style(s)"),
+    ("random_weights: true, num_styles: 2, style: 2", "unknown style 2: this net holds 2 style(s)"),
+])
+def test_a_style_the_net_lacks_is_a_workflow_error_before_the_run(cli, workflow, tmp_path, options, refused):
+    """It failed the step's set-up once the run had started (exit 1, no line of the workflow)."""
+    from test_workflow_errors import assert_one_line_error
+
+    wf = _style_workflow(workflow, tmp_path, options)
+    for command in ("validate", "run"):
+        line = assert_one_line_error(cli(command, str(wf)), "wf.yaml:6: steps[1].with: style: ", refused)
+    assert "(weights: " in line and not (tmp_path / "out").exists()
+
+
+def test_styles_are_read_from_every_file_kind_without_loading_it(workflow, tmp_path, monkeypatch):
+    from stylefarm.api import load_workflow
+    from stylefarm.errors import WorkflowError
+
+    ours = _save_net(_random_net("johnson", ["sky", "sea"]), tmp_path / "ours.pt", half=True)
+    bare = tmp_path / "bare.pt"
+    torch.save(_random_net("magenta", ["a", "b", "c"]).state_dict(), bare, _use_new_zipfile_serialization=False)
+    examples = tmp_path / "examples.pth"
+    torch.save({"conv1.conv2d.weight": torch.zeros(1), "deconv3.conv2d.weight": torch.zeros(1)}, examples)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the plan loaded a checkpoint"))
+    for path, good, bad in ((ours, "sea", "forest"), (ours, 1, 2), (bare, 2, 3), (examples, 0, 1)):
+        load_workflow(_style_workflow(workflow, tmp_path, f"weights: {path}, style: {good}"))
+        with pytest.raises(WorkflowError, match=f"style: unknown style {bad!r}.*weights: {path}"):
+            load_workflow(_style_workflow(workflow, tmp_path, f"weights: {path}, style: {bad}"))
+    unreadable = tmp_path / "junk.pt"
+    unreadable.write_bytes(b"not a checkpoint")  # setup says what is wrong with it, not the plan
+    load_workflow(_style_workflow(workflow, tmp_path, f"weights: {unreadable}, style: 5"))
+    with pytest.raises(WorkflowError, match=r"steps\[1\].with.weights: file not found"):
+        load_workflow(_style_workflow(workflow, tmp_path, f"weights: {tmp_path / 'nope.pt'}"))
+
+
+def test_the_cheap_cin26_count_is_the_nets():
+    from stylefarm.plugins.fast_style.step import CIN26_STYLES
+
+    assert CIN26_STYLES == PRESETS["cin26"].num_styles
+
+
 # --- training ------------------------------------------------------------------------------------
 
 def _job(tmp_path: Path, steps: int, **kw) -> TrainJob:
@@ -252,7 +306,7 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
     saved = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
     assert saved["state"]["step"] == 4
     for key, value in straight.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
+        assert torch.equal(resumed.state_dict()[key], value), key  # bit-exact on CPU (docs/fast-style.md)
 
 
 def test_add_style_trains_only_the_new_row_and_lowers_its_loss(tmp_path):

@@ -128,6 +128,18 @@ def test_cut_signal_saves_the_checkpoint_and_a_rerun_resumes(cli, folders, tmp_p
     assert f"done: {iters + 1} iterations" in rerun.stdout
 
 
+@pytest.mark.slow
+def test_cut_resume_after_a_signal_is_bit_exact_with_an_uninterrupted_run(cli, folders, tmp_path):
+    out, straight = tmp_path / "run", tmp_path / "straight"
+    args = ["cut", "--a", str(folders[0]), "--b", str(folders[1]), *CUT, "--out", str(out)]
+    assert _signal_after(args, "iter 1 ", signal.SIGINT).returncode == 130
+    iters = str(torch.load(out / "train_state.pt", weights_only=True)["state"]["total_iters"] + 2)
+    assert cli("train", *args, "--max-iters", iters).returncode == 0
+    assert cli("train", *args[:-1], str(straight), "--max-iters", iters).returncode == 0
+    nets = [torch.load(d / "latest_net_G.pth", weights_only=True) for d in (straight, out)]
+    assert [k for k in nets[0] if not torch.equal(nets[0][k], nets[1][k])] == []
+
+
 # --- one resume rule: the model's settings are kept, run-time ones may change (and are said) ---------
 
 def test_fast_style_resume_refuses_another_loss_setup_and_takes_a_new_lr_and_crop(cli, tmp_path):

@@ -61,7 +61,8 @@ def train_command(dir_a, dir_b, out, mode, qs_mode, ngf, n_blocks, ndf, load_siz
     OUT/latest_net_G.pth works in the `cut` step (`weights: {G: OUT/latest_net_G.pth}`, same ngf/n_blocks)
     and in the official test.py.
 
-    Rerunning with the same --out resumes; another network or loss setting is refused (--fresh starts
+    Rerunning with the same --out resumes (bit-exact on CPU with the same settings and
+    --threads); another network or loss setting is refused (--fresh starts
     over), a new --lr, --batch-size, --load-size/--crop-size, --no-flip or epoch count is taken and said
     so. SIGINT/SIGTERM finish the current iteration, save the checkpoint and exit 130/143.
     """

@@ -94,7 +94,8 @@ class UnpairedData:
     def __init__(self, a: ImageFolder, b: ImageFolder, batch_size: int, crop_size: int, flip: bool, seed: int):
         self.a, self.b = a, b
         self.batch_size, self.crop_size, self.flip = batch_size, crop_size, flip
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)  # every draw: A order, B picks, crops, flips
+        self.order: np.ndarray | None = None  # this epoch's A order (a mid-epoch resume goes on with it)
 
     def __len__(self) -> int:
         """Iterations per epoch: the larger folder, in batches (official `unaligned` dataset)."""
@@ -105,12 +106,22 @@ class UnpairedData:
         import torch
 
         size = max(len(self.a), len(self.b))
-        order = self.rng.permutation(size)
+        if not (skip and self.order is not None and len(self.order) == size):  # else: the resumed epoch's
+            self.order = self.rng.permutation(size)
+        order = self.order
         for start in range(skip * self.batch_size, size, self.batch_size):
             idx = order[start:start + self.batch_size]
             a = [self._sample(self.a, i % len(self.a), load_size) for i in idx]
             b = [self._sample(self.b, int(self.rng.integers(len(self.b))), load_size) for _ in idx]
             yield torch.from_numpy(np.stack(a)), torch.from_numpy(np.stack(b))
+
+    def state(self) -> dict:
+        """What a checkpoint keeps for a bit-exact resume: the random stream and this epoch's order."""
+        return {"rng": self.rng.bit_generator.state, "order": None if self.order is None else self.order.tolist()}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order = None if state["order"] is None else np.asarray(state["order"], dtype=np.int64)
 
     def _sample(self, folder: ImageFolder, index: int, load_size: int) -> np.ndarray:
         image, eight_bit = folder.get(index)

@@ -3,7 +3,9 @@
 One iteration is the official `optimize_parameters`: G(A) (and G(B) for identity NCE), an LSGAN
 step of the PatchGAN D, then one step of G and netF on GAN + PatchNCE. Checkpoints are the
 official `latest_net_{G,D,F}.pth` state_dicts (a run here loads in the official test script and
-vice versa); `train_state.pt` adds what the official code does not keep (optimizers, counters).
+vice versa); `train_state.pt` adds what the official code does not keep (optimizers, counters, and
+the random streams: torch's (patch ids), the flip-equivariance draw, the data's order, B picks, crops
+and flips), so a resume on CPU is bit-exact with an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from stylefarm.errors import Cancelled, WeightsError, uninterrupted
-from stylefarm.plugins._training import CancelledAndSaved, differences, refuse_other_setup, taken
+from stylefarm.plugins._training import (
+    CancelledAndSaved,
+    differences,
+    random_state,
+    refuse_other_setup,
+    restore_random_state,
+    taken,
+)
 
 from .data import UnpairedData
 from .model import NLayerDiscriminator, PatchSampleF, ResnetGenerator, fitting_config, mismatch_summary
@@ -35,6 +44,8 @@ RUN_TIME = ("lr", "batch_size", "load_size", "crop_size", "no_flip", "n_epochs",
 LOSS_KEYS = ("lambda_GAN", "lambda_NCE", "nce_idt", "flip_equivariance", "num_patches", "nce_T", "beta1", "beta2")
 NET_FILES = {"G": "latest_net_G.pth", "D": "latest_net_D.pth", "F": "latest_net_F.pth"}
 STATE_FILE = "train_state.pt"
+NOT_BIT_EXACT = ("note: {} has no random-number state (written by an older stylefarm): this resume continues the "
+                 "run but is not bit-exact with an uninterrupted one")
 
 
 @dataclass
@@ -123,7 +134,7 @@ class CUTTrainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt = {name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
                     for name in ("G", "D", "F")}
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)  # the flip-equivariance draw; patch ids use torch's generator
 
     def lr_factor(self, epoch: int) -> float:
         """Official linear policy: constant for n_epochs, then linearly to ~0 over n_epochs_decay."""
@@ -199,14 +210,15 @@ def _atomic_save(obj, path: Path) -> None:
     tmp.replace(path)
 
 
-def save_checkpoint(out: Path, trainer: CUTTrainer, state: TrainState) -> None:
-    """Official layout (CPU state_dicts, official keys) plus our resume state."""
+def save_checkpoint(out: Path, trainer: CUTTrainer, state: TrainState, data: UnpairedData) -> None:
+    """Official layout (CPU state_dicts, official keys) plus our resume state, random streams included."""
     out.mkdir(parents=True, exist_ok=True)
     for name, filename in NET_FILES.items():
         net = getattr(trainer, name)
         _atomic_save({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, out / filename)
     _atomic_save({"config": asdict(trainer.cfg), "state": asdict(state),
-                  "optimizers": {k: o.state_dict() for k, o in trainer.opt.items()}}, out / STATE_FILE)
+                  "optimizers": {k: o.state_dict() for k, o in trainer.opt.items()},
+                  "rng": random_state(trainer.device, {"flip": trainer.rng}), "data": data.state()}, out / STATE_FILE)
 
 
 def _load_net(net: torch.nn.Module, path: Path, name: str, cfg: TrainConfig) -> None:
@@ -228,11 +240,13 @@ def _flag(key: str) -> str:
     return "--" + key.lower().replace("_", "-")
 
 
-def resume(out: Path, trainer: CUTTrainer, log=print) -> TrainState:
-    """Continue from out/: networks from the official files, counters and optimizers from train_state.pt.
+def resume(out: Path, trainer: CUTTrainer, data: UnpairedData, log=print) -> TrainState:
+    """Continue from out/: networks from the official files, counters, optimizers and random streams from
+    train_state.pt.
 
     Another network or loss setup is refused in one line; new run-time settings (lr, sizes, epochs)
-    are taken and said so. Official checkpoints without our state file are a starting point (epoch 1).
+    are taken and said so. Official checkpoints without our state file are a starting point (epoch 1);
+    a state file without random streams (older stylefarm) resumes, with a note that it is not bit-exact.
     """
     if not (out / NET_FILES["G"]).is_file():
         return TrainState()
@@ -248,6 +262,11 @@ def resume(out: Path, trainer: CUTTrainer, log=print) -> TrainState:
         return TrainState()
     for name, opt in trainer.opt.items():
         opt.load_state_dict(saved["optimizers"][name])
+    if "rng" in saved:
+        restore_random_state(saved["rng"], {"flip": trainer.rng}, trainer.device)
+        data.restore(saved["data"])
+    else:
+        log(NOT_BIT_EXACT.format(out / STATE_FILE))
     state = TrainState(**{f.name: saved["state"][f.name] for f in fields(TrainState)})
     log(f"resuming {out} at epoch {state.epoch}, iteration {state.total_iters} (--fresh to start over)"
         f"{taken(before, now, RUN_TIME, _flag)}")
@@ -295,7 +314,7 @@ def train(cfg: TrainConfig, data: UnpairedData, out: Path, limits: LoopLimits, d
     from tqdm import tqdm
 
     trainer = CUTTrainer(cfg, device)
-    state = TrainState() if fresh else resume(out, trainer, log)
+    state = TrainState() if fresh else resume(out, trainer, data, log)
     epochs = cfg.n_epochs + cfg.n_epochs_decay
     bar = tqdm(total=limits.max_iters or epochs * len(data), initial=state.total_iters, unit="it",
                disable=None, leave=False)
@@ -303,48 +322,53 @@ def train(cfg: TrainConfig, data: UnpairedData, out: Path, limits: LoopLimits, d
         _loop(trainer, data, out, state, limits, epochs, bar, log)
     except Cancelled as exc:  # SIGINT/SIGTERM after a finished iteration: keep it, say how to go on
         bar.close()
-        save_checkpoint(out, trainer, state)
+        save_checkpoint(out, trainer, state, data)
         raise CancelledAndSaved(exc.signum, f"cancelled by {exc.signal} at iteration {state.total_iters}: saved "
                                 f"{out / NET_FILES['G']} and {STATE_FILE}; rerun the same command to resume") from None
     bar.close()
-    save_checkpoint(out, trainer, state)
+    save_checkpoint(out, trainer, state, data)
     return state
 
 
 def _loop(trainer: CUTTrainer, data: UnpairedData, out: Path, state: TrainState, limits: LoopLimits, epochs: int,
           bar, log) -> None:
-    """Epochs until the last, or a budget; a signal waits for the iteration (and its checkpoint) to end."""
+    """Epochs until the last, or a budget; a signal waits for the iteration (and its checkpoint) to end.
+
+    The batch is drawn inside the iteration's uninterruptible section: a checkpoint never holds random
+    streams advanced by a batch that was not trained on (a resume would then not be bit-exact)."""
     cfg = trainer.cfg
     t0, window, stop = time.time() - state.elapsed, [], False
     while state.epoch <= epochs and not stop:
         trainer.set_lr(state.epoch)
         load = cfg.crop_size if state.epoch > cfg.n_epochs else cfg.load_size  # official fine-tuning phase
-        for i, (a, b) in enumerate(data.epoch(load, skip=state.epoch_iter), start=state.epoch_iter):
+        batches = data.epoch(load, skip=state.epoch_iter)
+        while not stop:
             with uninterrupted():
+                batch = next(batches, None)
+                if batch is None:
+                    break
                 tick = time.time()
-                losses = trainer.step(a, b)
+                losses = trainer.step(*batch)
                 state.total_iters += 1
-                state.epoch_iter = i + 1
+                state.epoch_iter += 1
                 state.elapsed = time.time() - t0
                 window = (window + [time.time() - tick])[-20:]
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-                stop = _after_iteration(out, trainer, state, losses, window, limits, epochs, log)
-            if stop:
-                break
+                stop = _after_iteration(out, trainer, data, state, losses, window, limits, epochs, log)
         if not stop:
             with uninterrupted():  # both counters or neither
                 state.epoch, state.epoch_iter = state.epoch + 1, 0
 
 
-def _after_iteration(out, trainer, state, losses, window, limits: LoopLimits, epochs: int, log) -> bool:
+def _after_iteration(out, trainer, data, state, losses, window, limits: LoopLimits, epochs: int, log) -> bool:
     """History, log line, checkpoint and preview; True when a budget is spent."""
     if state.total_iters <= 200 or state.total_iters % limits.print_every == 0:  # bounded size on long runs
         state.history.append([state.total_iters, round(state.elapsed, 2), {k: round(v, 5) for k, v in losses.items()}])
     if state.total_iters % limits.print_every == 0:
         log(_log_line(state, losses, window, epochs))
     if limits.save_every and state.total_iters % limits.save_every == 0:
-        save_checkpoint(out, trainer, state)
+        save_checkpoint(out, trainer, state, data)
     if limits.preview_every and state.total_iters % limits.preview_every == 0:
         out.mkdir(parents=True, exist_ok=True)
         _preview(out / f"preview_{state.total_iters:06d}.png", trainer)

@@ -59,7 +59,8 @@ def train_command(**kw) -> None:
     Writes OUT/NAME.pt (fp16; use it as the fast_style step's `weights:`, or `fast_style/NAME` once
     installed), OUT/last.pt (resume state) and OUT/preview_*.png (content | stylized per style).
 
-    Rerunning with the same OUT resumes; another style file, net layout or loss setting is refused
+    Rerunning with the same OUT resumes (bit-exact on CPU with the same settings and
+    --threads); another style file, net layout or loss setting is refused
     (--fresh starts over), a new --lr, --crop or --batch-size is taken and said so. SIGINT/SIGTERM
     finish the current step, save last.pt and exit 130/143.
     """

@@ -202,9 +202,11 @@ def one_hot(row: int, num_styles: int, batch: int, device) -> torch.Tensor:
 def train(job: TrainJob, resume: bool = True, log=print, progress: bool = False) -> TransformerNet:
     """Train until `max_steps` (in total) or `max_minutes` (this run) are spent; resumes from OUT/last.pt.
 
-    Writes OUT/last.pt (resume state, fp32) at every checkpoint and at the end, and
-    OUT/preview_<step>.png (content | stylized, one row per trained style) every `preview_every` steps.
+    Writes OUT/last.pt (resume state, fp32, with the random streams: a resume on CPU is bit-exact) at every
+    checkpoint and at the end, and OUT/preview_<step>.png (content | stylized, one row per trained style)
+    every `preview_every` steps.
     """
+    from stylefarm.plugins._training import restore_random_state
     from stylefarm.plugins.fast_style.data import ContentSampler, read_style
 
     job.out.mkdir(parents=True, exist_ok=True)
@@ -223,7 +225,9 @@ def train(job: TrainJob, resume: bool = True, log=print, progress: bool = False)
         opt.load_state_dict(saved["optimizer"])
         for group in opt.param_groups:  # a new --lr is taken (the resume line said so)
             group["lr"] = recipe.lr
-        sampler.restore(saved["sampler"])
+        sampler.restore(saved["sampler"])  # crops, flips and the style of each batch: all drawn from it
+        if "rng" in saved:  # torch's streams (nothing in the loop draws from them today; older files lack them)
+            restore_random_state(saved["rng"], {}, job.device)
         state = TrainState(**saved["state"])
     loop = _Loop(job, recipe, net, first, sampler, losses, opt, state, log, progress)
     try:
@@ -365,8 +369,11 @@ class _Loop:
 
     def checkpoint(self, path: Path) -> None:
         """Everything needed to resume, written atomically."""
+        from stylefarm.plugins._training import random_state
+
         data = {"net": self.net.state_dict(), "config": self.net.config.to_dict(), "optimizer": self.opt.state_dict(),
                 "state": asdict(self.state), "recipe": asdict(self.recipe), "sampler": self.sampler.state(),
+                "rng": random_state(self.job.device, {}),
                 "first_new_row": self.first, "styles": [str(p) for p in self.job.styles],
                 "style_sha256": style_ids(self.job.styles),
                 "style_names": self.net.config.style_names()[self.rows[0]:]}
