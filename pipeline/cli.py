@@ -195,7 +195,9 @@ def _flag_args(**flags: str | None) -> list[str]:
 @workflow_arg
 @set_option
 @click.option("--chunk-size", type=click.IntRange(min=1), help="Frames (or items) per farm task (default 10).")
-@click.option("--chunks", type=click.IntRange(min=1), help="Number of farm tasks (instead of --chunk-size).")
+@click.option("--chunks", type=click.IntRange(min=1),
+              help="About this many farm tasks (instead of --chunk-size): chunks of one size, ceil(items / N), "
+                   "as farm managers chunk frames (72 frames in 10: 9 chunks of 8).")
 @click.option("--frames", help="Only these frame numbers, e.g. 1001-1100.")
 @click.option("--output-dir", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder the job files are written to.")
@@ -334,7 +336,8 @@ def validate(workflow, sets):
     note = f"; {len(missing)} weights file(s) missing on this machine, the run would stop at set-up" if missing else ""
     click.echo(f"{workflow}: ok ({len(plan.sources)} inputs, {n} items, {len(plan.chain)} steps){note}")
     for step, name, row in missing:  # the workflow is right; this machine lacks files (farm nodes may have them)
-        why = wm.missing_message(wm.lookup(name)) if row == "MISSING" else row.removeprefix("PROBLEM: ")
+        option = getattr(name, "option", None)  # a `weights.Needed` says which option takes the path
+        why = wm.missing_message(wm.lookup(name), option) if row == "MISSING" else row.removeprefix("PROBLEM: ")
         click.echo(f"warning: step {step!r}: {why}", err=True)
 
 
@@ -542,9 +545,27 @@ def train():
 def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
+    except SystemExit as exc:
+        if argv is None and exc.code in (EXIT_INTERRUPTED, 128 + 15):
+            _exit_cancelled(exc.code)
+        raise
     finally:
         if argv is None:  # the console command, about to exit (not a caller's process)
             _quick_exit()
+
+
+def _exit_cancelled(code: int) -> None:
+    """End a cancelled console run (its outputs kept, temp files gone): the atexit hooks run (Ray,
+    Dask, logging), then the process exits without the C++ runtime's teardown, where a torch
+    worker thread still inside an op aborts the process (exit 134, read as a crash by a farm
+    manager, instead of 130 / 143)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _quick_exit() -> None:

@@ -81,6 +81,6 @@ def _items(source: Source) -> Iterator[Item]:
     if not isinstance(source, VideoSource):
         yield from source.items()  # image files and sequences defer their decoding
         return
-    (lo, hi), meta = source.span, source._meta()
+    (lo, hi), meta = source.span, source.item_meta()
     for index in range(lo, hi + 1):
         yield source.frame_item(index, meta=meta)

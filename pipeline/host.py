@@ -97,6 +97,22 @@ def _named_class(obj: Any, base: type, attr: str, what: str, options: type) -> s
     return key
 
 
+def pixel_types_problem(types: Any) -> str:
+    """What keeps the host from feeding a step the `pixel_types` it declares, or "" for nothing:
+    they must be a tuple of PIXEL_TYPES with float32 (any step may get floats), and uint8 wherever
+    yuv420p is (a 4:2:0 result is 8-bit). Discovery and `stylefarm.testing` both ask here."""
+    if not isinstance(types, tuple | list):
+        return f"pixel_types must be a tuple, not {types!r}"
+    if unknown := [t for t in types if t not in PIXEL_TYPES]:
+        return f"unknown pixel type {unknown[0]!r} (the host feeds {', '.join(PIXEL_TYPES)})"
+    if "float32" not in types:
+        return '"float32" is missing from pixel_types (the host may hand any step floats)'
+    if "yuv420p" in types and "uint8" not in types:
+        return ('"yuv420p" needs "uint8" in pixel_types too (the host refuses a yuv420p result from a '
+                'step without 8-bit pixel_types)')
+    return ""
+
+
 def _check_step(obj: Any) -> str:
     from .step import Step, StepOptions
 
@@ -105,8 +121,7 @@ def _check_step(obj: Any) -> str:
         raise ContractError(f"step {name!r} has kind {obj.kind!r}; expected one of {', '.join(STEP_KINDS)}",
                             defined_at(obj))
     types = obj.pixel_types
-    unknown = [t for t in types if t not in PIXEL_TYPES] if isinstance(types, tuple | list) else [types]
-    if unknown or "float32" not in types or ("yuv420p" in types and "uint8" not in types):
+    if pixel_types_problem(types):
         raise ContractError(f"step {name!r} has pixel_types {types!r}; expected a tuple of {', '.join(PIXEL_TYPES)} "
                             "with float32 (any step may get floats), and uint8 wherever yuv420p is "
                             "(a 4:2:0 result is 8-bit)", defined_at(obj))

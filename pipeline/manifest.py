@@ -5,10 +5,14 @@ place and fsynced, so a SIGKILL never records an output that is not complete on 
 Each line carries the hash of the recipe that made it (`stylefarm.recipe`): a rerun redoes
 items whose recipe changed. It also carries the size and mtime_ns of the item's input file (an
 image, a video) as the run that made it first saw them: a rerun redoes items whose input was
-re-delivered, for one stat per input file (no hashing). Lines without them (older stylefarm,
-generated inputs) count as unchanged. Each line stands alone, so farm shards appending to one
-manifest never need each other's lines. A failed item gets a line too, so an older "done" line
-of the same item (from before a `--force` rerun) cannot make a later run skip it.
+re-delivered, for one stat per input file (no hashing); a sequence's frame is checked against its
+own file. Lines without them (older stylefarm, generated inputs) count as unchanged. The size of
+each output is kept too: an output truncated or replaced by a file of another size since it was
+written (a half-synced copy, another tool writing there) is redone, not trusted; a copy that
+keeps the sizes resumes. Each line stands alone, so
+farm shards appending to one manifest never need each other's lines. A failed item gets a line
+too, so an older "done" line of the same item (from before a `--force` rerun) cannot make a
+later run skip it.
 A torn last line (killed mid-append) is ignored.
 """
 
@@ -38,7 +42,9 @@ class Manifest:
         self.done: dict[str, list[str]] = {}
         self.recipes: dict[str, str | None] = {}  # key -> recipe hash it was made with
         self.inputs: dict[str, dict[str, list[int]]] = {}  # key -> {input file: [size, mtime_ns]} it was made from
+        self.sizes: dict[str, dict[str, int]] = {}  # key -> {output (relative): size in bytes when written}
         self._stats: dict[str, list[int] | None] = {}  # input file -> [size, mtime_ns] when this run first looked
+        self._files: dict[str, list[str]] = {}  # key -> input files, where the key does not name them
         self._same: dict[str | None, bool] = {}  # older recipe hash -> whether it is this run's recipe
         if restart and self.path.is_file():
             atomic_write_bytes(self.path, b"")
@@ -58,13 +64,18 @@ class Manifest:
                 self.done[key] = entry["outputs"]
                 self.recipes[key] = entry.get("recipe")
                 self.inputs[key] = dict(entry.get("inputs") or {})
+                self.sizes[key] = dict(entry.get("sizes") or {})
             except (ValueError, KeyError, TypeError):
                 continue  # torn line from a killed run
 
-    def status(self, key: str, planned: list[Path]) -> Status:
+    def status(self, key: str, planned: list[Path], files: list[str] | None = None) -> Status:
         """done: every planned output recorded, present, made by this recipe from the input file
-        as it is now; changed: the outputs are there but another recipe made them, or their input
-        changed since (`Redo` says which); todo: anything else."""
+        as it is now, and of the size it was written; changed: the outputs are there but another
+        recipe made them, their input changed or an output's size did since (`Redo` says which);
+        todo: anything else. `files`: the input files the item is read from, where its key does not
+        name them (a sequence's frame: its own file); kept for `record`."""
+        if files is not None:
+            self._files[key] = files
         self._input_stats(key)  # now, before the run reads the input (see _stat)
         recorded = self.done.get(key)
         if recorded is None:
@@ -72,7 +83,7 @@ class Manifest:
         rel = {self._rel(p) for p in planned}
         if not (rel.issubset(recorded) and all((self.root / r).is_file() for r in recorded)):
             return "todo"
-        if not self.same_recipe(key) or self.changed_inputs(key):
+        if not self.same_recipe(key) or self.changed_inputs(key) or self.changed_outputs(key):
             return "changed"
         return "done"
 
@@ -90,6 +101,11 @@ class Manifest:
         return [path for path, was in self.inputs.get(key, {}).items()
                 if (now := self._stat(path)) is not None and now != list(was)]
 
+    def changed_outputs(self, key: str) -> list[str]:
+        """The item's recorded outputs (relative to the root) whose size is not the one they were
+        written with; lines without sizes (older stylefarm) name none."""
+        return [rel for rel, size in self.sizes.get(key, {}).items() if _size(self.root / rel) != size]
+
     def _stat(self, path: str) -> list[int] | None:
         """[size, mtime_ns] of an input file, taken once per run and before the file is read, so a
         file replaced while the run reads it is recorded as older than it is (redone next time)."""
@@ -102,7 +118,8 @@ class Manifest:
         return self._stats[path]
 
     def _input_stats(self, key: str) -> dict[str, list[int]]:
-        return {path: now for path in input_files(key) if (now := self._stat(path)) is not None}
+        paths = self._files[key] if key in self._files else input_files(key)
+        return {path: now for path in paths if (now := self._stat(path)) is not None}
 
     def is_done(self, key: str, planned: list[Path]) -> bool:
         return self.status(key, planned) == "done"
@@ -116,6 +133,9 @@ class Manifest:
         self.inputs[key] = self._input_stats(key)
         if self.inputs[key]:
             entry["inputs"] = self.inputs[key]
+        self.sizes[key] = {rel: size for rel in rels if (size := _size(self.root / rel)) is not None}
+        if self.sizes[key]:
+            entry["sizes"] = self.sizes[key]
         self._append(entry)
 
     def record_failure(self, key: str) -> None:
@@ -152,17 +172,32 @@ class Manifest:
             return str(path)
 
 
+SEGMENT = "segment:"  # a segment's line: `segment:<first item key>..<last item key>`
 _HEAD = re.compile(r"#-?\d+(?=\.\.)")  # where a segment key's first item key may end
+
+
+def segment_ends(key: str) -> tuple[str, str]:
+    """The first and last item keys of a segment key. A path may hold `#1..` itself, so of the
+    places the first key may end, the one whose two ends name the same source wins."""
+    body = key.removeprefix(SEGMENT)
+    heads = [body[:m.end()] for m in _HEAD.finditer(body)] or [body]
+    split = [(h, body[len(h) + 2:]) for h in heads]
+    return next(((h, t) for h, t in split if _source(h) == _source(t)), split[0])
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def input_files(key: str) -> list[str]:
     """The input file an item key names (`<source>#<index>`; a segment's `segment:<first>..<last>`
     names its first item's), when that source is a file path: images and videos are, generated
     inputs are not, and image sequences (named after their pattern) name no file there is."""
-    if key.startswith("segment:"):
-        body = key[len("segment:"):]
-        heads = [body[:m.end()] for m in _HEAD.finditer(body)]  # more than one if a path holds "#1.."
-        key = next((h for h in heads if _source(h) == _source(body[len(h) + 2:])), heads[0] if heads else "")
+    if key.startswith(SEGMENT):
+        key = segment_ends(key)[0]
     source = _source(key)
     return [source] if os.path.isabs(source) else []
 
@@ -172,13 +207,14 @@ def _source(key: str) -> str:
 
 
 class Redo:
-    """Why resume redoes items whose outputs exist (the recipe or the input changed): one tally
+    """Why resume redoes items whose outputs exist (the recipe, the input or an output changed): one tally
     that the run reports and `--dry-run` prints, so both say the same."""
 
     def __init__(self) -> None:
-        self.items = self.recipe_items = self.input_items = 0
+        self.items = self.recipe_items = self.input_items = self.output_items = 0
         self.changes: set[str] = set()
         self.files: set[str] = set()
+        self.outputs: set[str] = set()
         self._since: dict[str | None, list[str]] = {}  # older recipe hash -> what changed since
 
     def note(self, manifest: Manifest, key: str) -> None:
@@ -193,6 +229,9 @@ class Redo:
         if inputs := manifest.changed_inputs(key):
             self.input_items += 1
             self.files.update(Path(p).name for p in inputs)
+        if outputs := manifest.changed_outputs(key):
+            self.output_items += 1
+            self.outputs.update(outputs)
 
     def summary(self) -> dict[str, Any] | None:
         """The report's `redone`: items (all), why (one line), changes (recipe fields), inputs."""
@@ -204,9 +243,12 @@ class Redo:
         files = sorted(self.files)
         both = [why] if why else []
         both += [f"input changed: {_named(files)}"] if files else []
+        outputs = sorted(self.outputs)
+        both += [f"output changed size: {_named(outputs)}"] if outputs else []
         return {"items": self.items, "why": "; ".join(both), "changes": sorted(self.changes),
                 "recipe": {"items": self.recipe_items, "why": why},
-                "inputs": {"items": self.input_items, "files": files}}
+                "inputs": {"items": self.input_items, "files": files},
+                "outputs": {"items": self.output_items, "files": outputs}}
 
 
 def _named(files: list[str], most: int = 5) -> str:
@@ -214,7 +256,8 @@ def _named(files: list[str], most: int = 5) -> str:
 
 
 def redo_lines(redone: dict[str, Any] | None) -> list[str]:
-    """`redone 4 because the recipe changed: ...`, `redone 1 because its input changed: a.jpg`."""
+    """`redone 4 because the recipe changed: ...`, `redone 1 because its input changed: a.jpg`,
+    `redone 1 because its output changed size since written: frames/a.0005.png`."""
     if not redone:
         return []
     lines = []
@@ -224,4 +267,8 @@ def redo_lines(redone: dict[str, Any] | None) -> list[str]:
     if n := inputs.get("items"):
         whose = "its input" if n == 1 else "their input" if len(inputs["files"]) == 1 else "their inputs"
         lines.append(f"redone {n} because {whose} changed: {_named(inputs['files'])}")
+    if n := (redone.get("outputs") or {}).get("items"):
+        whose = "its output" if n == 1 else "their outputs"
+        lines.append(f"redone {n} because {whose} changed size since written: "
+                     f"{_named(redone['outputs']['files'])}")
     return lines

@@ -206,37 +206,51 @@ def _merge_steps(reports: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return steps
 
 
-def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report for a job of many tasks: counts and timings summed, failures and outputs
-    joined, workers keyed by task; the status is the worst of the tasks'."""
-    order = {"ok": 0, "running": 1, "partial": 2, "failed": 3}
+def task_name(report: dict[str, Any]) -> str:
+    """The task a loaded report is from: `report.shard-1-of-3.json` -> `shard-1-of-3`, `report.json` -> `main`."""
+    return report["_file"].removeprefix("report").removesuffix(".json").strip(".") or "main"
+
+
+def merge_reports(reports: list[dict[str, Any]], job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One report for a job of many tasks: timings summed, outputs joined, workers keyed by task.
+    `job` holds its tasks, counts, failures and status where the caller judges them itself
+    (`stylefarm.report.merge_job`, from the manifest and the live runs); without it, each report
+    counts as it says: counts summed, failures joined, the status the worst of the tasks'."""
+    names = [task_name(r) for r in reports]
+    job = _as_reported(reports, names) if job is None else job
     merged: dict[str, Any] = {
-        "workflow": reports[-1].get("workflow") if reports else None, "tasks": [],
-        "counts": {"done": 0, "skipped": 0, "failed": 0},
-        "outputs": [], "failures": [], "workers": {}, "steps": _merge_steps(reports), "seconds": 0.0,
+        "workflow": reports[-1].get("workflow") if reports else None, "tasks": job["tasks"],
+        "counts": job["counts"], "outputs": [], "failures": job["failures"], "workers": {},
+        "steps": _merge_steps(reports), "seconds": 0.0,
         "provenance": next((r["provenance"] for r in reversed(reports) if r.get("provenance")), {}),
+        "status": job["status"],
     }
-    status = "ok"
-    for report in reports:
-        task = report["_file"].removeprefix("report").removesuffix(".json").strip(".") or "main"
-        merged["tasks"].append({"task": task, "status": report.get("status"), "counts": report.get("counts"),
-                                "seconds": report.get("seconds"), "started": report.get("started")})
-        for key in merged["counts"]:
-            merged["counts"][key] += (report.get("counts") or {}).get(key, 0)
-        merged["failures"] += [{**f, "task": task} for f in report.get("failures", [])]
+    for task, report in zip(names, reports):
         merged["outputs"] += [o for o in report.get("outputs", []) if o not in merged["outputs"]]
         for name, row in (report.get("workers") or {}).items():
             merged["workers"][f"{task}:{name}" if len(reports) > 1 else name] = row
         merged["seconds"] += report.get("seconds") or 0.0
-        if order.get(report.get("status"), 3) > order[status]:
-            status = report.get("status") if report.get("status") in order else "failed"
-    merged["status"] = status if reports else "running"
     merged["started"] = min((r["started"] for r in reports if r.get("started")), default="")
     for key in ("videos", "eval"):
         found = [r[key] for r in reports if r.get(key)]
         if found:
             merged[key] = found[-1]
     return merged
+
+
+def _as_reported(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """`merge_reports`' tasks, counts, failures and status when each report is taken as it says."""
+    order = {"ok": 0, "running": 1, "partial": 2, "failed": 3}
+    tasks, counts, failures, status = [], {"done": 0, "skipped": 0, "failed": 0}, [], "ok"
+    for task, report in zip(names, reports):
+        tasks.append({"task": task, "status": report.get("status"), "counts": report.get("counts"),
+                      "seconds": report.get("seconds"), "started": report.get("started")})
+        for key in counts:
+            counts[key] += (report.get("counts") or {}).get(key, 0)
+        failures += [{**f, "task": task} for f in report.get("failures", [])]
+        if order.get(report.get("status"), 3) > order[status]:
+            status = report.get("status") if report.get("status") in order else "failed"
+    return {"tasks": tasks, "counts": counts, "failures": failures, "status": status if reports else "running"}
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .images import atomic_write_bytes
+from .manifest import SEGMENT, segment_ends
 
 
 def versions() -> dict[str, str]:
@@ -113,7 +114,6 @@ def merge_job(directory: Path) -> dict[str, Any]:
 
     root = directory.parent if directory.name == STATE_DIR else directory
     reports = load_reports(directory)
-    merged = merge_reports(reports)  # timings, outputs, workers and provenance of every run
     entries = [_report_entry(r) for r in reports] + [_live_entry(info) for info in live_runs(root)]
     _mark_superseded(entries)
     current = [e for e in entries if not e["superseded_by"]]
@@ -124,20 +124,24 @@ def merge_job(directory: Path) -> dict[str, Any]:
         failures += left
         statuses.append("ok" if entry["status"] == "partial" and not left else entry["status"])
     total = _job_total(reports)
-    merged["missing"] = _missing_shards(current)
+    missing = _missing_shards(current)
     # no report and no lock seen: tasks on hosts whose flock this one cannot see (the manifest grows)
     status = max(statuses, key=STATUS_ORDER.__getitem__, default="running")
-    if status == "ok" and (merged["missing"] or (total is not None and len(done) < total)):
+    if status == "ok" and (missing or (total is not None and len(done) < total)):
         status = "incomplete"
     failed = {f.get("item") for f in failures if _is_item(f.get("item"))}  # not `output.video`
-    merged.update(status=status, tasks=[{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
-                  failures=failures, recorded=len(done),
-                  counts={**({"items": total} if total is not None else {}), "done": len(done), "failed": len(failed)})
+    job = {"status": status, "tasks": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
+           "failures": failures,
+           "counts": {**({"items": total} if total is not None else {}), "done": len(done), "failed": len(failed)}}
+    merged = merge_reports(reports, job)  # timings, outputs, workers and provenance of every run
+    merged.update(missing=missing, recorded=len(done))
     return merged
 
 
 def _report_entry(report: dict[str, Any]) -> dict[str, Any]:
-    task = report["_file"].removeprefix("report").removesuffix(".json").strip(".") or "main"
+    from .provenance import task_name
+
+    task = task_name(report)
     status = report.get("status") if report.get("status") in STATUS_ORDER else "failed"
     return {"task": task, "status": status, "counts": report.get("counts"), "seconds": report.get("seconds"),
             "started": report.get("started"), "superseded_by": None,
@@ -192,9 +196,6 @@ def _is_item(key: Any) -> bool:
     return isinstance(key, str) and "#" in key
 
 
-SEGMENT = "segment:"
-
-
 def finished_items(recorded: Iterable[str], reports: list[dict[str, Any]]) -> set[str]:
     """The items a manifest has finished, whatever the unit: a segment line (`segment:<first
     key>..<last key>`, its piece of the video) stands for every frame it covers, so a video-only
@@ -211,16 +212,6 @@ def finished_items(recorded: Iterable[str], reports: list[dict[str, Any]]) -> se
             size = files.get((Path(source).name, Path(tail).name), 2)
             items.update([first, last, *(f"{key}|{n}" for n in range(size - 2))])
     return items
-
-
-def segment_ends(key: str) -> tuple[str, str]:
-    """The first and last item keys of a segment key (a path may hold `#1..` itself)."""
-    from .manifest import _HEAD
-
-    body = key.removeprefix(SEGMENT)
-    heads = [body[:m.end()] for m in _HEAD.finditer(body)] or [body]
-    split = [(h, body[len(h) + 2:]) for h in heads]
-    return next(((h, t) for h, t in split if h.rpartition("#")[0] == t.rpartition("#")[0]), split[0])
 
 
 _FILES = re.compile(r"(.+) \.\. (.+) \((\d+) files\)")

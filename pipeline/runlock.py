@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputError
+from .ranges import merge, ranges_text
 
 RUN_ID = f"{os.getpid():x}{secrets.token_hex(3)}"
 STATE_DIR = ".stylefarm"
@@ -67,16 +68,6 @@ class Selection:
 WHOLE = Selection()
 
 
-def _merge(ranges: list[tuple[int, int]]) -> Ranges:
-    out: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if out and first <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], last))
-        else:
-            out.append((first, last))
-    return tuple(out)
-
-
 @lru_cache(maxsize=4096)  # a job's report reads each task name against every later one
 def task_selection(task: str) -> Selection:
     """`run`/`main` -> the whole job; `frames-1001-1050_1090.shard-1-of-2` -> its frames and shard
@@ -92,7 +83,7 @@ def task_selection(task: str) -> Selection:
         pieces = [re.fullmatch(r"(-?\d+)(?:-(-?\d+))?", p) for p in part.removeprefix("frames-").split("_")]
         if not part.startswith("frames-") or not all(pieces):
             return Selection(unknown=task)
-        frames = _merge([(int(m[1]), int(m[2] if m[2] is not None else m[1])) for m in pieces])
+        frames = tuple(merge((int(m[1]), int(m[2] if m[2] is not None else m[1])) for m in pieces))
     return Selection(frames, shard)
 
 
@@ -102,7 +93,7 @@ def describe(selection: Selection) -> str:
         return f"task {selection.unknown}"
     parts = []
     if selection.frames is not None:
-        parts.append("--frames " + ",".join(f"{a}-{b}" if a != b else str(a) for a, b in selection.frames))
+        parts.append("--frames " + ranges_text(selection.frames))
     if selection.shard:
         parts.append(f"--shard {selection.shard[0]}/{selection.shard[1]}")
     return " ".join(parts) or "the whole job"
@@ -143,7 +134,7 @@ def covers(pieces: list[Selection], target: Selection) -> bool:
             if frames is None:
                 return True
             ranges += frames
-    union = _merge(ranges)
+    union = merge(ranges)
     return target.frames is not None and all(any(a <= x and y <= b for a, b in union) for x, y in target.frames)
 
 

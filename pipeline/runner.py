@@ -17,6 +17,7 @@ from .item import Item
 from .manifest import STATE_DIR, Manifest, Redo, redo_lines
 from .plan import Plan
 from .progress import Progress
+from .ranges import ranges_text
 from .recipe import Recipe
 from .report import RunReport
 from .runlock import RunLock
@@ -61,7 +62,13 @@ def write_outputs(sinks: list[Sink], result: Item) -> list[Path]:
 
 
 def frames_text(frames: list[tuple[int, int]] | None) -> str | None:
-    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in frames) if frames else None
+    return ranges_text(frames) if frames else None
+
+
+def probe_item(plan: Plan, frame: int | None = 0) -> Item:
+    """A stand-in item of the job (no file behind it) that asks a sink whether it plans a file of
+    its own per item (`is_aggregate`); `frame=None` asks as for a still."""
+    return Item(source=str(plan.base_dir / "probe.png"), index=0, frame=frame)
 
 
 class Run(SegmentMode):
@@ -101,7 +108,7 @@ class Run(SegmentMode):
         """A --shard task is one part of a job: a video or a contact sheet made from its items
         alone would be wrong, so it leaves them to the final run without --shard, which resumes
         every task's items and feeds their files to those sinks (as a farm job's assemble step)."""
-        probe = Item(source=str(self.plan.base_dir / "probe.png"), index=0, frame=0)
+        probe = probe_item(self.plan)
         whole = [sink for sink in sinks if is_aggregate(sink, probe)]
         if not whole:
             return sinks
@@ -142,7 +149,8 @@ class Run(SegmentMode):
             self._fail(item, f"would overwrite {clash}'s output; add {{frame:04d}} or {{input.rel}} to "
                        f"output.pattern so items map to different files", progress)
             return True
-        state = manifest.status(item.key, planned) if planned else "todo"
+        files = [item.meta["file"]] if "file" in item.meta else None  # a sequence frame's own file
+        state = manifest.status(item.key, planned, files) if planned else "todo"
         if state == "changed":
             self._note_redo(manifest, item.key)
         if state != "done":

@@ -152,7 +152,7 @@ class SegmentMode:
         for index, source in enumerate(plan.sources):
             generate = index if index in plan.generated else None
             if isinstance(source, VideoSource):
-                (lo, hi), meta = source.span, source._meta()
+                (lo, hi), meta = source.span, source.item_meta()
                 for a, b in video_ranges(lo, hi, size, merge_tail=video is not None):
                     lead = min(warm, a - lo)
                     items = [source.frame_item(i, meta=meta) for i in range(a, b + 1)]
@@ -318,7 +318,7 @@ class SegmentMode:
     def _audio(self, video: VideoSink, source: Any, final: Path) -> tuple[Path | None, float, str | None]:
         """The frame-mode sink's audio rule: copy when the whole video was read and the container
         takes the codec, re-encode for ranges (exact cut) or containers that need it."""
-        meta = (source._meta() if isinstance(source, VideoSource) else {}).get("video", {})
+        meta = (source.item_meta() if isinstance(source, VideoSource) else {}).get("video", {})
         if video.options.audio == "none" or not meta.get("audio"):
             return None, 0.0, None
         fmt = container(final)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .errors import WorkflowError
 from .item import Item
+from .ranges import holds, ranges_text
 
 ItemFilter = Callable[[int, Item], bool]
 
@@ -77,7 +78,7 @@ class ItemSelection:
         if item.frame is not None:
             low, high = self.seen or (item.frame, item.frame)
             self.seen = (min(low, item.frame), max(high, item.frame))
-        if self.frames and (item.frame is None or not any(a <= item.frame <= b for a, b in self.frames)):
+        if self.frames and not holds(self.frames, item.frame):
             return False
         mine = self.shard is None or shard_of(self.position, self.total, self.shard.count) == self.shard.index
         self.position += 1
@@ -88,9 +89,8 @@ class ItemSelection:
         """The warning for `--frames` that matched no item, naming the frames the inputs have."""
         if not self.frames or self.position:
             return None
-        wanted = ",".join(f"{a}-{b}" if a != b else str(a) for a, b in self.frames)
         have = f"frames {self.seen[0]}-{self.seen[1]}" if self.seen else "no numbered frames (stills)"
-        return f"--frames {wanted} selects nothing: the inputs have {have}"
+        return f"--frames {ranges_text(self.frames)} selects nothing: the inputs have {have}"
 
 
 def make_filter(shard: Shard | None = None, frames: list[tuple[int, int]] | None = None,
@@ -110,8 +110,7 @@ def selected_total(counts: list[int | None], sources: list, frames: list[tuple[i
     by lazy sources) so that shards of a frame range are balanced."""
     if not frames:
         return known_total(counts)
-    return sum(1 for source in sources for item in source.items()
-               if item.frame is not None and any(a <= item.frame <= b for a, b in frames))
+    return sum(1 for source in sources for item in source.items() if holds(frames, item.frame))
 
 
 def shard_sizes(total: int | None, count: int) -> list[int | None]:

@@ -3,7 +3,7 @@
 Why: small-channel conv nets (cin26, fast_style, magenta_arbitrary) are memory-bound in eager
 mode on CPU; inductor fuses pad + norm + relu into a few loops and prepacks the conv weights
 ("freezing"): 1.15-1.5x per frame on a 2-core CPU (benchmarks/README.md). The price is a compile
-per frame size (15-40 s there), which a farm would pay in every task. So each compile is saved
+per frame size (30-70 s there), which a farm would pay in every task. So each compile is saved
 as an AOTInductor package under `compile_dir()` keyed by the network's code and weights, the
 input shapes, torch, device and thread count: the next process (or farm task on the same node)
 loads it in about a second.

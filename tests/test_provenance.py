@@ -164,3 +164,23 @@ def test_the_host_platform_is_python_s_own_string_without_its_uname_run(monkeypa
     monkeypatch.setattr(subprocess.Popen, "__init__", spy)
     assert _platform() == expected
     assert sys.platform != "linux" or not started, started
+
+
+def test_merged_job_takes_its_task_fields_from_the_caller_and_the_rest_from_the_reports():
+    """`merge_job` judges tasks, counts, failures and status itself (manifest, live runs): the
+    merge takes them as given, in the report's usual place, and sums the rest as ever."""
+    from stylefarm.provenance import merge_reports, task_name
+
+    reports = [{"_file": f"report.shard-{i}-of-2.json", "status": "failed", "seconds": 1.5, "outputs": ["a.png"],
+                "counts": {"done": 9, "skipped": 0, "failed": 9}, "failures": [{"item": "x#1"}],
+                "workers": {"w": {"items": 1}}} for i in (1, 2)]
+    job = {"tasks": [{"task": "shard-1-of-2"}], "counts": {"done": 2}, "failures": [], "status": "ok"}
+    merged = merge_reports(reports, job)
+    assert {k: merged[k] for k in job} == job
+    assert list(merged)[:10] == ["workflow", "tasks", "counts", "outputs", "failures", "workers", "steps",
+                                 "seconds", "provenance", "status"]
+    assert merged["seconds"] == 3.0 and merged["outputs"] == ["a.png"]
+    assert set(merged["workers"]) == {"shard-1-of-2:w", "shard-2-of-2:w"}
+    assert merge_reports(reports)["status"] == "failed"  # without a job: each report as it says
+    assert [task_name(r) for r in reports] == ["shard-1-of-2", "shard-2-of-2"]
+    assert task_name({"_file": "report.json"}) == "main"

@@ -101,14 +101,34 @@ def test_kit_catches_a_yuv_result_of_another_size():
 
 
 @pytest.mark.parametrize("pixel_types, why", [(("unit8", "float32"), "unknown pixel type 'unit8'"),
-                                              (("float32", "yuv420p"), '"yuv420p" needs "uint8"')])
+                                              (("float32", "yuv420p"), '"yuv420p" needs "uint8"'),
+                                              (("uint8",), '"float32" is missing'),
+                                              ("float32", "must be a tuple, not 'float32'")])
 def test_kit_refuses_pixel_types_the_host_cannot_feed(pixel_types, why):
     class Declares(Dim8):
         name = "test_declares"
 
     Declares.pixel_types = pixel_types
-    with pytest.raises(StepContractError, match=why):
+    with pytest.raises(StepContractError, match=why) as caught:
         check_step_contract(Declares)
+    assert str(caught.value).startswith(f"step 'test_declares' declares pixel_types={pixel_types!r}, which the host ")
+
+
+def test_kit_and_host_refuse_the_same_pixel_types_before_running_the_step():
+    from stylefarm.host import ContractError, _check_step, pixel_types_problem
+
+    class Broken(Dim8):
+        name = "test_broken"
+        pixel_types = ("float32", "yuv420p")
+
+        def process(self, batch: Batch) -> Batch:
+            raise AssertionError("a step the host refuses must not run")
+
+    with pytest.raises(StepContractError) as caught:
+        check_step_contract(Broken)
+    assert str(caught.value).endswith(pixel_types_problem(Broken.pixel_types))
+    with pytest.raises(ContractError, match="uint8 wherever yuv420p is"):
+        _check_step(Broken)
 
 
 @pytest.mark.parametrize("options", [{"scale": 0.5}, {"scale": 2}, {"width": 31}, {"width": 20, "height": 14}])

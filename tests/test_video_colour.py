@@ -131,3 +131,20 @@ def test_an_odd_resize_of_a_bt709_video_converts_with_its_matrix(tmp_path):
 
     baseline = error("bt601", "colorspace=smpte170m:color_primaries=smpte170m:color_trc=smpte170m", "sd")
     assert error("bt709", BT709["tags"], "hd") < baseline + 1.0
+
+
+def test_ffprobe_colour_fields_read_as_the_banner_words():
+    """A system ffprobe's JSON keeps the bt2020 / PQ tags the bundled probe reads from the banner
+    (no ffprobe on the test machines: its documented field names, fed as it writes them)."""
+    from stylefarm.video.probe import ffprobe_color
+    from stylefarm.video.yuv import color_options
+
+    hdr = {"color_range": "tv", "color_space": "bt2020nc", "color_primaries": "bt2020",
+           "color_transfer": "smpte2084"}
+    assert ffprobe_color(hdr) == ("tv", "bt2020nc/bt2020/smpte2084")
+    assert color_options(ffprobe_color(hdr)) == {"range": "tv", "colorspace": "bt2020nc",
+                                                 "color_primaries": "bt2020", "color_trc": "smpte2084"}
+    assert ffprobe_color({"color_range": "pc", "color_space": "bt709", "color_primaries": "bt709",
+                          "color_transfer": "bt709"}) == ("pc", "bt709")
+    assert ffprobe_color({"color_space": "bt709"}) == ("bt709/unknown/unknown",)
+    assert ffprobe_color({"color_range": "unknown"}) == ()

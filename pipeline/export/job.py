@@ -26,6 +26,8 @@ from pathlib import Path
 from ..errors import WorkflowError
 from ..manifest import STATE_DIR
 from ..plan import Plan
+from ..ranges import holds, merge, ranges_text
+from ..runner import probe_item
 from ..shard import parse_frames
 from ..sinks import OutputContext, is_aggregate
 
@@ -65,7 +67,7 @@ class FarmJob:
 
     @property
     def frames_text(self) -> str:
-        return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in self.frames or [])
+        return ranges_text(self.frames or [])
 
     def chunks(self) -> list[tuple[int, int]]:
         """Ranges of at most `chunk_size` frames, never across a gap (as OpenJD's CONTIGUOUS chunks)."""
@@ -112,20 +114,12 @@ def _frame_numbers(source) -> list[int | None]:
 
 def compress(numbers: list[int]) -> list[tuple[int, int]]:
     """Sorted unique numbers -> inclusive ranges: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
-    ranges: list[tuple[int, int]] = []
-    for n in sorted(set(numbers)):
-        if ranges and n == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], n)
-        else:
-            ranges.append((n, n))
-    return ranges
+    return merge((n, n) for n in numbers)
 
 
 def aggregate_sinks(plan: Plan, probe=None) -> list[str]:
     """Output keys whose sink writes no per-item file (video, sheet): they need the whole job."""
-    from ..item import Item
-
-    probe = probe or Item(source=str(plan.base_dir / "probe.png"), index=0, frame=0)
+    probe = probe or probe_item(plan)
     stages = tuple(call.name for call in plan.chain[:-1] if call.save)
     ctx = OutputContext(plan.root, plan.base_dir, plan.workflow.output, plan.step_label, stages)
     return [cls.key for cls, options in plan.sinks if is_aggregate(cls(options, ctx), probe)]
@@ -169,14 +163,11 @@ def build_job(plan: Plan, workflow: Path, sets: tuple[str, ...] = (), chunk_size
     selected = parse_frames(frames) if frames else None
     numbers = available
     if selected:
-        numbers = [n for n in numbers if n is not None and any(a <= n <= b for a, b in selected)]
+        numbers = [n for n in numbers if holds(selected, n)]
     if not numbers:
         raise WorkflowError(f"{workflow}: the job has no items{' in --frames ' + frames if frames else ''}")
     frame_mode = None not in numbers
-    from ..item import Item
-
-    probe = Item(source=str(plan.base_dir / "probe.png"), index=0, frame=numbers[0] if frame_mode else None)
-    aggregates = aggregate_sinks(plan, probe)
+    aggregates = aggregate_sinks(plan, probe_item(plan, numbers[0] if frame_mode else None))
     per_item = [cls.key for cls, options in plan.sinks if cls.key not in aggregates]
     task_args = [arg for key in aggregates for arg in ("--set", f"output.{key}=false")]
     if aggregates and not per_item:  # a video with no frame images: hand frames over in the state dir

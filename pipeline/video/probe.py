@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from . import ffmpeg
@@ -276,6 +277,17 @@ def snap_rate(rate: Fraction, durations: list[int], base: Fraction, trust_span: 
     return rate.limit_denominator(1001)
 
 
+def ffprobe_color(video: dict[str, Any]) -> tuple[str, ...]:
+    """ffprobe's colour fields as the banner's words, which the rest reads (`yuv.color_options`):
+    the range, then matrix/primaries/transfer, one name when the three agree, so bt2020 / PQ / HLG
+    tags survive this path too."""
+    names = [video.get(k) or "unknown" for k in ("color_space", "color_primaries", "color_transfer")]
+    words = [video["color_range"]] if video.get("color_range") in ("tv", "pc") else []
+    if names != ["unknown"] * 3:
+        words.append(names[0] if len(set(names)) == 1 else "/".join(names))
+    return tuple(words)
+
+
 def _probe_ffprobe(path: Path) -> VideoInfo:
     """System ffprobe path: same fields from its JSON (packet count without decoding)."""
     argv = [ffmpeg.ffprobe_exe(), "-v", "error", "-count_packets", "-show_streams", "-show_format",
@@ -299,5 +311,5 @@ def _probe_ffprobe(path: Path) -> VideoInfo:
                      float(data.get("format", {}).get("duration", 0) or 0), video.get("codec_name", "?"),
                      video.get("pix_fmt", "?"), rotation, audio.get("codec_name") if audio else None,
                      vfr=video.get("avg_frame_rate") != video.get("r_frame_rate"),
-                     color=tuple(video[k] for k in ("color_range", "color_space") if video.get(k)), sar=sar,
+                     color=ffprobe_color(video), sar=sar,
                      lead=round(lead, 6))

@@ -45,6 +45,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from ..errors import OutputError
 from ..images import check_picture, quantize, read_image, resize
 from ..item import Item
+from ..ranges import frame_count, merge, ranges_text
 from ..sinks import ImageSink, OutputContext, Sink, SinkOptions
 from . import ffmpeg, yuv
 from .encode import (
@@ -60,7 +61,7 @@ from .encode import (
     pix_fmt_depth,
 )
 from .sequence import parse_fps
-from .yuv import SAME_NAME_TAGS
+from .yuv import color_options
 
 log = logging.getLogger("stylefarm.video")
 MAX_REORDER = 256  # frames buffered while waiting for a late one; beyond that it is lost
@@ -187,21 +188,6 @@ def even_size(w: int, h: int, pix_fmt: str, mode: str) -> tuple[int, int]:
     return (w + step if need_w and w % 2 else w), (h + step if need_h and h % 2 else h)
 
 
-def color_options(tags: list[str]) -> dict[str, str]:
-    """setparams options that keep a source's colour tags (the probe's banner words, e.g.
-    ["tv", "bt709"] or ["tv", "bt2020nc/bt2020/smpte2084"]) on its video (`VideoSink` docstring)."""
-    out = {"range": next(r for r in ("tv", "pc") if r in tags)} if {"tv", "pc"} & set(tags) else {}
-    for tag in tags:
-        names = tag.split("/")
-        if len(names) == 1 and tag in SAME_NAME_TAGS:
-            names = [tag] * 3
-        if len(names) == 3:
-            for key, name in zip(("colorspace", "color_primaries", "color_trc"), names):
-                if name.replace("-", "").isalnum() and name not in ("unknown", "reserved", "unspecified"):
-                    out[key] = name
-    return out
-
-
 def source_color(item: Item) -> list[str]:
     """The colour words of an item's source video (the probe's, e.g. ["tv", "bt709", "progressive"]):
     the source puts them in the items of its yuv420p frames; for RGB ones the probe is asked
@@ -250,15 +236,8 @@ def kept_ranges(first: int, count: int | None, offset: int,
     if not frames:
         return None
     last = first + count - 1 if count is not None else None
-    kept: list[tuple[int, int]] = []
-    for a, b in sorted(frames):
-        lo, hi = max(a - offset, first), b - offset if last is None else min(b - offset, last)
-        if lo > hi:
-            continue
-        if kept and lo <= kept[-1][1] + 1:
-            kept[-1] = (kept[-1][0], max(kept[-1][1], hi))
-        else:
-            kept.append((lo, hi))
+    clipped = ((max(a - offset, first), b - offset if last is None else min(b - offset, last)) for a, b in frames)
+    kept = merge((lo, hi) for lo, hi in clipped if lo <= hi)
     return None if last is not None and kept == [(first, last)] else kept
 
 
@@ -276,7 +255,7 @@ class _Track:
         self.next: int | None = self.kept[0][0] if self.kept else first
         self.expected: int | None = count  # unknown for an input that cannot count its frames
         if self.kept is not None and count is not None:
-            self.expected = sum(b - a + 1 for a, b in self.kept)
+            self.expected = frame_count(self.kept)
         self.pending: dict[int, np.ndarray] = {}
         self.encoder: Encoder | None = None
         self.lost: str | None = None  # why this video cannot be complete
@@ -313,10 +292,9 @@ class _Track:
         if self.kept is None:
             return None
         first, count = self.span
-        held = ",".join(f"{a + self.offset}-{b + self.offset}" if a != b else str(a + self.offset)
-                        for a, b in self.kept)
+        held = ranges_text(self.kept, self.offset)
         of = f" of {first + self.offset}-{first + count - 1 + self.offset}" if count else ""
-        return f"frames {held}{of} (the --frames selection, {sum(b - a + 1 for a, b in self.kept)} frames)"
+        return f"frames {held}{of} (the --frames selection, {frame_count(self.kept)} frames)"
 
     def passed(self, index: int) -> None:
         """A relayed frame went through (frames come in order: the source numbers them)."""
@@ -429,7 +407,12 @@ class VideoSink(Sink):
                         key=lambda p: READBACK.index(p.suffix.lower()))
         if not images:
             raise OutputError(f"{item.key}: resume has no frame image to rebuild the video from; rerun with --force")
-        self._push(item, read_image(images[0])[0])
+        try:
+            image = read_image(images[0])[0]
+        except ValueError as exc:  # same size as written (or an older manifest), yet unreadable
+            raise OutputError(f"{item.key}: cannot rebuild the video from the frame an earlier run wrote: {exc}; "
+                              f"delete that file (the rerun remakes it) or rerun with --force") from None
+        self._push(item, image)
 
     def _push(self, item: Item, image: np.ndarray, layout: str = "rgb") -> None:
         """Queue one frame for its video; yuv420p frames go in untouched where the encoder takes them

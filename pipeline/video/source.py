@@ -196,7 +196,11 @@ class VideoSource(Source):
         """Bits per component of the stored frames: deeper sources are decoded as 16-bit RGB."""
         return pix_fmt_depth(self.info.pix_fmt)
 
-    def _meta(self) -> dict[str, Any]:
+    def item_meta(self) -> dict[str, Any]:
+        """The `meta` each of this video's items carries, `{"video": {...}}`: the file, the first
+        frame and count read, whether that is the whole video, its start time, audio codec and bit
+        depth (and colour tags and display shape where the encoder needs them), as the video sink
+        reads it. Built anew at each call: pass one to `frame_item(meta=...)` to share it."""
         lo, hi = self.span
         whole = lo == 0 and hi == self.info.frames - 1
         video = {"path": str(self.info.path), "first": lo, "count": self._expected(), "whole": whole,
@@ -218,7 +222,7 @@ class VideoSource(Source):
         info, deep = self.info, self.bits > 8 and self.layout == "rgb"  # deep frames come as float32
         return Item(source=str(info.path), index=index, frame=self.options.start_number + index, image=image,
                     fps=info.fps, pts=float(index / info.fps), size=self.scaled or (info.width, info.height),
-                    bit_depth=16 if deep else 8, meta=meta or self._meta(), layout=self.layout)
+                    bit_depth=16 if deep else 8, meta=meta or self.item_meta(), layout=self.layout)
 
     def offer_relay(self) -> bool:
         """Whether one ffmpeg may decode and encode this video (`relay_items`): frames kept as
@@ -229,7 +233,7 @@ class VideoSource(Source):
         """A relayed video's items, without pixels. `start` (the video sink's) runs one ffmpeg on
         the decoder's stream into the encoder; its showinfo lines number the frames as `items()`
         does, lost and missing frames included, so the report and the exit code are the same."""
-        info, (lo, hi), meta = self.info, self.span, self._meta()
+        info, (lo, hi), meta = self.info, self.span, self.item_meta()
         pipe = start(self.frame_item(lo, meta=meta), self._decoding())
         clock = self._clock(pipe)
         index = lo
@@ -252,7 +256,7 @@ class VideoSource(Source):
     def items(self) -> Iterator[Item]:
         lo, hi = self.span
         shape, dtype = self._frame_shape()
-        size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self._meta()
+        size, meta = int(np.prod(shape)) * np.dtype(dtype).itemsize, self.item_meta()
         pipe = ffmpeg.Pipe(self._argv(), reading=True)
         clock = self._clock(pipe) if not self._retime else None
 

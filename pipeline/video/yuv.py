@@ -17,7 +17,7 @@ ffmpeg's assumption for an untagged source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,13 +81,29 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
                 cv2.resize(v, half, interpolation=interp))
 
 
+def color_options(tags: Sequence[str]) -> dict[str, str]:
+    """The colour description a source's tags name (the probe's banner words, e.g. ["tv", "bt709"]
+    or ["tv", "bt2020nc/bt2020/smpte2084"]), as setparams options: the video sink keeps them on
+    its video (`VideoSink` docstring), `source_matrix` converts with them. Names the banner leaves
+    open ("unknown") are left out."""
+    out = {"range": next(r for r in ("tv", "pc") if r in tags)} if {"tv", "pc"} & set(tags) else {}
+    for tag in tags:
+        names = tag.split("/")
+        if len(names) == 1 and tag in SAME_NAME_TAGS:
+            names = [tag] * 3
+        if len(names) == 3:
+            for key, name in zip(("colorspace", "color_primaries", "color_trc"), names):
+                if name.replace("-", "").isalnum() and name not in ("unknown", "reserved", "unspecified"):
+                    out[key] = name
+    return out
+
+
 def source_matrix(meta: Mapping[str, Any]) -> dict[str, Any]:
     """`to_rgb` / `from_rgb` keywords for an item's source: the matrix its colour tags name (the
-    probe's banner words in `meta["video"]["color"]`, e.g. "bt709" or "bt2020nc/bt2020/smpte2084")
-    and whether it is full range ("pc")."""
-    words = (meta.get("video") or {}).get("color") or ()
-    space = next((w.split("/")[0] for w in words if "/" in w or w in SAME_NAME_TAGS), None)
-    return {"colorspace": space, "full": "pc" in words}
+    probe's banner words in `meta["video"]["color"]`, read by `color_options`) and whether it is
+    full range ("pc")."""
+    tags = color_options((meta.get("video") or {}).get("color") or ())
+    return {"colorspace": tags.get("colorspace"), "full": tags.get("range") == "pc"}
 
 
 def to_rgb(frame: np.ndarray, colorspace: str | None = None, full: bool = False) -> np.ndarray:

@@ -41,7 +41,7 @@ class CIN26Options(StepOptions):
     weights: InputPath | None = Field(None, description="local multistyle26.onnx or converted .pt")
     precision: Precision = Field("float32", description=PRECISION_HELP)
     compile: CompileOption = Field("auto", description="compiled network, ~1.15x faster per frame on CPU after a "
-                                   "one-off compile per frame size (15-40 s, cached for every process). "
+                                   "one-off compile per frame size (30-70 s on a small CPU, cached for every process). "
                                    + COMPILE_HELP)
 
 
