@@ -81,9 +81,10 @@ class Manifest:
         if recorded is None:
             return "todo"
         rel = {self._rel(p) for p in planned}
-        if not (rel.issubset(recorded) and all((self.root / r).is_file() for r in recorded)):
+        sizes = {r: _size(self.root / r) for r in recorded}  # one stat per output: there, and how big
+        if not rel.issubset(recorded) or None in sizes.values():
             return "todo"
-        if not self.same_recipe(key) or self.changed_inputs(key) or self.changed_outputs(key):
+        if not self.same_recipe(key) or self.changed_inputs(key) or self.changed_outputs(key, sizes):
             return "changed"
         return "done"
 
@@ -101,10 +102,12 @@ class Manifest:
         return [path for path, was in self.inputs.get(key, {}).items()
                 if (now := self._stat(path)) is not None and now != list(was)]
 
-    def changed_outputs(self, key: str) -> list[str]:
+    def changed_outputs(self, key: str, now: dict[str, int | None] | None = None) -> list[str]:
         """The item's recorded outputs (relative to the root) whose size is not the one they were
-        written with; lines without sizes (older stylefarm) name none."""
-        return [rel for rel, size in self.sizes.get(key, {}).items() if _size(self.root / rel) != size]
+        written with (`now`: sizes already taken); lines without sizes (older stylefarm) name none."""
+        now = now or {}
+        return [rel for rel, size in self.sizes.get(key, {}).items()
+                if (now[rel] if rel in now else _size(self.root / rel)) != size]
 
     def _stat(self, path: str) -> list[int] | None:
         """[size, mtime_ns] of an input file, taken once per run and before the file is read, so a
@@ -186,10 +189,12 @@ def segment_ends(key: str) -> tuple[str, str]:
 
 
 def _size(path: Path) -> int | None:
+    """Size of a regular file; None when there is none (missing, a folder)."""
     try:
-        return path.stat().st_size
+        st = path.stat()
     except OSError:
         return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def input_files(key: str) -> list[str]:
