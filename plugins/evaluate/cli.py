@@ -35,7 +35,7 @@ def print_table(result: dict) -> None:
         click.echo(f"  {n:>4}  {shot['first']:>5}  {shot['last']:>4}  {shot['frames']:>6}  {_fmt(shot['e_warp'])}")
 
 
-@click.command("eval")
+@click.command("eval", short_help="Temporal stability of a stylized video (E_warp, SSIM).")
 @click.argument("output")
 @click.option("--source", required=True, help="the input video / frames the OUTPUT was made from")
 @click.option("--style", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -60,7 +60,8 @@ def eval_command(output, source, style, json_path, plot_path, max_frames, flow_s
 
     \b
     Example:
-      stylefarm eval out/testsrc_styled.mp4 --source media/testsrc.mp4 --style media/style/hubble_deep_field.jpg
+      stylefarm run workflows/video_temporal.yaml
+      stylefarm eval out/video_temporal/testsrc_temporal.mp4 --source workflows/media/testsrc.mp4 --max-frames 24
     """
     from stylefarm.errors import InputError
 
