@@ -70,7 +70,8 @@ def resume_preview(run: Run) -> list[str]:
     lines = [f"items: {selected}" + (f" selected ({states['elsewhere']} left to other tasks)"
                                      if run.item_filter is not None else ""),
              f"already finished (resume skips them): {states['done']}",
-             f"to do: {states['todo']}"]
+             f"to do: {states['todo'] + states['changed']}"
+             + (f" ({states['changed']} of them redone, why below)" if states["changed"] else "")]
     return lines + redo_lines(redo.summary())
 
 

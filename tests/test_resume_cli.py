@@ -94,6 +94,7 @@ def test_dry_run_says_what_the_run_will_redo_and_why(cli, job):
     dry = cli("run", str(job), "--dry-run", *change)
     assert dry.returncode == 0, dry.stderr
     assert "already finished (resume skips them): 0" in dry.stdout
+    assert "to do: 3 (3 of them redone, why below)" in dry.stdout
     line = "redone 3 because the recipe changed: 1 step changed: blend.amount"
     assert line in dry.stdout
     assert line in cli("run", str(job), "--no-progress", *change).stdout
