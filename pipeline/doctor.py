@@ -134,7 +134,7 @@ def check_weights(host) -> list[Check]:
     from . import weights as wm
     from .errors import StylefarmError
 
-    checks, present = [], 0
+    checks, present, verified = [], 0, 0
     for name, wf in sorted(host.weights.items()):
         try:
             path = wm.resolve(name)
@@ -160,7 +160,9 @@ def check_weights(host) -> list[Check]:
         if not wf.sha256:
             checks.append(Check("warn", f"weights {name}", f"{path} present, no sha256 declared to verify it",
                                 "the plugin should declare WeightFile(sha256=...)"))
-    checks.append(Check("ok", "weights", f"{present} of {len(host.weights)} present and verified"))
+        verified += bool(wf.sha256)
+    checks.append(Check("ok", "weights", f"{present} of {len(host.weights)} present, {verified} of them verified "
+                                         "against a declared sha256"))
     return checks
 
 

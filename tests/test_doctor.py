@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from plugin_fixtures import bad_packaged_site, env_with, fake_distribution, host_with
@@ -129,3 +131,15 @@ def test_unwritable_cache_is_a_fail_with_the_variable_to_set(tmp_path, monkeypat
     checks = check_dirs()
     assert checks[0].level == "fail" and "STYLEFARM_WEIGHTS_DIR" in checks[0].fix
     assert "fail" in render(checks).splitlines()[0]
+
+
+def test_doctor_counts_files_without_a_declared_sha256_as_present_not_verified(broken_install):
+    cache = Path(broken_install["STYLEFARM_WEIGHTS_DIR"])
+    (cache / "acme__net").mkdir(parents=True)
+    (cache / "acme__net" / "acme_net.pth").write_bytes(b"weights nobody declared a hash for")
+    lines = doctor(broken_install).stdout.splitlines()
+    unverified = [line for line in lines if "no sha256 declared" in line]
+    assert any("weights acme/net" in line for line in unverified)
+    summary = next(line for line in lines if line.startswith("ok    weights ") and " present, " in line)
+    match = re.search(r"(\d+) of \d+ present, (\d+) of them verified against a declared sha256", summary)
+    assert match and int(match[1]) - int(match[2]) == len(unverified), summary
